@@ -1,0 +1,93 @@
+"""``cahub demo``: load the bundled demo data, then serve with a demo agent.
+
+The demo's secrets (the agent's console token and a Twilio auth token for simulated
+calls) are made once per data directory and kept there, so a bookmarked console URL
+keeps working. Settings from the environment or ``CAHUB_CONFIG`` take precedence.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+
+from app import close_app, create_app
+from hub.services import services
+from hub.settings import Agent, HubConfig, Settings
+from lookup.demo import DEMO_CALLER, load_demo
+
+DEMO_NUMBER = "+18005550100"
+SECRETS_FILE = "demo-secrets.json"
+
+
+def demo_secrets(data_dir: Path) -> dict[str, str]:
+    """The demo's agent token and auth token, made on first use and kept in ``data_dir``."""
+    path = data_dir / SECRETS_FILE
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    data_dir.mkdir(parents=True, exist_ok=True)
+    made = {"agent_token": secrets.token_urlsafe(24), "auth_token": secrets.token_hex(16)}
+    path.write_text(json.dumps(made))
+    path.chmod(0o600)
+    return made
+
+
+def demo_settings(base: Settings) -> Settings:
+    """``base`` completed with a demo agent and auth token where the user set none."""
+    made = demo_secrets(Path(base.data_dir))
+    update: dict[str, Any] = {}
+    if base.twilio_auth_token is None:
+        update["twilio_auth_token"] = SecretStr(made["auth_token"])
+    if not base.hub.agents:
+        agent = Agent(id="demo", name="Grace Hopper", client="grace", numbers=(DEMO_NUMBER,),
+                      token=made["agent_token"])
+        update["hub"] = HubConfig(agents=(agent,), routing=base.hub.routing)
+    return base.model_copy(update=update) if update else base
+
+
+def _cahub_command() -> str:
+    script = Path(sys.executable).parent / "cahub"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script) if script.exists() else "cahub"
+
+
+def _banner(settings: Settings, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    agent = settings.hub.agents[0]
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    to = agent.numbers[0] if agent.numbers else DEMO_NUMBER
+    return "\n".join([
+        "",
+        f"  Agent console ({agent.name}):",
+        f"    {base}/console?token={agent.token.get_secret_value()}",
+        "  Place a call from a known customer (in another terminal):",
+        f"    CAHUB_TWILIO_AUTH_TOKEN={token} {_cahub_command()} simulate-call "
+        f"--from '{DEMO_CALLER}' --to '{to}' --url {base}",
+        "",
+    ])
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
+def demo(host: str, port: int) -> None:
+    """Load the demo data into the embedded store and serve."""
+    settings = demo_settings(Settings())
+    app = create_app(settings)
+    reports = load_demo(services(app).store)
+    for report in reports:
+        click.echo(f"  demo {report.kind}: {report.loaded} loaded, "
+                   f"{len(report.rejected)} rejected")
+    click.echo(_banner(settings, host, port))
+    try:
+        app.run(host=host, port=port, threaded=True)
+    finally:
+        close_app(app)

@@ -1,0 +1,57 @@
+"""The call ledger: what was decided for each CallSid, so a retried webhook is answered
+the same way and causes no second pop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hub.models import Summary
+from hub.sqlite import ThreadLocalDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_sid    TEXT PRIMARY KEY,
+    agent_id    TEXT,
+    summary     TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    call_sid: str
+    agent_id: str | None
+    summary: Summary
+
+
+class SqliteCallLedger:
+    """``hub.ports.CallLedger`` on the hub's SQLite database."""
+
+    def __init__(self, db: ThreadLocalDatabase) -> None:
+        self._db = db
+
+    def claim(self, call_sid: str, agent_id: str | None, summary: Summary) -> bool:
+        now = time.time()
+        cursor = self._db.connection().execute(
+            "INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?, ?)",
+            (call_sid, agent_id, summary.model_dump_json(by_alias=True), now, now),
+        )
+        return cursor.rowcount == 1
+
+    def get(self, call_sid: str) -> StoredCall | None:
+        row = self._db.connection().execute(
+            "SELECT agent_id, summary FROM calls WHERE call_sid = ?", (call_sid,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredCall(call_sid, row[0], Summary.model_validate_json(row[1]))
+
+    def update_summary(self, call_sid: str, summary: Summary) -> None:
+        self._db.connection().execute(
+            "UPDATE calls SET summary = ?, updated_at = ? WHERE call_sid = ?",
+            (summary.model_dump_json(by_alias=True), time.time(), call_sid),
+        )

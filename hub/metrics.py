@@ -1,0 +1,52 @@
+"""Prometheus metrics of one app: requests, calls, lookups and pops.
+
+Each app gets its own registry, so several apps (tests, benchmarks) never share
+counters and nothing is registered at import time.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+
+
+class HubMetrics:
+    """The hub's counters and latency histograms."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cahub_http_requests", "HTTP requests answered", ["route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "cahub_http_request_seconds", "Time to answer an HTTP request", ["route"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.calls = Counter(
+            "cahub_calls", "Inbound calls accepted, by caller kind and lookup outcome",
+            ["caller_kind", "outcome"], registry=self.registry,
+        )
+        self.webhook_seconds = Histogram(
+            "cahub_webhook_seconds", "Voice webhook: request in to TwiML out",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.lookup_seconds = Histogram(
+            "cahub_lookup_seconds", "Profile lookup time per provider", ["provider", "outcome"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.pop_seconds = Histogram(
+            "cahub_pop_seconds", "Webhook received to screen pop published", ["timing"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.signature_failures = Counter(
+            "cahub_signature_failures", "Twilio requests refused for their signature", ["reason"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus text format."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,141 @@
+"""Frozen data models that cross layers: calls, identities, profiles and the summary.
+
+They are validated once, at the edge where data enters (a webhook form, a JSON Lines
+record, a provider's response); code inside trusts them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    """Base for immutable models."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class CallerKind(StrEnum):
+    """What Twilio's ``From`` turned out to be."""
+
+    NUMBER = "number"
+    WITHHELD = "withheld"
+    CLIENT = "client"
+    SIP = "sip"
+    INVALID = "invalid"
+
+
+class InboundCall(Frozen):
+    """Twilio's "a call comes in" webhook form.
+
+    Every field Twilio sends is kept (``extra="allow"``) so that the raw form is at
+    hand for routing rules; only the three the hub cannot work without are required.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    call_sid: str = Field(alias="CallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    from_: str = Field(alias="From")
+    to: str = Field(alias="To")
+    account_sid: str | None = Field(default=None, alias="AccountSid")
+    call_status: str | None = Field(default=None, alias="CallStatus")
+    direction: str | None = Field(default=None, alias="Direction")
+    caller_name: str | None = Field(default=None, alias="CallerName")
+
+
+class Identity(Frozen):
+    """A fully qualified identity: a value within an identity namespace."""
+
+    namespace: str
+    id: str
+
+
+class Caller(Frozen):
+    """The caller as the hub understands it: its kind, E.164 number and identity candidates."""
+
+    kind: CallerKind
+    raw: str
+    e164: str | None = None
+    candidates: tuple[Identity, ...] = ()
+
+
+class AudienceMembership(Frozen):
+    """Membership of one audience, with AEP's status vocabulary."""
+
+    id: str
+    name: str | None = None
+    status: str = "realized"
+
+
+class ExperienceEvent(Frozen):
+    """One XDM experience event of the person, kept as received."""
+
+    id: str
+    timestamp: datetime
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Profile(Frozen):
+    """A person's stitched profile as a provider returns it.
+
+    ``attributes`` is the merged XDM record (dotted paths are resolved by the summary's
+    field map), ``events`` are newest first.
+    """
+
+    source: str
+    profile_id: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    identities: tuple[Identity, ...] = ()
+    audiences: tuple[AudienceMembership, ...] = ()
+    events: tuple[ExperienceEvent, ...] = ()
+
+
+class CallInfo(Frozen):
+    """The ``call`` block of the summary."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    sid: str | None
+    from_: str = Field(alias="from")
+    to: str | None
+    caller_kind: CallerKind
+
+
+class SummaryAudience(Frozen):
+    id: str
+    name: str | None
+    status: str
+
+
+class SummaryEvent(Frozen):
+    timestamp: datetime
+    type: str
+    title: str
+
+
+class Summary(Frozen):
+    """What the agent sees: PRODUCT.md §7, with stable field names."""
+
+    call: CallInfo
+    identity: Identity | None
+    found: bool
+    source: str | None = None
+    profile_id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    loyalty_tier: str | None = None
+    lifetime_value: float | None = None
+    churn_propensity: float | None = None
+    audiences: tuple[SummaryAudience, ...] = ()
+    recent_events: tuple[SummaryEvent, ...] = ()
+    last_campaign: str | None = None
+    lookup_ms: float | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The summary as the JSON object of PRODUCT.md §7."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,88 @@
+"""The ports the core depends on, as small Protocols, and the errors adapters raise.
+
+Adapters live in ``lookup/`` (read side) and ``integrations/`` (write side); they
+translate vendor errors into ``TransientError`` or ``PermanentError`` at their edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from hub.models import Identity, Profile, Summary
+
+
+class HubError(Exception):
+    """Base of the hub's own errors."""
+
+
+class TransientError(HubError):
+    """A failure that may succeed if tried again later (timeouts, 5xx, throttling)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(HubError):
+    """A failure that will fail the same way again (bad input, rejected credentials)."""
+
+
+class ProfileProvider(Protocol):
+    """A source of customer profiles."""
+
+    name: str
+
+    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+        """Return the person known by any of ``identities`` (tried in order), or None.
+
+        ``deadline`` is a ``time.monotonic()`` instant the provider should not run past.
+        """
+        ...
+
+    def ping(self) -> None:
+        """Raise ``HubError`` when the provider cannot serve lookups."""
+        ...
+
+
+class PopStream(Protocol):
+    """One agent's subscription to screen pops."""
+
+    def next(self, timeout: float) -> tuple[str, Summary] | None:
+        """The next ``(event id, summary)`` or None when ``timeout`` seconds pass first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ScreenPopBroker(Protocol):
+    """Fans screen pops out to the agent consoles that are listening."""
+
+    def publish(self, agent_id: str, summary: Summary) -> str:
+        """Send ``summary`` to every console of ``agent_id``; return the event id."""
+        ...
+
+    def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:
+        """Listen for ``agent_id``'s pops, first replaying those after ``last_event_id``."""
+        ...
+
+
+class CallRecord(Protocol):
+    """What the hub decided for one CallSid."""
+
+    call_sid: str
+    agent_id: str | None
+    summary: Summary
+
+
+class CallLedger(Protocol):
+    """Remembers each call's decision so a retried webhook gets the same answer."""
+
+    def claim(self, call_sid: str, agent_id: str | None, summary: Summary) -> bool:
+        """Store the decision; False when the CallSid was already recorded."""
+        ...
+
+    def get(self, call_sid: str) -> CallRecord | None: ...
+
+    def update_summary(self, call_sid: str, summary: Summary) -> None: ...
+

@@ -1,0 +1,46 @@
+"""Keeping personal data out of logs: phone numbers and email addresses are masked.
+
+The filter rewrites every record that reaches the hub's handlers, so a careless log
+line elsewhere (a library, a traceback) still cannot leak a caller's number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+PHONE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d(?![\w])")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+def mask_phone(text: str) -> str:
+    """Keep the last two digits: enough to tell calls apart, not to call back."""
+    digits = re.sub(r"\D", "", text)
+    return f"…{digits[-2:]}" if len(digits) >= 2 else "…"
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every phone number and email address masked."""
+    text = EMAIL.sub(lambda m: "…@" + m.group(0).rsplit("@", 1)[1], text)
+    return PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+class MaskingFilter(logging.Filter):
+    """A logging filter that masks personal data in the formatted message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr through the masking filter (the CLI and the server call this)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,42 @@
+"""The services ``create_app`` builds, kept on ``app.extensions["cahub"]``.
+
+Web handlers and CLI commands fetch them with ``services()``; tests swap in fakes by
+building the dataclass themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import Flask, current_app
+
+if TYPE_CHECKING:
+    from hub.calls import InboundCallHandler
+    from hub.metrics import HubMetrics
+    from hub.ports import ProfileProvider, ScreenPopBroker
+    from hub.settings import Settings
+    from lookup.chain import ProviderChain
+    from lookup.store import EmbeddedProfileStore
+
+EXTENSION_KEY = "cahub"
+
+
+@dataclass
+class HubServices:
+    """Every adapter and use case of one app instance."""
+
+    settings: Settings
+    store: EmbeddedProfileStore
+    providers: list[ProfileProvider]
+    chain: ProviderChain
+    broker: ScreenPopBroker
+    calls: InboundCallHandler
+    metrics: HubMetrics
+    extras: dict[str, Any]
+
+
+def services(app: Flask | None = None) -> HubServices:
+    """The services of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    return cast(HubServices, target.extensions[EXTENSION_KEY])

@@ -1,0 +1,154 @@
+"""Settings: ``CAHUB_*`` environment variables (and ``.env``), plus the TOML file.
+
+Flat values come from the environment; structured ones (agents, routing, the field
+map, the merge policy) from the TOML file named by ``CAHUB_CONFIG``. Only
+``app.create_app`` builds a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KNOWN_PROVIDERS = ("embedded", "aep", "segment")
+KNOWN_CRMS = ("none", "salesforce", "hubspot", "zendesk", "webhook")
+
+
+class Agent(BaseModel):
+    """An agent who takes calls (TOML ``[[agents]]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str
+    client: str = Field(pattern=r"^[A-Za-z0-9_]{1,256}$", description="Twilio Voice SDK identity")
+    numbers: tuple[str, ...] = ()
+    sms: str | None = None
+    token: SecretStr
+
+
+class Routing(BaseModel):
+    """How calls are routed (TOML ``[routing]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_sid: str | None = Field(default=None, pattern=r"^WW[0-9a-fA-F]{32}$")
+    default_agent: str | None = None
+    queue: str = Field(default="support", max_length=64)
+    fallback_message: str = "Thank you for calling. Please hold while we connect you to an agent."
+    parameters: tuple[str, ...] = ("name", "loyalty_tier", "lifetime_value", "churn_propensity")
+
+
+class HubConfig(BaseModel):
+    """The structured part of the configuration, read from the TOML file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agents: tuple[Agent, ...] = ()
+    routing: Routing = Routing()
+    fields: dict[str, str | list[str]] = Field(default_factory=dict)
+    merge: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _agents_are_distinct(self) -> HubConfig:
+        ids = [agent.id for agent in self.agents]
+        if len(ids) != len(set(ids)):
+            raise ValueError("agent ids must be unique")
+        tokens = [agent.token.get_secret_value() for agent in self.agents]
+        if len(tokens) != len(set(tokens)):
+            raise ValueError("agent tokens must be unique")
+        return self
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything the hub can be told, with PRODUCT.md §5's names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAHUB_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path("instance")
+    config: Path | None = None
+    public_base_url: str | None = None
+    secret_key: SecretStr | None = None
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    default_region: str = "US"
+
+    profile_providers: CommaList = Field(default_factory=lambda: ["embedded"])
+    identity_namespaces: CommaList = Field(default_factory=lambda: ["Phone_E.164", "Phone"])
+    lookup_deadline_ms: int = Field(default=1000, ge=50, le=14000)
+
+    aep_base_url: str = "https://platform.adobe.io"
+    aep_ims_base_url: str = "https://ims-na1.adobelogin.com"
+    segment_base_url: str = "https://profiles.segment.com"
+    twilio_base_url: str = "https://api.twilio.com"
+    salesforce_base_url: str | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+    zendesk_base_url: str | None = None
+
+    crm: str = "none"
+    sms_from: str | None = None
+
+    hub: HubConfig = Field(default_factory=HubConfig, exclude=True)
+
+    @field_validator("profile_providers", "identity_namespaces", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("profile_providers")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; choose from {list(KNOWN_PROVIDERS)}")
+        return value
+
+    @field_validator("crm")
+    @classmethod
+    def _known_crm(cls, value: str) -> str:
+        if value not in KNOWN_CRMS:
+            raise ValueError(f"unknown CRM {value!r}; choose from {list(KNOWN_CRMS)}")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _read_toml(self) -> Settings:
+        if self.config is not None and not self.hub.agents:
+            object.__setattr__(self, "hub", load_hub_config(self.config))
+        return self
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.hub.agents if a.id == agent_id), None)
+
+
+def load_hub_config(path: Path) -> HubConfig:
+    """Read and validate the TOML file; errors name the file."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ValueError(f"CAHUB_CONFIG file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"CAHUB_CONFIG file {path} is not valid TOML: {exc}") from exc
+    return HubConfig.model_validate(raw)

@@ -1,0 +1,53 @@
+"""SQLite connections for the hub's own state (call ledger, outbox): one per thread.
+
+The server is threaded; sqlite3 connections must not cross threads, so each thread
+opens its own on first use. WAL lets readers and the writer work side by side.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+class ThreadLocalDatabase:
+    """A database file with one connection per thread and a schema applied once."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._ready = False
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema applied) on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Each connection is used by its own thread only; close() may run on another one.
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            if not self._ready:
+                conn.executescript(self._schema)
+                self._ready = True
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (at app shutdown and in tests)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,122 @@
+"""Build the agent-facing summary (PRODUCT.md §7) from a call and a profile.
+
+The field map turns XDM dotted paths into the summary's stable fields; it can be
+overridden in the TOML ``[fields]`` table. Event titles are written for an agent
+reading them in the second before they say hello.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.models import (
+    Caller,
+    CallerKind,
+    CallInfo,
+    ExperienceEvent,
+    Identity,
+    InboundCall,
+    Profile,
+    Summary,
+    SummaryAudience,
+    SummaryEvent,
+)
+from hub.titles import event_title
+
+DEFAULT_FIELDS: dict[str, str | list[str]] = {
+    "name": ["person.name.firstName+person.name.lastName", "person.name.fullName"],
+    "email": "personalEmail.address",
+    "loyalty_tier": "loyalty.tier",
+    "lifetime_value": "_cah.scores.lifetimeValue",
+    "churn_propensity": "_cah.scores.churnPropensity",
+    "last_campaign": "marketing.campaignName",
+}
+SUMMARY_EVENTS = 10
+
+
+def resolve_path(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted XDM path, or None when any step is missing."""
+    value: Any = record
+    for step in path.split("."):
+        if not isinstance(value, Mapping) or step not in value:
+            return None
+        value = value[step]
+    return value
+
+
+def resolve_field(record: Mapping[str, Any], spec: str | list[str]) -> Any:
+    """First non-empty value of the alternatives in ``spec``; ``a+b`` joins with a space."""
+    for alternative in [spec] if isinstance(spec, str) else spec:
+        parts = [resolve_path(record, path) for path in alternative.split("+")]
+        present = [str(part).strip() for part in parts if part not in (None, "")]
+        if len(parts) == 1 and present:
+            return parts[0]
+        if present:
+            return " ".join(present)
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _last_campaign(events: tuple[ExperienceEvent, ...], spec: str | list[str]) -> str | None:
+    for event in events:
+        campaign = _as_text(resolve_field(event.data, spec))
+        if campaign:
+            return campaign
+    return None
+
+
+def call_info(call: InboundCall, kind: CallerKind, e164: str | None) -> CallInfo:
+    """The ``call`` block: the number in E.164 when it is one, else as Twilio sent it."""
+    return CallInfo(sid=call.call_sid, **{"from": e164 or call.from_}, to=call.to, caller_kind=kind)
+
+
+def caller_info(caller: Caller) -> CallInfo:
+    """The ``call`` block of a lookup that is not a call (API, CLI): no sid, no ``to``."""
+    return CallInfo(sid=None, **{"from": caller.e164 or caller.raw}, to=None,
+                    caller_kind=caller.kind)
+
+
+def build_summary(
+    info: CallInfo,
+    identity: Identity | None,
+    profile: Profile | None,
+    lookup_ms: float | None,
+    fields: Mapping[str, str | list[str]] | None = None,
+) -> Summary:
+    """The summary of one call; ``profile`` None gives ``found: false``."""
+    if profile is None:
+        return Summary(call=info, identity=identity, found=False, lookup_ms=lookup_ms)
+    spec = {**DEFAULT_FIELDS, **(fields or {})}
+    attrs = profile.attributes
+    events = profile.events[:SUMMARY_EVENTS]
+    return Summary(
+        call=info,
+        identity=identity,
+        found=True,
+        source=profile.source,
+        profile_id=profile.profile_id,
+        name=_as_text(resolve_field(attrs, spec["name"])),
+        email=_as_text(resolve_field(attrs, spec["email"])),
+        loyalty_tier=_as_text(resolve_field(attrs, spec["loyalty_tier"])),
+        lifetime_value=_as_float(resolve_field(attrs, spec["lifetime_value"])),
+        churn_propensity=_as_float(resolve_field(attrs, spec["churn_propensity"])),
+        audiences=tuple(
+            SummaryAudience(id=a.id, name=a.name, status=a.status) for a in profile.audiences
+        ),
+        recent_events=tuple(
+            SummaryEvent(timestamp=e.timestamp, type=e.type, title=event_title(e)) for e in events
+        ),
+        last_campaign=_last_campaign(events, spec["last_campaign"]),
+        lookup_ms=lookup_ms,
+    )

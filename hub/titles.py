@@ -1,0 +1,108 @@
+"""Agent-readable titles for XDM experience events.
+
+Common event types get a sentence built from their fields ("Purchased 2× Trail Shoe
+(USD 240.00)"); any other type falls back to its name made readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hub.models import ExperienceEvent
+
+MAX_ITEMS_NAMED = 2
+
+
+def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    items = data.get("productListItems")
+    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+
+
+def _item_label(item: Mapping[str, Any]) -> str:
+    name = str(item.get("name") or item.get("SKU") or "item")
+    quantity = item.get("quantity")
+    return f"{quantity}× {name}" if isinstance(quantity, int) and quantity > 1 else name
+
+
+def _products(data: Mapping[str, Any]) -> str:
+    items = _items(data)
+    if not items:
+        return ""
+    named = ", ".join(_item_label(item) for item in items[:MAX_ITEMS_NAMED])
+    more = len(items) - MAX_ITEMS_NAMED
+    return f"{named} and {more} more" if more > 0 else named
+
+
+def _total(data: Mapping[str, Any]) -> str:
+    prices = [item.get("priceTotal") for item in _items(data)]
+    if not prices or not all(isinstance(p, int | float) for p in prices):
+        return ""
+    amount = f"{sum(float(p) for p in prices if isinstance(p, int | float)):,.2f}"
+    currency = str(_items(data)[0].get("currencyCode") or "").upper()
+    return f" ({currency} {amount})" if currency else f" ({amount})"
+
+
+def _purchase(data: Mapping[str, Any]) -> str:
+    return f"Purchased {_products(data) or 'an order'}{_total(data)}"
+
+
+def _with_products(verb: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda data: f"{verb} {_products(data) or 'a product'}"
+
+
+def _campaign(verb: str) -> Callable[[Mapping[str, Any]], str]:
+    def render(data: Mapping[str, Any]) -> str:
+        marketing = data.get("marketing")
+        name = marketing.get("campaignName") if isinstance(marketing, Mapping) else None
+        return f"{verb} {name}" if name else f"{verb} a campaign"
+
+    return render
+
+
+def _page_view(data: Mapping[str, Any]) -> str:
+    web = data.get("web")
+    details = web.get("webPageDetails") if isinstance(web, Mapping) else None
+    name = details.get("name") if isinstance(details, Mapping) else None
+    return f"Viewed page {name}" if name else "Viewed a web page"
+
+
+def _support(data: Mapping[str, Any]) -> str:
+    support = data.get("support") or data.get("_cah", {}).get("support")
+    topic = support.get("topic") if isinstance(support, Mapping) else None
+    return f"Contacted support: {topic}" if topic else "Contacted support"
+
+
+def _call(data: Mapping[str, Any]) -> str:
+    call = data.get("_cah", {}).get("call") if isinstance(data.get("_cah"), Mapping) else None
+    if not isinstance(call, Mapping):
+        return "Phone call"
+    minutes = round(float(call.get("durationSeconds") or 0) / 60)
+    outcome = call.get("outcome")
+    length = f", {minutes} min" if minutes else ""
+    return f"Called{length}" + (f" ({outcome})" if outcome else "")
+
+
+RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "commerce.purchases": _purchase,
+    "commerce.productViews": _with_products("Viewed"),
+    "commerce.productListAdds": _with_products("Added to cart:"),
+    "commerce.productListRemovals": _with_products("Removed from cart:"),
+    "commerce.checkouts": _with_products("Started checkout:"),
+    "directMarketing.emailOpened": _campaign("Opened email from"),
+    "directMarketing.emailClicked": _campaign("Clicked email from"),
+    "directMarketing.emailSent": _campaign("Was sent"),
+    "advertising.clicks": _campaign("Clicked an ad from"),
+    "web.webpagedetails.pageViews": _page_view,
+    "support.contact": _support,
+    "call.completed": _call,
+}
+
+
+def event_title(event: ExperienceEvent) -> str:
+    """One line an agent understands at a glance."""
+    renderer = RENDERERS.get(event.type)
+    if renderer is not None:
+        return renderer(event.data)
+    readable = event.type.replace("_", " ").replace(".", " · ")
+    return readable[:1].upper() + readable[1:]

@@ -1,0 +1,52 @@
+"""The HTTP surface (PRODUCT.md §6): blueprints, JSON errors and request metrics.
+
+Handlers only turn a request into a call of a use case and its answer into a response.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from hub.services import services
+
+
+def json_error(status: int, code: str, message: str) -> tuple[Response, int]:
+    """The one error shape: ``{"error": {"code": ..., "message": ...}}``."""
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
+    if request.path.startswith("/twilio/"):
+        return exc  # Twilio routes answer what Twilio expects, set by their own handlers
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return json_error(exc.code or 500, code, exc.description or code)
+
+
+def _start_timer() -> None:
+    g.cahub_started = time.perf_counter()
+
+
+def _count_request(response: Response) -> Response:
+    started = g.get("cahub_started")
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    if started is not None:
+        metrics = services().metrics
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register every blueprint and the app-wide handlers."""
+    from hub.web.api import bp as api_bp
+    from hub.web.console import bp as console_bp
+    from hub.web.twilio import bp as twilio_bp
+
+    for blueprint in (twilio_bp, api_bp, console_bp):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(HTTPException, _http_error)
+    app.before_request(_start_timer)
+    app.after_request(_count_request)

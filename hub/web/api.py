@@ -1,0 +1,75 @@
+"""The JSON API (``/api/v1/lookup``), liveness and readiness (``/healthz``), and ``/metrics``."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+
+from flask import Blueprint, Response, jsonify, request
+
+from hub.models import CallerKind
+from hub.services import services
+from hub.summary import build_summary, caller_info
+from hub.web import json_error
+
+bp = Blueprint("api", __name__)
+
+
+def _authorized() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        return False
+    keys = services().settings.api_keys
+    # Compare against every key so timing does not tell which one nearly matched.
+    matches = [hmac.compare_digest(key.encode(), k.get_secret_value().encode()) for k in keys]
+    return any(matches)
+
+
+@bp.get("/api/v1/lookup")
+def lookup() -> tuple[Response, int] | Response:
+    """The summary JSON for ``?phone=``, as an agent would see it."""
+    if not _authorized():
+        return json_error(401, "unauthorized", "send 'Authorization: Bearer <api key>'")
+    raw = request.args.get("phone", "")
+    hub = services()
+    caller = hub.calls.classify(raw)
+    if caller.kind is not CallerKind.NUMBER:
+        return json_error(400, "invalid_phone", _unusable(raw, caller.kind))
+    result = hub.calls.lookup(caller)
+    summary = build_summary(caller_info(caller), result.identity, result.profile,
+                            result.elapsed_ms, hub.settings.hub.fields)
+    return jsonify(summary.to_json_dict())
+
+
+def _unusable(raw: str, kind: CallerKind) -> str:
+    if not raw.strip():
+        return "the 'phone' query parameter is required, e.g. ?phone=%2B14155550134"
+    return f"'phone' is not a usable phone number (it reads as {kind.value}); " \
+           "send it in E.164, e.g. +14155550134, or in the default region's national format"
+
+
+def _check(ping: Callable[[], None]) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        ping()
+    except Exception as exc:  # a health check reports every failure, whatever its type
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Liveness plus a ping of each configured provider and sink; 503 when any fails."""
+    checks = {p.name: _check(p.ping) for p in services().providers}
+    healthy = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    return jsonify(body), 200 if healthy else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format."""
+    return Response(services().metrics.exposition(),
+                    mimetype="text/plain; version=0.0.4; charset=utf-8")

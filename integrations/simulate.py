@@ -1,0 +1,66 @@
+"""``cahub simulate-call``: send a running hub the webhook Twilio would send, correctly signed.
+
+It signs with the configured auth token, so a simulated call passes exactly the same
+validation as a real one; nothing is special-cased on the server.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+import requests
+
+from hub.settings import Settings
+from integrations.twilio import sign
+
+VOICE_PATH = "/twilio/voice"
+DEMO_ACCOUNT_SID = "AC" + "0" * 32
+
+
+def inbound_call_form(call_sid: str, from_: str, to: str, account_sid: str) -> dict[str, str]:
+    """The form fields of Twilio's "a call comes in" webhook."""
+    return {
+        "CallSid": call_sid, "AccountSid": account_sid, "From": from_, "To": to,
+        "Caller": from_, "Called": to, "CallStatus": "ringing", "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+def post_signed(
+    url: str, form: dict[str, str], auth_token: str, signed_as: str | None = None,
+    timeout: float = 10.0,
+) -> requests.Response:
+    """POST ``form`` to ``url`` with the signature Twilio would compute for ``signed_as``."""
+    signature = sign(auth_token, signed_as or url, form)
+    return requests.post(url, data=form, headers={"X-Twilio-Signature": signature},
+                         timeout=timeout)
+
+
+@click.command("simulate-call")
+@click.option("--from", "from_", required=True, help="Caller number, e.g. +14155550134.")
+@click.option("--to", default="+18005550100", show_default=True, help="The Twilio number called.")
+@click.option("--url", "base", default="http://127.0.0.1:5000", show_default=True,
+              help="Base URL of the running hub.")
+@click.option("--call-sid", default=None, help="Reuse a CallSid (to test a retried webhook).")
+def simulate_call(from_: str, to: str, base: str, call_sid: str | None) -> None:
+    """Send a signed inbound-call webhook to a running hub and print its TwiML."""
+    settings = Settings()
+    if settings.twilio_auth_token is None:
+        raise click.ClickException("set CAHUB_TWILIO_AUTH_TOKEN to the token the hub uses")
+    form = inbound_call_form(call_sid or new_call_sid(), from_, to,
+                             settings.twilio_account_sid or DEMO_ACCOUNT_SID)
+    url = base.rstrip("/") + VOICE_PATH
+    signed_as = (settings.public_base_url + VOICE_PATH) if settings.public_base_url else url
+    try:
+        reply = post_signed(url, form, settings.twilio_auth_token.get_secret_value(), signed_as)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"could not reach the hub at {url}: {exc}") from exc
+    click.echo(f"{form['CallSid']} -> HTTP {reply.status_code}", err=True)
+    click.echo(reply.text)
+    if reply.status_code != 200:
+        raise SystemExit(1)

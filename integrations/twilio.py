@@ -1,0 +1,100 @@
+"""Twilio's side of a call: request signatures and the TwiML that routes the call.
+
+Signatures are checked against the URL Twilio was given (``CAHUB_PUBLIC_BASE_URL``
+plus the raw path and query), never against what a proxy or tunnel forwarded, so
+validation works behind ngrok and load balancers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from hub.models import Summary
+from hub.settings import Agent, Routing
+
+DIAL_TIMEOUT_SECONDS = 20
+PARAMETER_MAX_CHARS = 200
+
+
+def signed_url(base_url: str, path: str, raw_query: bytes) -> str:
+    """The URL Twilio signed: the public base, the path, and the query exactly as sent."""
+    query = raw_query.decode("latin-1")
+    return f"{base_url.rstrip('/')}{path}" + (f"?{query}" if query else "")
+
+
+def is_valid_signature(
+    auth_token: str, url: str, params: Mapping[str, Any], signature: str | None
+) -> bool:
+    """True when ``signature`` is Twilio's HMAC of ``url`` and ``params``; False when absent."""
+    if not signature or not auth_token:
+        return False
+    return bool(RequestValidator(auth_token).validate(url, params, signature))
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """The ``X-Twilio-Signature`` Twilio would send (for ``cahub simulate-call`` and tests)."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
+
+
+def call_parameters(summary: Summary, names: Sequence[str]) -> dict[str, str]:
+    """The summary fields to carry as ``<Parameter>``s, short and without empties."""
+    values = summary.to_json_dict()
+    params = {"callSid": summary.call.sid, "found": "true" if summary.found else "false"}
+    for name in names:
+        value = values.get(name)
+        if value not in (None, "", [], {}):
+            params[name] = str(value)[:PARAMETER_MAX_CHARS]
+    return params
+
+
+def _then_queue(response: VoiceResponse, routing: Routing) -> None:
+    response.say(routing.fallback_message)
+    response.enqueue(routing.queue)
+
+
+def dial_agent(agent: Agent, summary: Summary, routing: Routing) -> str:
+    """``<Dial answerOnBridge><Client>`` to the agent, falling back to the queue if unanswered."""
+    response = VoiceResponse()
+    dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_SECONDS)
+    client = dial.client()
+    client.identity(agent.client)
+    for name, value in call_parameters(summary, routing.parameters).items():
+        client.parameter(name=name, value=value)
+    _then_queue(response, routing)
+    return str(response.to_xml())
+
+
+def enqueue_task(summary: Summary, routing: Routing) -> str:
+    """``<Enqueue workflowSid><Task>`` carrying the summary's key fields for TaskRouter."""
+    response = VoiceResponse()
+    enqueue = response.enqueue(None, workflow_sid=routing.workflow_sid)
+    task = {"type": "inbound_call", "call_sid": summary.call.sid, "from": summary.call.from_}
+    task.update(call_parameters(summary, routing.parameters))
+    enqueue.task(json.dumps(task, separators=(",", ":"), sort_keys=True))
+    return str(response.to_xml())
+
+
+def hold_in_queue(routing: Routing) -> str:
+    """A spoken fallback and the shared queue, for calls no agent is routed to."""
+    response = VoiceResponse()
+    _then_queue(response, routing)
+    return str(response.to_xml())
+
+
+def route_call(agent: Agent | None, summary: Summary, routing: Routing) -> str:
+    """The TwiML answer for one call."""
+    if routing.workflow_sid:
+        return enqueue_task(summary, routing)
+    if agent is not None:
+        return dial_agent(agent, summary, routing)
+    return hold_in_queue(routing)
+
+
+def empty_response() -> str:
+    """``<Response/>``: what Twilio expects from a callback that needs no instructions."""
+    return str(VoiceResponse().to_xml())

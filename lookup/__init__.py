@@ -1,0 +1,1 @@
+"""Who is calling and what we know: phone normalisation, identities, profile providers."""

@@ -1,0 +1,79 @@
+"""Hand-written fakes of the hub's ports, for tests that need no real adapter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from hub.models import Identity, Profile, Summary
+from hub.ports import PopStream, TransientError
+
+
+class InMemoryProfileProvider:
+    """Profiles keyed by identity; records every lookup it was asked."""
+
+    def __init__(self, profiles: dict[Identity, Profile] | None = None, name: str = "memory"):
+        self.name = name
+        self.profiles = dict(profiles or {})
+        self.asked: list[tuple[Identity, ...]] = []
+
+    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+        self.asked.append(tuple(identities))
+        return next((self.profiles[i] for i in identities if i in self.profiles), None)
+
+    def ping(self) -> None:
+        return None
+
+
+class SlowProvider(InMemoryProfileProvider):
+    """Answers like ``InMemoryProfileProvider`` after ``delay`` seconds (or when released)."""
+
+    def __init__(self, delay: float, profiles: dict[Identity, Profile] | None = None):
+        super().__init__(profiles, name="slow")
+        self.delay = delay
+        self.release = threading.Event()
+
+    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+        self.release.wait(self.delay)
+        return super().lookup(identities, deadline)
+
+
+class FailingProvider(InMemoryProfileProvider):
+    """Always fails the way an unreachable remote API does."""
+
+    def __init__(self) -> None:
+        super().__init__(name="failing")
+
+    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+        self.asked.append(tuple(identities))
+        raise TransientError("connection refused")
+
+    def ping(self) -> None:
+        raise TransientError("connection refused")
+
+
+def wait_for(condition: object, timeout: float = 5.0) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+class RecordingBroker:
+    """A screen-pop broker that keeps what was published, per agent."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Summary]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, agent_id: str, summary: Summary) -> str:
+        with self._lock:
+            self.published.append((agent_id, summary))
+            return str(len(self.published))
+
+    def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:
+        raise NotImplementedError("RecordingBroker only records")

@@ -1,0 +1,126 @@
+"""The inbound-call use case: lookup within the deadline, one decision per CallSid, late pops."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from hub.calls import InboundCallHandler
+from hub.ledger import SCHEMA, SqliteCallLedger
+from hub.metrics import HubMetrics
+from hub.models import Identity, InboundCall, Profile
+from hub.ports import ProfileProvider
+from hub.routing import AgentRouter
+from hub.settings import Settings
+from hub.sqlite import ThreadLocalDatabase
+from lookup.chain import ProviderChain
+from tests.fakes import (
+    FailingProvider,
+    InMemoryProfileProvider,
+    RecordingBroker,
+    SlowProvider,
+    wait_for,
+)
+from tests.support import ADA_PHONE, AGENT_NUMBER, call_form, make_settings
+
+ADA = Profile(source="memory", profile_id="ada",
+              attributes={"person": {"name": {"fullName": "Ada Lovelace"}}},
+              identities=(Identity(namespace="Phone", id=ADA_PHONE),))
+KNOWN = {Identity(namespace="Phone", id=ADA_PHONE): ADA}
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, providers: Sequence[ProfileProvider], **settings: object):
+        self.settings: Settings = make_settings(tmp_path, **settings)
+        self.broker = RecordingBroker()
+        self.db = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA)
+        metrics = HubMetrics()
+        router = AgentRouter(self.settings.hub.agents, None, "US")
+        self.handler = InboundCallHandler(self.settings, ProviderChain(providers, metrics), router,
+                                          SqliteCallLedger(self.db), self.broker, metrics)
+
+    def call(self, sid_char: str = "a", from_: str = ADA_PHONE, to: str = AGENT_NUMBER):
+        form = call_form("CA" + sid_char * 32, from_, to)
+        return self.handler.handle(InboundCall.model_validate(form), time.perf_counter())
+
+    def close(self) -> None:
+        self.handler.close()
+        self.db.close()
+
+
+@pytest.fixture
+def harness_for(tmp_path: Path) -> Iterator[object]:
+    made: list[Harness] = []
+
+    def build(providers: Sequence[ProfileProvider], **settings: object) -> Harness:
+        made.append(Harness(tmp_path, providers, **settings))
+        return made[-1]
+
+    yield build
+    for harness in made:
+        harness.close()
+
+
+def test_known_caller_is_found_and_popped_to_the_routed_agent(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    decision = harness.call()
+    actual = (decision.agent.id, decision.summary.found, decision.summary.name)
+    assert ("grace", True, "Ada Lovelace") == actual
+    assert [("grace", decision.summary)] == harness.broker.published
+
+
+def test_lookup_asks_the_e164_candidates_in_namespace_order(harness_for) -> None:
+    provider = InMemoryProfileProvider(KNOWN)
+    harness_for([provider]).call(from_="(415) 555-0134")
+    expected = [(Identity(namespace="Phone_E.164", id=ADA_PHONE),
+                 Identity(namespace="Phone", id=ADA_PHONE))]
+    assert expected == provider.asked
+
+
+def test_retried_webhook_gets_the_same_decision_and_no_second_pop(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    first, second = harness.call(), harness.call()
+    assert (first.summary, True, 1) == (second.summary, second.repeated,
+                                        len(harness.broker.published))
+
+
+def test_withheld_caller_is_not_looked_up(harness_for) -> None:
+    provider = InMemoryProfileProvider(KNOWN)
+    decision = harness_for([provider]).call(from_="+266696687")
+    assert (provider.asked, decision.summary.found,
+                                 decision.summary.identity) == ([], False, None)
+
+
+def test_first_provider_with_the_caller_wins(harness_for) -> None:
+    from_full = {key: profile.model_copy(update={"source": "full"}) for key, profile in KNOWN.items()}
+    empty, full = InMemoryProfileProvider(name="empty"), InMemoryProfileProvider(from_full, "full")
+    decision = harness_for([empty, full]).call()
+    assert decision.summary.source == "full"
+
+
+def test_a_failing_provider_is_skipped(harness_for) -> None:
+    decision = harness_for([FailingProvider(), InMemoryProfileProvider(KNOWN)]).call()
+    assert decision.summary.name == "Ada Lovelace"
+
+
+def test_slow_lookup_is_answered_at_the_deadline_and_pops_late(harness_for) -> None:
+    slow = SlowProvider(delay=5.0, profiles=KNOWN)
+    harness = harness_for([slow], lookup_deadline_ms=100)
+    started = time.perf_counter()
+    decision = harness.call()
+    answered_in = time.perf_counter() - started
+    assert decision.summary.found is False
+    assert answered_in < 0.5
+    slow.release.set()
+    assert wait_for(lambda: len(harness.broker.published) == 2)
+    assert harness.broker.published[1][1].name == "Ada Lovelace"
+    assert harness.call().summary.name == "Ada Lovelace"  # a retry now sees the late profile
+
+
+def test_call_to_an_unrouted_number_pops_nowhere(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    decision = harness.call(to="+18885550000")
+    assert (decision.agent, harness.broker.published) == (None, [])

@@ -1,0 +1,91 @@
+"""The summary of PRODUCT.md §7, built from a call and a profile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub.models import (
+    AudienceMembership,
+    CallerKind,
+    CallInfo,
+    ExperienceEvent,
+    Identity,
+    Profile,
+)
+from hub.summary import build_summary, resolve_field
+
+INFO = CallInfo(sid="CA" + "a" * 32, **{"from": "+14155550134"}, to="+18005550100",
+                caller_kind=CallerKind.NUMBER)
+IDENTITY = Identity(namespace="Phone_E.164", id="+14155550134")
+
+
+def ada(**attributes: object) -> Profile:
+    base = {
+        "person": {"name": {"firstName": "Ada", "lastName": "Lovelace"}},
+        "personalEmail": {"address": "ada@example.com"},
+        "loyalty": {"tier": "gold"},
+        "_cah": {"scores": {"lifetimeValue": 1234.5, "churnPropensity": 0.82}},
+    }
+    base.update(attributes)
+    events = (
+        ExperienceEvent(id="e2", timestamp=datetime(2026, 11, 20, 10, tzinfo=UTC),
+                        type="commerce.purchases",
+                        data={"marketing": {"campaignName": "Winter Sale 2026"},
+                              "productListItems": [{"name": "Trail Shoe", "quantity": 2,
+                                                    "priceTotal": 240, "currencyCode": "USD"}]}),
+        ExperienceEvent(id="e1", timestamp=datetime(2026, 11, 1, tzinfo=UTC),
+                        type="directMarketing.emailClicked",
+                        data={"marketing": {"campaignName": "Autumn Launch"}}),
+    )
+    return Profile(source="embedded", profile_id="p1", attributes=base, events=events,
+                   audiences=(AudienceMembership(id="a1", name="High value"),))
+
+
+def test_found_profile_fills_every_field() -> None:
+    summary = build_summary(INFO, IDENTITY, ada(), 0.7).to_json_dict()
+    expected = {
+        "call": {"sid": INFO.sid, "from": "+14155550134", "to": "+18005550100",
+                 "caller_kind": "number"},
+        "identity": {"namespace": "Phone_E.164", "id": "+14155550134"},
+        "found": True, "source": "embedded", "profile_id": "p1", "name": "Ada Lovelace",
+        "email": "ada@example.com", "loyalty_tier": "gold", "lifetime_value": 1234.5,
+        "churn_propensity": 0.82,
+        "audiences": [{"id": "a1", "name": "High value", "status": "realized"}],
+        "recent_events": [
+            {"timestamp": "2026-11-20T10:00:00Z", "type": "commerce.purchases",
+             "title": "Purchased 2× Trail Shoe (USD 240.00)"},
+            {"timestamp": "2026-11-01T00:00:00Z", "type": "directMarketing.emailClicked",
+             "title": "Clicked email from Autumn Launch"},
+        ],
+        "last_campaign": "Winter Sale 2026", "lookup_ms": 0.7,
+    }
+    assert expected == summary
+
+
+def test_not_found_gives_nulls_and_empty_lists() -> None:
+    summary = build_summary(INFO, None, None, 1.0).to_json_dict()
+    assert (
+        summary["found"], summary["identity"], summary["name"], summary["audiences"],
+        summary["recent_events"]) == (False, None, None, [], [])
+
+
+def test_full_name_is_used_when_first_and_last_are_absent() -> None:
+    profile = ada(person={"name": {"fullName": "Augusta Ada King"}})
+    assert build_summary(INFO, IDENTITY, profile, 0.1).name == "Augusta Ada King"
+
+
+def test_field_map_can_be_overridden() -> None:
+    profile = ada(crm={"segment": "platinum"})
+    summary = build_summary(INFO, IDENTITY, profile, 0.1, {"loyalty_tier": "crm.segment"})
+    assert summary.loyalty_tier == "platinum"
+
+
+def test_scores_that_are_not_numbers_are_unknown() -> None:
+    profile = ada(_cah={"scores": {"lifetimeValue": "n/a", "churnPropensity": True}})
+    summary = build_summary(INFO, IDENTITY, profile, 0.1)
+    assert (summary.lifetime_value, summary.churn_propensity) == (None, None)
+
+
+def test_resolve_field_takes_the_first_alternative_present() -> None:
+    record = {"a": {"b": ""}, "c": "yes"}
+    assert resolve_field(record, ["a.b", "c"]) == "yes"
