@@ -18,6 +18,7 @@ from hub.ledger import SCHEMA as LEDGER_SCHEMA
 from hub.ledger import SqliteCallLedger
 from hub.metrics import HubMetrics
 from hub.ports import ProfileProvider
+from hub.privacy import install_masking
 from hub.routing import AgentRouter
 from hub.services import EXTENSION_KEY, HubServices
 from hub.settings import Settings
@@ -75,6 +76,7 @@ def create_app(
     from hub import web
 
     settings = settings if settings is not None else Settings()
+    install_masking()
     app = Flask(__name__.split(".")[0], instance_path=str(Path(settings.data_dir).resolve()))
     app.secret_key = _secret_key(settings)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-PHONE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d(?![\w])")
+PHONE = re.compile(r"(?<![\w(])[+(]?\d[\d\s().-]{6,}\d(?![\w])")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 
@@ -37,10 +37,26 @@ class MaskingFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr through the masking filter (the CLI and the server call this)."""
+    """Log to stderr through the masking filter (the CLI calls this)."""
     handler = logging.StreamHandler()
-    handler.addFilter(MaskingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    install_masking()
+
+
+def install_masking() -> None:
+    """Put the masking filter on every root handler, adding a stderr handler if there is none.
+
+    ``create_app`` calls this, so personal data is masked under any server (gunicorn
+    included) and whatever logging the host process set up.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())

@@ -1,0 +1,297 @@
+/* Agent console: listens to the hub's screen-pop stream and shows each call as a card.
+ *
+ * Cards are built with createElement + textContent only (caller data is never parsed as
+ * HTML). A later pop for the same call sid replaces that call's card where it stands; other
+ * pops go on top. The EventSource reconnects by itself and sends Last-Event-ID, so the
+ * server replays what was missed; when the browser gives up (a proxy error, a restart, a
+ * signed-out session) we probe the stream, then reconnect with the last id as a query
+ * parameter, or say that the agent has been signed out.
+ */
+(() => {
+  "use strict";
+
+  const HIGH_RISK = 0.7;
+  const MEDIUM_RISK = 0.4;
+  const MAX_CARDS = 50;
+  const MAX_EVENTS = 5;
+  const TIERS = new Set(["bronze", "silver", "gold", "platinum", "diamond"]);
+
+  const body = document.body;
+  const eventsUrl = body.dataset.eventsUrl;
+  const list = document.querySelector('[data-testid="cards"]');
+  const empty = document.querySelector('[data-testid="empty"]');
+  const announcer = document.querySelector('[data-testid="announcer"]');
+  const connection = document.querySelector('[data-testid="connection"]');
+  const connectionLabel = document.querySelector('[data-testid="connection-label"]');
+  const cardsBySid = new Map();
+  const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const money = currencyFormat(body.dataset.currency);
+  const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+  let source = null;
+  let lastEventId = "";
+  let retryDelay = 1000;
+
+  function currencyFormat(currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "USD" });
+    } catch (error) {
+      return new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+  }
+
+  /* --- small DOM builders ------------------------------------------------------------ */
+
+  function el(tag, className, text, testid) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (testid) node.dataset.testid = testid;
+    return node;
+  }
+
+  function timeEl(date, className, testid, text) {
+    const node = el("time", className, text, testid);
+    node.dateTime = date.toISOString();
+    node.title = date.toLocaleString();
+    return node;
+  }
+
+  function relativeTime(date, now = Date.now()) {
+    const seconds = Math.round((date.getTime() - now) / 1000);
+    const steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"], [4.35, "week"], [12, "month"]];
+    let value = seconds;
+    if (Math.abs(seconds) < 45) return "just now";
+    for (const [size, unit] of steps) {
+      if (Math.abs(value) < size) return relative.format(Math.round(value), unit);
+      value /= size;
+    }
+    return relative.format(Math.round(value), "year");
+  }
+
+  /* --- what a summary says ------------------------------------------------------------ */
+
+  function callerName(summary) {
+    if (summary.name) return summary.name;
+    if (summary.call.caller_kind === "withheld") return "Withheld number";
+    return "Unknown caller";
+  }
+
+  function callerNumber(summary) {
+    if (summary.call.caller_kind === "withheld") return "No caller ID";
+    return summary.call.from || "No number";
+  }
+
+  function riskBand(churn) {
+    if (churn >= HIGH_RISK) return "high";
+    if (churn >= MEDIUM_RISK) return "medium";
+    return "low";
+  }
+
+  function capitalise(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  /* --- the card ----------------------------------------------------------------------- */
+
+  function renderCard(summary, receivedAt) {
+    const card = el("li", "card", null, "card");
+    card.dataset.callSid = summary.call.sid;
+    card.dataset.found = String(Boolean(summary.found));
+    card.dataset.receivedAt = receivedAt.toISOString();
+    const article = el("article", "card__body");
+    article.setAttribute("aria-label", `Call from ${callerName(summary)}`);
+    article.append(renderHead(summary, receivedAt));
+    article.append(...(summary.found ? renderProfile(summary) : [renderNoProfile(summary)]));
+    article.append(renderFoot(summary));
+    card.append(article);
+    return card;
+  }
+
+  function renderHead(summary, receivedAt) {
+    const head = el("header", "card__head");
+    const who = el("div", "card__who");
+    const name = el("h2", "card__name", callerName(summary), "caller-name");
+    if (!summary.name) name.classList.add("card__name--unknown");
+    who.append(name, renderContact(summary));
+    const meta = el("div", "card__meta");
+    if (summary.loyalty_tier) meta.append(renderTier(summary.loyalty_tier));
+    meta.append(timeEl(receivedAt, "card__time", "call-time", clock.format(receivedAt)));
+    head.append(who, meta);
+    return head;
+  }
+
+  function renderContact(summary) {
+    const line = el("p", "card__contact");
+    line.append(el("span", "card__number", callerNumber(summary), "caller-number"));
+    if (summary.email) line.append(el("span", "card__email", summary.email, "caller-email"));
+    return line;
+  }
+
+  function renderTier(tier) {
+    const key = String(tier).toLowerCase();
+    const variant = TIERS.has(key) ? key : "other";
+    const badge = el("span", `badge tier tier--${variant}`, capitalise(String(tier)), "loyalty-tier");
+    badge.title = "Loyalty tier";
+    return badge;
+  }
+
+  function renderProfile(summary) {
+    const parts = [renderStats(summary)];
+    const audiences = (summary.audiences || []).filter((a) => a.status !== "exited");
+    if (audiences.length) parts.push(section("Audiences", renderAudiences(audiences)));
+    const events = summary.recent_events || [];
+    if (events.length) parts.push(section("Recent activity", renderEvents(events)));
+    return parts;
+  }
+
+  function renderNoProfile(summary) {
+    const withheld = summary.call.caller_kind === "withheld";
+    const text = withheld
+      ? "The caller withheld their number, so no profile could be looked up."
+      : "No customer profile matches this number.";
+    return el("p", "card__note", text, "no-profile");
+  }
+
+  function renderStats(summary) {
+    const stats = el("dl", "stats");
+    const value = typeof summary.lifetime_value === "number" ? money.format(summary.lifetime_value) : "—";
+    stats.append(stat("Lifetime value", value, "lifetime-value"));
+    stats.append(renderRisk(summary.churn_propensity));
+    stats.append(stat("Last campaign", summary.last_campaign || "—", "last-campaign"));
+    return stats;
+  }
+
+  function stat(label, value, testid) {
+    const box = el("div", "stat");
+    box.append(el("dt", "stat__label", label), el("dd", "stat__value", value, testid));
+    return box;
+  }
+
+  function renderRisk(churn) {
+    if (typeof churn !== "number") return stat("Churn risk", "—", "churn-risk");
+    const band = riskBand(churn);
+    const box = stat("Churn risk", `${Math.round(churn * 100)}%`, "churn-risk");
+    box.classList.add("stat--risk", `risk--${band}`);
+    box.dataset.risk = band;
+    box.querySelector("dd").append(el("span", "risk__label", capitalise(band)));
+    return box;
+  }
+
+  function section(title, content) {
+    const part = el("section", "card__section");
+    part.append(el("h3", "card__heading", title), content);
+    return part;
+  }
+
+  function renderAudiences(audiences) {
+    const chips = el("ul", "chips", null, "audiences");
+    for (const audience of audiences) chips.append(el("li", "chip", audience.name || audience.id));
+    return chips;
+  }
+
+  function renderEvents(events) {
+    const items = el("ol", "events", null, "recent-events");
+    for (const event of events.slice(0, MAX_EVENTS)) {
+      const row = el("li", "event");
+      const when = new Date(event.timestamp);
+      const time = timeEl(when, "event__time", null, relativeTime(when));
+      time.dataset.relative = "";
+      row.append(el("span", "event__title", event.title || event.type), time);
+      items.append(row);
+    }
+    return items;
+  }
+
+  function renderFoot(summary) {
+    const parts = [summary.source ? `Source: ${summary.source}` : "No profile source answered"];
+    const ms = summary.lookup_ms;
+    if (typeof ms === "number") parts.push(`lookup ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`);
+    return el("footer", "card__foot", parts.join(" · "), "source");
+  }
+
+  /* --- the feed ----------------------------------------------------------------------- */
+
+  function showPop(summary) {
+    const sid = summary.call.sid;
+    const previous = cardsBySid.get(sid);
+    const receivedAt = previous ? new Date(previous.dataset.receivedAt) : new Date();
+    const card = renderCard(summary, receivedAt);
+    if (previous && previous.isConnected) previous.replaceWith(card);
+    else list.prepend(card);
+    card.classList.add(previous ? "card--updated" : "card--new");
+    cardsBySid.set(sid, card);
+    trimFeed();
+    announce(summary, Boolean(previous));
+  }
+
+  function trimFeed() {
+    while (list.children.length > MAX_CARDS) {
+      const oldest = list.lastElementChild;
+      cardsBySid.delete(oldest.dataset.callSid);
+      oldest.remove();
+    }
+    empty.hidden = list.children.length > 0;
+  }
+
+  function announce(summary, updated) {
+    const name = callerName(summary);
+    const churn = summary.churn_propensity;
+    const risk = typeof churn === "number" ? `, churn risk ${riskBand(churn)}` : "";
+    announcer.textContent = updated ? `Profile updated: ${name}${risk}` : `Incoming call: ${name}${risk}`;
+  }
+
+  function refreshRelativeTimes() {
+    for (const node of list.querySelectorAll("time[data-relative]")) {
+      node.textContent = relativeTime(new Date(node.dateTime));
+    }
+  }
+
+  /* --- the connection ----------------------------------------------------------------- */
+
+  function setConnection(state, label) {
+    connection.dataset.state = state;
+    connectionLabel.textContent = label;
+  }
+
+  function connect() {
+    const url = lastEventId ? `${eventsUrl}?lastEventId=${encodeURIComponent(lastEventId)}` : eventsUrl;
+    source = new EventSource(url);
+    source.addEventListener("open", () => { retryDelay = 1000; setConnection("live", "Live"); });
+    source.addEventListener("error", onError);
+    source.addEventListener("screenpop", onPop);
+  }
+
+  function onPop(message) {
+    lastEventId = message.lastEventId || lastEventId;
+    try {
+      showPop(JSON.parse(message.data));
+    } catch (error) {
+      console.error("unreadable screen pop", error);
+    }
+  }
+
+  function onError() {
+    if (source.readyState !== EventSource.CLOSED) return setConnection("reconnecting", "Reconnecting…");
+    source.close();
+    setConnection("reconnecting", "Reconnecting…");
+    probe();
+  }
+
+  async function probe() {
+    try {
+      const controller = new AbortController();
+      const response = await fetch(eventsUrl, { cache: "no-store", signal: controller.signal });
+      controller.abort();
+      if (response.status === 401) return setConnection("signed-out", "Signed out — reload to sign in");
+    } catch (error) {
+      /* the hub is unreachable: keep trying */
+    }
+    retryDelay = Math.min(retryDelay * 2, 30000);
+    window.setTimeout(connect, retryDelay);
+  }
+
+  trimFeed();
+  connect();
+  window.setInterval(refreshRelativeTimes, 30000);
+})();

@@ -1,0 +1,130 @@
+"""Screen pops fanned out to agent consoles, in process (the ``ScreenPopBroker`` port).
+
+Event ids are a process-wide counter ("1", "2", …), so they only ever grow. The broker keeps
+the last ``replay`` pops of each agent: a console that reconnects with ``Last-Event-ID`` is
+first given the ones it missed. A console that subscribes without an id gets live pops only
+(nothing old), so opening the page never shows yesterday's calls as if they were ringing now.
+An id newer than any this broker issued comes from a console that outlived a restart; it is
+given everything still kept.
+
+Publishing never waits for a subscriber: each has a bounded queue, and when a slow or dead
+one falls behind its oldest pop is dropped (and logged). Only pops published for an agent id
+reach that agent's subscriptions. A Redis broker can stand in behind the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from hub.models import Summary
+
+logger = logging.getLogger(__name__)
+
+Pop = tuple[str, Summary]
+
+
+class InProcessSubscription:
+    """One console's queue of pops (a ``PopStream``); closing it twice is harmless."""
+
+    def __init__(self, maxlen: int, on_close: Callable[[InProcessSubscription], None]) -> None:
+        self._queue: deque[Pop] = deque()
+        self._maxlen = maxlen
+        self._ready = threading.Condition()
+        self._on_close = on_close
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, pop: Pop) -> None:
+        """Queue ``pop`` without ever blocking, dropping the oldest when the queue is full."""
+        with self._ready:
+            if len(self._queue) >= self._maxlen:
+                self._queue.popleft()
+                self.dropped += 1
+                logger.warning("screen pop subscriber is behind; dropped its oldest pop")
+            self._queue.append(pop)
+            self._ready.notify()
+
+    def next(self, timeout: float) -> Pop | None:
+        """The next pop, or None after ``timeout`` seconds or once closed."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._queue or self.closed, timeout)
+            if self.closed or not self._queue:
+                return None
+            return self._queue.popleft()
+
+    def close(self) -> None:
+        """Stop listening; a waiting ``next`` returns None at once."""
+        with self._ready:
+            if self.closed:
+                return
+            self.closed = True
+            self._ready.notify_all()
+        self._on_close(self)
+
+
+class InProcessScreenPopBroker:
+    """A ``ScreenPopBroker`` for one process: thread-safe, never blocked by a subscriber."""
+
+    def __init__(self, replay: int = 20, queue_size: int = 100) -> None:
+        self._replay = replay
+        self._queue_size = max(queue_size, replay, 1)
+        self._lock = threading.Lock()
+        self._last_id = 0
+        self._history: dict[str, deque[tuple[int, Summary]]] = {}
+        self._subscribers: dict[str, set[InProcessSubscription]] = {}
+
+    def publish(self, agent_id: str, summary: Summary) -> str:
+        """Send ``summary`` to every console of ``agent_id``; return the new event id."""
+        with self._lock:
+            self._last_id += 1
+            event_id = str(self._last_id)
+            history = self._history.setdefault(agent_id, deque(maxlen=self._replay))
+            history.append((self._last_id, summary))
+            # Delivering under the lock keeps every console's order equal to publish order;
+            # put() only appends to a bounded deque, so no subscriber can hold the lock long.
+            for subscription in self._subscribers.get(agent_id, ()):
+                subscription.put((event_id, summary))
+        return event_id
+
+    def subscribe(self, agent_id: str, last_event_id: str | None = None) -> InProcessSubscription:
+        """Listen for ``agent_id``'s pops, first replaying those kept after ``last_event_id``."""
+        subscription = InProcessSubscription(self._queue_size, self._forget(agent_id))
+        with self._lock:
+            for pop in self._missed(agent_id, last_event_id):
+                subscription.put(pop)
+            self._subscribers.setdefault(agent_id, set()).add(subscription)
+        return subscription
+
+    def listening(self, agent_id: str) -> int:
+        """How many consoles of ``agent_id`` are subscribed now."""
+        with self._lock:
+            return len(self._subscribers.get(agent_id, ()))
+
+    def _missed(self, agent_id: str, last_event_id: str | None) -> Iterable[Pop]:
+        after = _parse_event_id(last_event_id)
+        if after is None:
+            return []
+        if after > self._last_id:  # an id from before a restart: all we kept is news
+            after = 0
+        kept = self._history.get(agent_id, ())
+        return [(str(number), summary) for number, summary in kept if number > after]
+
+    def _forget(self, agent_id: str) -> Callable[[InProcessSubscription], None]:
+        def unsubscribe(subscription: InProcessSubscription) -> None:
+            with self._lock:
+                subscribers = self._subscribers.get(agent_id, set())
+                subscribers.discard(subscription)
+                if not subscribers:
+                    self._subscribers.pop(agent_id, None)
+
+        return unsubscribe
+
+
+def _parse_event_id(value: str | None) -> int | None:
+    """The counter in an event id, or None when absent or not one of ours."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)

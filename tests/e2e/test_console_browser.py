@@ -1,0 +1,171 @@
+"""The agent console in a real headless Chromium against a real threaded server."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from hub.models import CallerKind, CallInfo, Summary, SummaryAudience, SummaryEvent
+from hub.services import EXTENSION_KEY
+from hub.settings import Agent, HubConfig, Settings
+from hub.web.console import bp
+from integrations.screenpop import InProcessScreenPopBroker
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+AGENT = Agent(id="ada", name="Ada Agent", client="ada", token="ada-browser-token")
+SCREENSHOT = "/tmp/console.png"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                       reason="the playwright Python package is not installed"),
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                       reason=f"Debian's Chromium is not installed at {CHROMIUM}"),
+]
+
+
+def rich_summary(sid_number: int = 1, **changes: Any) -> Summary:
+    now = datetime.now(UTC)
+    call = CallInfo(sid=f"CA{sid_number:032x}", from_="+14155550134", to="+18005550100",
+                    caller_kind=CallerKind.NUMBER)
+    values: dict[str, Any] = {
+        "call": call, "identity": None, "found": True, "source": "embedded",
+        "profile_id": "p-1", "name": "Grace Hopper", "email": "grace@example.com",
+        "loyalty_tier": "gold", "lifetime_value": 1234.5, "churn_propensity": 0.82,
+        "audiences": (SummaryAudience(id="a1", name="High value", status="realized"),
+                      SummaryAudience(id="a2", name="Lapsed", status="exited")),
+        "recent_events": (
+            SummaryEvent(timestamp=now - timedelta(days=2), type="commerce.purchases",
+                         title="Purchased 2× Trail Shoe (USD 240.00)"),
+            SummaryEvent(timestamp=now - timedelta(days=9), type="web.webpagedetails.pageViews",
+                         title="Viewed Returns policy"),
+        ),
+        "last_campaign": "Winter Sale 2026", "lookup_ms": 0.7,
+    }
+    return Summary(**{**values, **changes})
+
+
+def _trigger_pop(app: Flask, agent_id: str, summary: Summary) -> None:
+    """Make the hub pop ``summary`` on ``agent_id``'s console (later: a signed /twilio/voice)."""
+    app.extensions[EXTENSION_KEY].broker.publish(agent_id, summary)
+
+
+@pytest.fixture
+def console_app() -> Flask:
+    app = Flask(__name__)
+    app.secret_key = "browser-test-secret"
+    app.config["CAHUB_SSE_KEEPALIVE"] = 0.25
+    settings = Settings(_env_file=None, hub=HubConfig(agents=(AGENT,)))
+    app.extensions[EXTENSION_KEY] = SimpleNamespace(settings=settings,
+                                                    broker=InProcessScreenPopBroker())
+    app.register_blueprint(bp)
+    return app
+
+
+@pytest.fixture
+def base_url(console_app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, console_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def page(base_url: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", timezone_id="UTC",
+                                      viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        yield page
+        context.close()
+        browser.close()
+    assert errors == [], "the console logged errors (a CSP violation, a script error)"
+
+
+@pytest.fixture
+def live_console(page: Any, base_url: str) -> Any:
+    """The console, logged in and connected to its event stream."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/console?token={AGENT.token.get_secret_value()}")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    return page
+
+
+def test_a_pop_shows_the_callers_card(console_app, live_console, base_url):
+    from playwright.sync_api import expect
+
+    _trigger_pop(console_app, "ada", rich_summary())
+
+    card = live_console.get_by_test_id("card")
+    expect(card.get_by_test_id("caller-name")).to_have_text("Grace Hopper")
+    expect(card.get_by_test_id("lifetime-value")).to_have_text("$1,234.50")
+    expect(card.get_by_test_id("churn-risk")).to_contain_text("82%")
+    expect(card.get_by_test_id("loyalty-tier")).to_have_text("Gold")
+    expect(card.get_by_test_id("audiences")).to_have_text("High value")
+    expect(card.get_by_test_id("recent-events")).to_contain_text("2 days ago")
+    assert live_console.url == f"{base_url}/console"
+    live_console.screenshot(path=SCREENSHOT, full_page=True, animations="disabled")
+
+
+def test_a_later_pop_for_the_same_call_updates_its_card_in_place(console_app, live_console):
+    from playwright.sync_api import expect
+
+    _trigger_pop(console_app, "ada", rich_summary(1, found=False, name=None, source=None))
+    _trigger_pop(console_app, "ada", rich_summary(2, name="Someone Else"))
+    _trigger_pop(console_app, "ada", rich_summary(1))
+
+    names = live_console.get_by_test_id("caller-name")
+    expect(names).to_have_text(["Someone Else", "Grace Hopper"])
+
+
+def test_unknown_and_withheld_callers_never_get_a_blank_card(console_app, live_console):
+    from playwright.sync_api import expect
+
+    withheld = CallInfo(sid="CA" + "f" * 32, from_="anonymous", to="+18005550100",
+                        caller_kind=CallerKind.WITHHELD)
+    _trigger_pop(console_app, "ada", rich_summary(1, found=False, name=None))
+    _trigger_pop(console_app, "ada", rich_summary(call=withheld, found=False, name=None))
+
+    names = live_console.get_by_test_id("caller-name")
+    expect(names).to_have_text(["Withheld number", "Unknown caller"])
+    expect(live_console.get_by_test_id("caller-number").last).to_have_text("+14155550134")
+
+
+def test_caller_data_is_shown_as_text_never_as_markup(console_app, live_console):
+    from playwright.sync_api import expect
+
+    markup = '<img src=x onerror="alert(1)">'
+    _trigger_pop(console_app, "ada", rich_summary(name=markup))
+
+    expect(live_console.get_by_test_id("caller-name")).to_have_text(markup)
+    assert live_console.locator(".card img").count() == 0
+
+
+def test_signing_out_returns_to_the_login_form(live_console):
+    from playwright.sync_api import expect
+
+    live_console.get_by_test_id("logout").click()
+
+    expect(live_console.get_by_test_id("token-input")).to_be_visible()
