@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import IO, Literal, get_args
+from typing import IO, TYPE_CHECKING, Literal, get_args
 
 import click
 
@@ -22,6 +22,9 @@ from lookup.store import EmbeddedProfileStore, IngestReport
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = get_args(Kind)
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 
 def _settings() -> Settings:
@@ -69,8 +72,9 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
     label = "stdin" if name == "-" else Path(name).name
     handle = _open(name)
     try:
-        with click.progressbar(length=length, label=f"{kind} {label}", file=sys.stderr,
-                               show_pos=True) as bar:
+        bar: ProgressBar[int] = click.progressbar(
+            length=length, label=f"{kind} {label}", file=sys.stderr, show_pos=True)
+        with bar:
             return store.ingest(kind, handle, dataset=dataset, progress=bar.update)
     finally:
         if handle is not sys.stdin:

@@ -5,9 +5,9 @@ the same way and causes no second pop.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from hub.models import Summary
+from hub.ports import CallRecord
 from hub.sqlite import ThreadLocalDatabase
 
 SCHEMA = """
@@ -19,13 +19,6 @@ CREATE TABLE IF NOT EXISTS calls (
     updated_at  REAL NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class StoredCall:
-    call_sid: str
-    agent_id: str | None
-    summary: Summary
 
 
 class SqliteCallLedger:
@@ -42,13 +35,13 @@ class SqliteCallLedger:
         )
         return cursor.rowcount == 1
 
-    def get(self, call_sid: str) -> StoredCall | None:
+    def get(self, call_sid: str) -> CallRecord | None:
         row = self._db.connection().execute(
             "SELECT agent_id, summary FROM calls WHERE call_sid = ?", (call_sid,)
         ).fetchone()
         if row is None:
             return None
-        return StoredCall(call_sid, row[0], Summary.model_validate_json(row[1]))
+        return CallRecord(call_sid, row[0], Summary.model_validate_json(row[1]))
 
     def update_summary(self, call_sid: str, summary: Summary) -> None:
         self._db.connection().execute(

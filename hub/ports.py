@@ -7,6 +7,7 @@ translate vendor errors into ``TransientError`` or ``PermanentError`` at their e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from hub.models import Identity, Profile, Summary
@@ -67,7 +68,8 @@ class ScreenPopBroker(Protocol):
         ...
 
 
-class CallRecord(Protocol):
+@dataclass(frozen=True)
+class CallRecord:
     """What the hub decided for one CallSid."""
 
     call_sid: str

@@ -44,7 +44,7 @@ def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
 def call_parameters(summary: Summary, names: Sequence[str]) -> dict[str, str]:
     """The summary fields to carry as ``<Parameter>``s, short and without empties."""
     values = summary.to_json_dict()
-    params = {"callSid": summary.call.sid, "found": "true" if summary.found else "false"}
+    params = {"callSid": summary.call.sid or "", "found": "true" if summary.found else "false"}
     for name in names:
         value = values.get(name)
         if value not in (None, "", [], {}):

@@ -95,7 +95,7 @@ def test_withheld_caller_is_not_looked_up(harness_for) -> None:
 
 
 def test_first_provider_with_the_caller_wins(harness_for) -> None:
-    from_full = {key: profile.model_copy(update={"source": "full"}) for key, profile in KNOWN.items()}
+    from_full = {key: p.model_copy(update={"source": "full"}) for key, p in KNOWN.items()}
     empty, full = InMemoryProfileProvider(name="empty"), InMemoryProfileProvider(from_full, "full")
     decision = harness_for([empty, full]).call()
     assert decision.summary.source == "full"

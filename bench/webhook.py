@@ -1,0 +1,173 @@
+"""Webhook to TwiML and webhook to screen pop, over real HTTP on 127.0.0.1.
+
+Starts the hub in its own process (gunicorn, the production command) on the demo data,
+logs an agent console in over server-sent events, sends paced, signed inbound-call
+webhooks from the demo customers' numbers, and times each TwiML answer and each pop's
+arrival at the console. A bare ``GET /healthz`` on the same server is the baseline.
+
+    .venv/bin/python -m bench.webhook [--calls 300] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bench.report import describe, machine, record
+from integrations.simulate import inbound_call_form, new_call_sid, post_signed
+from lookup.demo import DEMO_FILES, load_demo
+from lookup.phone import to_e164
+from lookup.store import EmbeddedProfileStore
+
+TOKEN = "bench-auth-token"
+AGENT_TOKEN = "bench-agent-token"
+TO = "+18005550100"
+CONFIG = f"""
+[[agents]]
+id = "bench"
+name = "Bench Agent"
+client = "bench"
+numbers = ["{TO}"]
+token = "{AGENT_TOKEN}"
+"""
+
+
+def demo_numbers() -> list[str]:
+    """Every phone number in the demo profiles, in E.164."""
+    numbers: set[str] = set()
+    for kind, _, path in DEMO_FILES:
+        if kind != "profiles":
+            continue
+        for line in path.read_text().splitlines():
+            for item in json.loads(line).get("identityMap", {}).get("Phone", []):
+                number = to_e164(item["id"], "US")
+                if number:
+                    numbers.add(number)
+    return sorted(numbers)
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    config = data_dir / "hub.toml"
+    config.write_text(CONFIG)
+    env = {**os.environ, "CAHUB_DATA_DIR": str(data_dir), "CAHUB_CONFIG": str(config),
+           "CAHUB_TWILIO_AUTH_TOKEN": TOKEN, "CAHUB_SECRET_KEY": "bench"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
+               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"]
+    server = subprocess.Popen(command, env=env)
+    for _ in range(200):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("the hub did not start")
+
+
+class ConsoleListener(threading.Thread):
+    """An agent console: records when each call's first pop arrives."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.session = requests.Session()
+        self.session.get(f"{base}/console", params={"token": AGENT_TOKEN}, timeout=5)
+        self.response = self.session.get(f"{base}/console/events", stream=True, timeout=30)
+        self.arrived: dict[str, float] = {}
+
+    def run(self) -> None:
+        for line in self.response.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                sid = json.loads(line[5:])["call"]["sid"]
+                self.arrived.setdefault(sid, time.perf_counter())
+
+
+def send_calls(
+    base: str, numbers: list[str], count: int, rate: float
+) -> dict[str, tuple[float, float]]:
+    """Paced signed webhooks; returns CallSid -> (sent, answered) perf_counter times."""
+    timings: dict[str, tuple[float, float]] = {}
+    interval, next_at = 1.0 / rate, time.perf_counter()
+    url = f"{base}/twilio/voice"
+    for index in range(count):
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+        next_at += interval
+        sid = new_call_sid()
+        form = inbound_call_form(sid, numbers[index % len(numbers)], TO, "AC" + "0" * 32)
+        sent = time.perf_counter()
+        reply = post_signed(url, form, TOKEN)
+        timings[sid] = (sent, time.perf_counter())
+        if reply.status_code != 200:
+            raise RuntimeError(f"webhook answered {reply.status_code}")
+    return timings
+
+
+def healthz_ms(base: str, count: int) -> list[float]:
+    samples, session = [], requests.Session()
+    for _ in range(count):
+        started = time.perf_counter()
+        session.get(f"{base}/healthz", timeout=5).raise_for_status()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=100.0, help="calls per second")
+    parser.add_argument("--port", type=int, default=5077)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        store = EmbeddedProfileStore(data_dir / "profiles.sqlite3")
+        load_demo(store)
+        store.close()
+        server = start_server(data_dir, args.port)
+        try:
+            measure(f"http://127.0.0.1:{args.port}", args.calls, args.rate)
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def measure(base: str, calls: int, rate: float) -> None:
+    listener = ConsoleListener(base)
+    listener.start()
+    numbers = demo_numbers()
+    send_calls(base, numbers, 20, rate)  # warm-up: connections, caches, code paths
+    timings = send_calls(base, numbers, calls, rate)
+    time.sleep(0.5)
+    twiml = [(done - sent) * 1000 for sent, done in timings.values()]
+    pops = [(listener.arrived[sid] - sent) * 1000 for sid, (sent, _) in timings.items()
+            if sid in listener.arrived]
+    health = healthz_ms(base, calls)
+    ratio = statistics.median(twiml) / statistics.median(health)
+    body = f"""`.venv/bin/python -m bench.webhook --calls {calls} --rate {rate:g}` — {machine()}.
+The hub runs under gunicorn (1 worker, 32 threads) on the demo data; {calls} signed webhooks
+from {len(numbers)} demo callers at {rate:g} calls/s, one agent console on server-sent events.
+
+| figure (ms) | median / p99 / max | bar (PRODUCT.md §9) |
+|---|---|---|
+| signed webhook → TwiML | {describe(twiml)} | p99 ≤ 25 |
+| webhook → screen pop at the console | {describe(pops)} | p99 ≤ 50 |
+| bare `GET /healthz` | {describe(health)} | |
+
+Webhook cost / healthz cost (medians): **{ratio:.2f}×** (bar ≤ 3×).
+Pops received: {len(pops)} of {calls}.
+"""
+    record("Webhook to TwiML and to screen pop", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

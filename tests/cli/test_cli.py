@@ -1,0 +1,73 @@
+"""The ``cahub`` command line: ingest counts and rejections, lookup output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hub.cli import main
+
+ADA = {"identityMap": {"Phone": [{"id": "(415) 555-0134", "primary": True}],
+                       "Email": [{"id": "ada@example.com"}]},
+       "person": {"name": {"firstName": "Ada", "lastName": "Lovelace"}},
+       "loyalty": {"tier": "gold"}}
+BOB = {"identityMap": {"Email": [{"id": "bob@example.com", "primary": True}]},
+       "person": {"name": {"firstName": "Bob"}}}
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("CAHUB_DATA_DIR", str(tmp_path / "instance"))
+    return CliRunner()
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_ingest_counts_loaded_and_rejected_lines(runner: CliRunner, tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "p.jsonl",
+                         [json.dumps(ADA), "{not json", json.dumps(BOB), "[1, 2]"])
+    result = runner.invoke(main, ["ingest", "profiles", str(source), "--dataset", "crm"])
+    assert 0 == result.exit_code, result.output
+    assert f"{source}: 2 loaded, 2 rejected" in result.stdout
+    assert f"{source}:2: rejected:" in result.stderr
+    assert f"{source}:4: rejected:" in result.stderr
+
+
+def test_ingest_reads_stdin(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["ingest", "profiles", "-"], input=json.dumps(ADA) + "\n")
+    assert "-: 1 loaded, 0 rejected" in result.stdout
+
+
+def test_ingest_of_a_missing_file_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["ingest", "events", str(tmp_path / "nope.jsonl")])
+    assert 1 == result.exit_code
+    assert "cannot read" in result.stderr
+
+
+def test_lookup_prints_the_summary_for_a_person(runner: CliRunner, tmp_path: Path) -> None:
+    runner.invoke(main, ["ingest", "profiles", str(write_lines(tmp_path / "p.jsonl",
+                                                               [json.dumps(ADA)]))])
+    result = runner.invoke(main, ["lookup", "+1 415 555 0134"])
+    assert result.stdout.startswith("Ada Lovelace +14155550134\n")
+    assert "Loyalty tier: gold" in result.stdout
+
+
+def test_lookup_json_prints_only_the_summary_json(runner: CliRunner, tmp_path: Path) -> None:
+    runner.invoke(main, ["ingest", "profiles", str(write_lines(tmp_path / "p.jsonl",
+                                                               [json.dumps(ADA)]))])
+    result = runner.invoke(main, ["lookup", "4155550134", "--json"])
+    summary = json.loads(result.stdout)
+    assert (True, "Ada Lovelace", "gold") == (summary["found"], summary["name"],
+                                             summary["loyalty_tier"])
+
+
+def test_lookup_of_an_unusable_number_fails_clearly(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["lookup", "anonymous"])
+    assert 2 == result.exit_code
+    assert "not a usable phone number" in result.stderr
