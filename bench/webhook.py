@@ -98,14 +98,14 @@ def send_calls(
     """Paced signed webhooks; returns CallSid -> (sent, answered) perf_counter times."""
     timings: dict[str, tuple[float, float]] = {}
     interval, next_at = 1.0 / rate, time.perf_counter()
-    url = f"{base}/twilio/voice"
+    url, session = f"{base}/twilio/voice", requests.Session()
     for index in range(count):
         time.sleep(max(0.0, next_at - time.perf_counter()))
         next_at += interval
         sid = new_call_sid()
         form = inbound_call_form(sid, numbers[index % len(numbers)], TO, "AC" + "0" * 32)
         sent = time.perf_counter()
-        reply = post_signed(url, form, TOKEN)
+        reply = post_signed(url, form, TOKEN, session=session)
         timings[sid] = (sent, time.perf_counter())
         if reply.status_code != 200:
             raise RuntimeError(f"webhook answered {reply.status_code}")
@@ -136,7 +136,7 @@ def main() -> None:
         try:
             measure(f"http://127.0.0.1:{args.port}", args.calls, args.rate)
         finally:
-            server.terminate()
+            server.kill()  # an open event stream would hold a graceful stop
             server.wait(10)
 
 
@@ -151,6 +151,7 @@ def measure(base: str, calls: int, rate: float) -> None:
     pops = [(listener.arrived[sid] - sent) * 1000 for sid, (sent, _) in timings.items()
             if sid in listener.arrived]
     health = healthz_ms(base, calls)
+    listener.response.close()
     ratio = statistics.median(twiml) / statistics.median(health)
     body = f"""`.venv/bin/python -m bench.webhook --calls {calls} --rate {rate:g}` — {machine()}.
 The hub runs under gunicorn (1 worker, 32 threads) on the demo data; {calls} signed webhooks

@@ -68,14 +68,14 @@ def _line_count(name: str) -> int | None:
 
 def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str) -> IngestReport:
     """Load one JSON Lines file with a progress bar on stderr."""
-    length = _line_count(name)
-    label = "stdin" if name == "-" else Path(name).name
     handle = _open(name)
+    label = "stdin" if name == "-" else Path(name).name
     try:
-        bar: ProgressBar[int] = click.progressbar(
-            length=length, label=f"{kind} {label}", file=sys.stderr, show_pos=True)
-        with bar:
-            return store.ingest(kind, handle, dataset=dataset, progress=bar.update)
+        bar: ProgressBar[str] = click.progressbar(
+            handle, length=_line_count(name), label=f"{kind} {label}", file=sys.stderr,
+            show_pos=True)
+        with bar as lines:
+            return store.ingest(kind, lines, dataset=dataset)
     finally:
         if handle is not sys.stdin:
             handle.close()

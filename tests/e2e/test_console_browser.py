@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -12,27 +9,18 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from hub.models import CallerKind, CallInfo, Summary, SummaryAudience, SummaryEvent
 from hub.services import EXTENSION_KEY
 from hub.settings import Agent, HubConfig, Settings
 from hub.web.console import bp
 from integrations.screenpop import InProcessScreenPopBroker
+from tests.e2e.browser import BROWSER_MARKS, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 AGENT = Agent(id="ada", name="Ada Agent", client="ada", token="ada-browser-token")
 SCREENSHOT = "/tmp/console.png"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="the playwright Python package is not installed"),
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                       reason=f"Debian's Chromium is not installed at {CHROMIUM}"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def rich_summary(sid_number: int = 1, **changes: Any) -> Summary:
@@ -75,32 +63,8 @@ def console_app() -> Flask:
 
 @pytest.fixture
 def base_url(console_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, console_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture
-def page(base_url: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", timezone_id="UTC",
-                                      viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        yield page
-        context.close()
-        browser.close()
-    assert errors == [], "the console logged errors (a CSP violation, a script error)"
+    with serve(console_app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,6 @@
+"""The embedded profile store: SQLite, an identity graph, merged profiles, no network."""
+
+from lookup.store.embedded import EmbeddedProfileStore
+from lookup.store.ingest import IngestReport, Rejection
+
+__all__ = ["EmbeddedProfileStore", "IngestReport", "Rejection"]

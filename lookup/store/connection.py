@@ -1,0 +1,108 @@
+"""SQLite connections of the embedded store: one per thread, opened on first use.
+
+SQLite connections must not be shared between threads, so each thread gets its own
+(``threading.local``). WAL lets lookups read while an ingest writes. A connection is
+closed by ``close()`` in its own thread, or when the thread that opened it ends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from importlib import resources
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",  # WAL stays consistent; only the last commits may be lost
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA cache_size = -16000",
+    "PRAGMA mmap_size = 268435456",
+)
+
+
+class _ThreadConnection:
+    """Holds one thread's connection and closes it when the thread's locals go away."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        # Runs in the owning thread when it ends; elsewhere sqlite3 refuses, harmlessly.
+        with suppress(sqlite3.ProgrammingError):
+            self.connection.close()
+
+
+class ThreadConnections:
+    """Lazily opened, per-thread connections to one database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema created) on first use."""
+        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = _ThreadConnection(_open(self.path))
+            self._local.holder = holder
+        return holder.connection
+
+    def close(self) -> None:
+        """Close this thread's connection; the next use opens a new one."""
+        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+        self._local.holder = None
+        if holder is not None:
+            holder.connection.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot."""
+        with self._transaction("BEGIN") as connection:
+            yield connection
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taking the write lock up front so it cannot deadlock."""
+        with self._transaction("BEGIN IMMEDIATE") as connection:
+            yield connection
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        connection = self.get()
+        connection.execute(begin)
+        try:
+            yield connection
+        except BaseException:
+            if connection.in_transaction:  # SQLite may have rolled back already
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            connection.execute(pragma)
+        _create_schema(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create_schema(connection: sqlite3.Connection) -> None:
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"store schema {version} is newer than {SCHEMA_VERSION}")
+    schema = resources.files("lookup.store").joinpath("schema.sql").read_text(encoding="utf-8")
+    version_line = f"PRAGMA user_version = {SCHEMA_VERSION};"
+    connection.executescript(f"BEGIN IMMEDIATE;\n{schema}\n{version_line}\nCOMMIT;")

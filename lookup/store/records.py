@@ -1,0 +1,192 @@
+"""JSON Lines in, validated records out: one line becomes a record or a ``RecordError``.
+
+Nothing here touches the database. Identity values leave this module in their stored
+form (E.164 for every phone namespace, lower-case email), paired with the keyspace they
+are matched in: all phone namespaces share the keyspace ``phone``, since a call knows
+only the number, not the namespace it was filed under.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lookup.phone import PHONE_NAMESPACES, normalize_identity
+
+PHONE_KEYSPACE = "phone"
+MAX_IDENTITIES_PER_RECORD = 20  # AEP's guardrail for one XDM record
+MAX_IDENTITY_LENGTH = 1024  # AEP's limit for a non-ECID identity value
+BLOCKED_VALUES = frozenset({"null", "anonymous", "invalid", "undefined"})
+EVENT_FIELDS = frozenset({"_id", "timestamp", "eventType", "identityMap"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# (keyspace, stored value, namespace as written in the record)
+IdentityKey = tuple[str, str, str]
+
+
+class RecordError(ValueError):
+    """Why a line cannot be loaded; the message is shown to the operator as is.
+
+    Messages never quote identity values: they are personal data.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    line: int
+    identities: tuple[IdentityKey, ...]
+    primary: IdentityKey
+    modified_at: int | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    line: int
+    identities: tuple[IdentityKey, ...]
+    event_id: str
+    timestamp: int
+    event_type: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceRecord:
+    line: int
+    id: str
+    name: str
+    description: str | None
+
+
+def keyspace_of(namespace: str) -> str:
+    """The namespace an identity is matched in."""
+    return PHONE_KEYSPACE if namespace in PHONE_NAMESPACES else namespace
+
+
+def identity_key(namespace: str, value: str, region: str) -> IdentityKey | None:
+    """The stored ``IdentityKey`` of a raw identity, or None when the value is unusable."""
+    if len(value) > MAX_IDENTITY_LENGTH or value.strip().lower() in BLOCKED_VALUES:
+        return None
+    stored = normalize_identity(namespace, value, region)
+    if stored is None or (namespace == "ECID" and not (len(stored) == 38 and stored.isdigit())):
+        return None
+    return keyspace_of(namespace), stored, namespace
+
+
+def parse_profile(line: int, text: str, region: str) -> ProfileRecord:
+    """A profile fragment: its identities, primary identity, timestamp and attributes."""
+    record = parse_object(text)
+    identities, primary = parse_identity_map(record, region)
+    attributes = {k: v for k, v in record.items() if k != "identityMap"}
+    return ProfileRecord(line, identities, primary, _last_modified(record), attributes)
+
+
+def parse_event(line: int, text: str, region: str) -> EventRecord:
+    """An experience event; ``_id``, ``timestamp`` and ``eventType`` are required."""
+    record = parse_object(text)
+    event_id = _required_text(record, "_id", "event")
+    event_type = _required_text(record, "eventType", "event")
+    timestamp = parse_timestamp(record.get("timestamp"), "timestamp")
+    identities, _ = parse_identity_map(record, region)
+    body = {k: v for k, v in record.items() if k not in EVENT_FIELDS}
+    return EventRecord(line, identities, event_id, timestamp, event_type, body)
+
+
+def parse_audience(line: int, text: str, region: str) -> AudienceRecord:
+    """An audience definition: ``id`` and ``name`` are required."""
+    record = parse_object(text)
+    description = record.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RecordError("audience description is not a string")
+    name = _required_text(record, "name", "audience")
+    return AudienceRecord(line, _required_text(record, "id", "audience"), name, description)
+
+
+def parse_object(text: str) -> dict[str, Any]:
+    """The JSON object on one line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise RecordError(f"not a JSON object (a {_json_type(value)})")
+    return value
+
+
+def parse_identity_map(
+    record: dict[str, Any], region: str
+) -> tuple[tuple[IdentityKey, ...], IdentityKey]:
+    """Every usable identity of ``record`` (unusable ones are skipped) and its primary one."""
+    identity_map = record.get("identityMap")
+    if identity_map is None:
+        raise RecordError("no identityMap")
+    if not isinstance(identity_map, dict):
+        raise RecordError("identityMap is not an object")
+    found: dict[IdentityKey, bool] = {}
+    for namespace, items in identity_map.items():
+        for item in items if isinstance(items, list) else ():
+            key = _item_key(namespace, item, region)
+            if key is not None:
+                found[key] = found.get(key, False) or item.get("primary") is True
+    return _checked_identities(found)
+
+
+def parse_timestamp(value: object, field: str) -> int:
+    """An ISO-8601 timestamp with a time zone, as integer microseconds since the epoch."""
+    if not isinstance(value, str):
+        raise RecordError(f"{field} is missing or not a string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RecordError(f"{field} is not an ISO-8601 timestamp: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise RecordError(f"{field} has no time zone (add Z or an offset): {value[:40]!r}")
+    return to_micros(moment)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _item_key(namespace: object, item: object, region: str) -> IdentityKey | None:
+    if not isinstance(namespace, str) or not isinstance(item, dict):
+        return None
+    value = item.get("id")
+    return identity_key(namespace, value, region) if isinstance(value, str) else None
+
+
+def _checked_identities(
+    found: dict[IdentityKey, bool],
+) -> tuple[tuple[IdentityKey, ...], IdentityKey]:
+    if not found:
+        raise RecordError("no usable identity in identityMap")
+    if len(found) > MAX_IDENTITIES_PER_RECORD:
+        raise RecordError(
+            f"too many identities ({len(found)}; at most {MAX_IDENTITIES_PER_RECORD} per record)"
+        )
+    identities = tuple(found)
+    primary = next((key for key, is_primary in found.items() if is_primary), identities[0])
+    return identities, primary
+
+
+def _last_modified(record: dict[str, Any]) -> int | None:
+    repo = record.get("_repo")
+    if not isinstance(repo, dict) or repo.get("lastModifiedDate") is None:
+        return None
+    return parse_timestamp(repo["lastModifiedDate"], "_repo.lastModifiedDate")
+
+
+def _required_text(record: dict[str, Any], field: str, what: str) -> str:
+    value = record.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{what} has no {field}")
+    return value
+
+
+def _json_type(value: object) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
