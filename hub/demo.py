@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from app import close_app, create_app
 from hub.services import services
 from hub.settings import Agent, HubConfig, Settings
-from lookup.demo import DEMO_CALLER, load_demo
+from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
 
 DEMO_NUMBER = "+18005550100"
 SECRETS_FILE = "demo-secrets.json"
@@ -83,9 +83,8 @@ def demo(host: str, port: int) -> None:
     settings = demo_settings(Settings())
     app = create_app(settings)
     reports = load_demo(services(app).store)
-    for report in reports:
-        click.echo(f"  demo {report.kind}: {report.loaded} loaded, "
-                   f"{len(report.rejected)} rejected")
+    for (_, _, path), report in zip(DEMO_FILES, reports, strict=True):
+        click.echo(f"  {path.name}: {report.loaded} loaded, {len(report.rejected)} rejected")
     click.echo(_banner(settings, host, port))
     try:
         app.run(host=host, port=port, threaded=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import re
 
-PHONE = re.compile(r"(?<![\w(])[+(]?\d[\d\s().-]{6,}\d(?![\w])")
+PHONE = re.compile(r"(?<![\w(.:])[+(]?\d[\d\s().-]{6,}\d(?![\w.:])")
+IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_PHONE_DIGITS = 8
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 
@@ -22,7 +25,16 @@ def mask_phone(text: str) -> str:
 def mask_text(text: str) -> str:
     """``text`` with every phone number and email address masked."""
     text = EMAIL.sub(lambda m: "…@" + m.group(0).rsplit("@", 1)[1], text)
-    return PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return PHONE.sub(_mask_if_phone, text)
+
+
+def _mask_if_phone(match: re.Match[str]) -> str:
+    """Mask a digit run unless it is an IP address, a date, or too short for a number."""
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    if digits < MIN_PHONE_DIGITS or IPV4.fullmatch(text) or DATE.match(text):
+        return text
+    return mask_phone(text)
 
 
 class MaskingFilter(logging.Filter):

@@ -18,6 +18,8 @@ from hub.privacy import MaskingFilter, mask_text
         ("mail ada@example.com", "mail …@example.com"),
         ("call CAdddddddddddddddddddddddddddddddd", "call CAdddddddddddddddddddddddddddddddd"),
         ("took 12.5 ms", "took 12.5 ms"),
+        ("Running on http://127.0.0.1:5055", "Running on http://127.0.0.1:5055"),
+        ("at 2026-11-20 10:00", "at 2026-11-20 10:00"),
     ],
 )
 def test_mask_text(text: str, masked: str) -> None:
