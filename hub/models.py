@@ -95,6 +95,20 @@ class Profile(Frozen):
     events: tuple[ExperienceEvent, ...] = ()
 
 
+class AmbiguousMatch(Frozen):
+    """An identity that belongs to several unrelated people (a family landline, a switchboard).
+
+    It is reported, never resolved to one of them. ``candidates`` are the people it
+    touches, as far as the provider can tell (AEP answers 422 without naming them);
+    ``count`` is how many people it touches (None when unknown).
+    """
+
+    source: str
+    identity: Identity
+    count: int | None
+    candidates: tuple[Profile, ...] = ()
+
+
 class CallInfo(Frozen):
     """The ``call`` block of the summary."""
 
@@ -118,12 +132,9 @@ class SummaryEvent(Frozen):
     title: str
 
 
-class Summary(Frozen):
-    """What the agent sees: PRODUCT.md §7, with stable field names."""
+class PersonFacts(Frozen):
+    """What the agent is told about one person (the summary's person fields)."""
 
-    call: CallInfo
-    identity: Identity | None
-    found: bool
     source: str | None = None
     profile_id: str | None = None
     name: str | None = None
@@ -134,8 +145,31 @@ class Summary(Frozen):
     audiences: tuple[SummaryAudience, ...] = ()
     recent_events: tuple[SummaryEvent, ...] = ()
     last_campaign: str | None = None
+
+
+class Ambiguity(Frozen):
+    """The caller's number belongs to several people: who they are, for the agent to choose."""
+
+    count: int | None
+    candidates: tuple[PersonFacts, ...] = ()
+
+
+class Summary(PersonFacts):
+    """What the agent sees: PRODUCT.md §7, with stable field names.
+
+    For a shared number ``found`` is true, the person fields stay null, and
+    ``ambiguous`` lists the people the number touches; it is null otherwise.
+    """
+
+    call: CallInfo
+    identity: Identity | None
+    found: bool
+    ambiguous: Ambiguity | None = None
     lookup_ms: float | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The summary as the JSON object of PRODUCT.md §7."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The summary as the JSON object of PRODUCT.md §7, in its field order."""
+        data = self.model_dump(mode="json", by_alias=True)
+        first = ("call", "identity", "found")
+        return {**{key: data[key] for key in first},
+                **{key: value for key, value in data.items() if key not in first}}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.models import Identity, Profile, Summary
+from hub.models import AmbiguousMatch, Identity, Profile, Summary
 
 
 class HubError(Exception):
@@ -34,9 +34,12 @@ class ProfileProvider(Protocol):
 
     name: str
 
-    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+    def lookup(
+        self, identities: Sequence[Identity], deadline: float
+    ) -> Profile | AmbiguousMatch | None:
         """Return the person known by any of ``identities`` (tried in order), or None.
 
+        An identity shared by several unrelated people gives an ``AmbiguousMatch``.
         ``deadline`` is a ``time.monotonic()`` instant the provider should not run past.
         """
         ...

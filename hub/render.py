@@ -20,6 +20,9 @@ def headline(summary: Summary) -> str:
         return "Withheld number"
     if not summary.found:
         return f"Unknown caller {number}"
+    if summary.ambiguous is not None:
+        people = summary.ambiguous.count or "several"
+        return f"Shared number {number}: {people} people"
     return f"{summary.name or 'Customer without a name'} {number}"
 
 
@@ -44,6 +47,9 @@ def facts(summary: Summary) -> list[str]:
 def summary_text(summary: Summary) -> str:
     """A multi-line rendering for a terminal."""
     lines = [headline(summary)]
+    if summary.ambiguous is not None:
+        lines += [f"  - {c.name or 'no name'} ({c.profile_id})"
+                  for c in summary.ambiguous.candidates]
     if summary.email:
         lines.append(f"Email: {summary.email}")
     lines += facts(summary)

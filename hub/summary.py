@@ -11,12 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.models import (
+    Ambiguity,
+    AmbiguousMatch,
     Caller,
     CallerKind,
     CallInfo,
     ExperienceEvent,
     Identity,
     InboundCall,
+    PersonFacts,
     Profile,
     Summary,
     SummaryAudience,
@@ -87,23 +90,12 @@ def caller_info(caller: Caller) -> CallInfo:
                     caller_kind=caller.kind)
 
 
-def build_summary(
-    info: CallInfo,
-    identity: Identity | None,
-    profile: Profile | None,
-    lookup_ms: float | None,
-    fields: Mapping[str, str | list[str]] | None = None,
-) -> Summary:
-    """The summary of one call; ``profile`` None gives ``found: false``."""
-    if profile is None:
-        return Summary(call=info, identity=identity, found=False, lookup_ms=lookup_ms)
+def person_facts(profile: Profile, fields: Mapping[str, str | list[str]] | None) -> PersonFacts:
+    """The agent-facing facts of one person, through the field map."""
     spec = {**DEFAULT_FIELDS, **(fields or {})}
     attrs = profile.attributes
     events = profile.events[:SUMMARY_EVENTS]
-    return Summary(
-        call=info,
-        identity=identity,
-        found=True,
+    return PersonFacts(
         source=profile.source,
         profile_id=profile.profile_id,
         name=_as_text(resolve_field(attrs, spec["name"])),
@@ -118,5 +110,26 @@ def build_summary(
             SummaryEvent(timestamp=e.timestamp, type=e.type, title=event_title(e)) for e in events
         ),
         last_campaign=_last_campaign(events, spec["last_campaign"]),
-        lookup_ms=lookup_ms,
     )
+
+
+def build_summary(
+    info: CallInfo,
+    identity: Identity | None,
+    match: Profile | AmbiguousMatch | None,
+    lookup_ms: float | None,
+    fields: Mapping[str, str | list[str]] | None = None,
+) -> Summary:
+    """The summary of one call; ``match`` None gives ``found: false``.
+
+    A shared number gives ``found: true`` with the people it touches under
+    ``ambiguous``, and no person chosen for the agent.
+    """
+    base = {"call": info, "identity": identity, "lookup_ms": lookup_ms}
+    if match is None:
+        return Summary(found=False, **base)
+    if isinstance(match, AmbiguousMatch):
+        candidates = tuple(person_facts(p, fields) for p in match.candidates)
+        ambiguity = Ambiguity(count=match.count, candidates=candidates)
+        return Summary(found=True, source=match.source, ambiguous=ambiguity, **base)
+    return Summary(found=True, **base, **dict(person_facts(match, fields)))

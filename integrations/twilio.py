@@ -45,6 +45,8 @@ def call_parameters(summary: Summary, names: Sequence[str]) -> dict[str, str]:
     """The summary fields to carry as ``<Parameter>``s, short and without empties."""
     values = summary.to_json_dict()
     params = {"callSid": summary.call.sid or "", "found": "true" if summary.found else "false"}
+    if summary.ambiguous is not None:
+        params["ambiguous"] = str(summary.ambiguous.count or "several")
     for name in names:
         value = values.get(name)
         if value not in (None, "", [], {}):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.metrics import HubMetrics
-from hub.models import Identity, Profile
+from hub.models import AmbiguousMatch, Identity, Profile
 from hub.ports import HubError, ProfileProvider
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LookupResult:
-    """The chain's answer: the profile (or None), which identity matched, and the time taken."""
+    """The chain's answer: the person, a shared-number match or None; the identity; the time."""
 
-    profile: Profile | None
+    profile: Profile | AmbiguousMatch | None
     identity: Identity | None
     elapsed_ms: float
 
@@ -47,12 +47,13 @@ class ProviderChain:
 
     def _ask(
         self, provider: ProfileProvider, candidates: Sequence[Identity], deadline: float
-    ) -> Profile | None:
+    ) -> Profile | AmbiguousMatch | None:
         started = time.perf_counter()
         outcome = "error"
         try:
             profile = provider.lookup(candidates, deadline)
-            outcome = "hit" if profile is not None else "miss"
+            outcome = "miss" if profile is None else \
+                "ambiguous" if isinstance(profile, AmbiguousMatch) else "hit"
             return profile
         except HubError as exc:
             log.warning("provider %s failed: %s", provider.name, type(exc).__name__)
@@ -66,8 +67,12 @@ class ProviderChain:
             )
 
 
-def _matched(profile: Profile, candidates: Sequence[Identity]) -> Identity | None:
+def _matched(
+    profile: Profile | AmbiguousMatch, candidates: Sequence[Identity]
+) -> Identity | None:
     """The first candidate the profile carries, else the first candidate asked."""
+    if isinstance(profile, AmbiguousMatch):
+        return profile.identity
     known = {(i.namespace, i.id) for i in profile.identities}
     found = next((c for c in candidates if (c.namespace, c.id) in known), None)
     return found or (candidates[0] if candidates else None)

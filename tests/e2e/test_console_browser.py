@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from hub.models import CallerKind, CallInfo, Summary, SummaryAudience, SummaryEvent
+from hub.models import (
+    Ambiguity,
+    CallerKind,
+    CallInfo,
+    PersonFacts,
+    Summary,
+    SummaryAudience,
+    SummaryEvent,
+)
 from hub.services import EXTENSION_KEY
 from hub.settings import Agent, HubConfig, Settings
 from hub.web.console import bp
@@ -133,3 +141,30 @@ def test_signing_out_returns_to_the_login_form(live_console):
     live_console.get_by_test_id("logout").click()
 
     expect(live_console.get_by_test_id("token-input")).to_be_visible()
+
+
+def shared_number_summary() -> Summary:
+    maria = PersonFacts(source="embedded", profile_id="p-maria", name="María García",
+                        email="maria@example.com", loyalty_tier="silver")
+    tomas = PersonFacts(source="embedded", profile_id="p-tomas", name="Tomás García",
+                        lifetime_value=99.0)
+    return rich_summary(7, name=None, email=None, loyalty_tier=None, lifetime_value=None,
+                        churn_propensity=None, audiences=(), recent_events=(),
+                        last_campaign=None, profile_id=None,
+                        ambiguous=Ambiguity(count=2, candidates=(maria, tomas)))
+
+
+def test_a_shared_number_offers_a_chooser_and_shows_the_chosen_person(console_app,
+                                                                       live_console):
+    from playwright.sync_api import expect
+
+    _trigger_pop(console_app, "ada", shared_number_summary())
+
+    expect(live_console.get_by_test_id("caller-name")).to_have_text("Shared number")
+    candidates = live_console.get_by_test_id("candidate")
+    expect(candidates).to_have_count(2)
+    candidates.filter(has_text="Tomás García").click()
+    expect(live_console.get_by_test_id("caller-name")).to_have_text("Tomás García")
+    expect(live_console.get_by_test_id("lifetime-value")).to_have_text("$99.00")
+    expect(live_console.get_by_test_id("candidate")).to_contain_text(["María García"])
+    expect(live_console.get_by_test_id("card")).to_have_count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hub.models import (
+    AmbiguousMatch,
     AudienceMembership,
     CallerKind,
     CallInfo,
@@ -57,9 +58,10 @@ def test_found_profile_fills_every_field() -> None:
             {"timestamp": "2026-11-01T00:00:00Z", "type": "directMarketing.emailClicked",
              "title": "Clicked email from Autumn Launch"},
         ],
-        "last_campaign": "Winter Sale 2026", "lookup_ms": 0.7,
+        "last_campaign": "Winter Sale 2026", "ambiguous": None, "lookup_ms": 0.7,
     }
     assert expected == summary
+    assert ["call", "identity", "found"] == list(summary)[:3]
 
 
 def test_not_found_gives_nulls_and_empty_lists() -> None:
@@ -89,3 +91,21 @@ def test_scores_that_are_not_numbers_are_unknown() -> None:
 def test_resolve_field_takes_the_first_alternative_present() -> None:
     record = {"a": {"b": ""}, "c": "yes"}
     assert resolve_field(record, ["a.b", "c"]) == "yes"
+
+
+def test_shared_number_lists_the_people_and_chooses_none() -> None:
+    other = Profile(source="embedded", profile_id="p2",
+                    attributes={"person": {"name": {"fullName": "Tomás García"}}})
+    match = AmbiguousMatch(source="embedded", identity=IDENTITY, count=2,
+                           candidates=(ada(), other))
+    summary = build_summary(INFO, IDENTITY, match, 0.4)
+    assert (True, None, None) == (summary.found, summary.name, summary.profile_id)
+    assert summary.ambiguous is not None
+    assert (2, ["Ada Lovelace", "Tomás García"]) == (
+        summary.ambiguous.count, [c.name for c in summary.ambiguous.candidates])
+
+
+def test_shared_number_without_named_candidates_keeps_the_count() -> None:
+    match = AmbiguousMatch(source="aep", identity=IDENTITY, count=None)
+    summary = build_summary(INFO, IDENTITY, match, 0.4).to_json_dict()
+    assert {"count": None, "candidates": []} == summary["ambiguous"]

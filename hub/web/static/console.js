@@ -73,6 +73,7 @@
 
   function callerName(summary) {
     if (summary.name) return summary.name;
+    if (summary.ambiguous) return "Shared number";
     if (summary.call.caller_kind === "withheld") return "Withheld number";
     return "Unknown caller";
   }
@@ -102,7 +103,7 @@
     const article = el("article", "card__body");
     article.setAttribute("aria-label", `Call from ${callerName(summary)}`);
     article.append(renderHead(summary, receivedAt));
-    article.append(...(summary.found ? renderProfile(summary) : [renderNoProfile(summary)]));
+    article.append(...renderBody(summary));
     article.append(renderFoot(summary));
     card.append(article);
     return card;
@@ -134,6 +135,43 @@
     const badge = el("span", `badge tier tier--${variant}`, capitalise(String(tier)), "loyalty-tier");
     badge.title = "Loyalty tier";
     return badge;
+  }
+
+  function renderBody(summary) {
+    if (!summary.found) return [renderNoProfile(summary)];
+    if (!summary.ambiguous) return renderProfile(summary);
+    if (!summary.chosen) return [renderChooser(summary)];
+    return [...renderProfile(summary), renderChooser(summary)];
+  }
+
+  /* A shared number is never resolved for the agent: they ask, then pick the person. */
+  function renderChooser(summary) {
+    const { count, candidates } = summary.ambiguous;
+    const people = count || candidates.length || "several";
+    const chooser = el("div", "chooser", null, "chooser");
+    const text = summary.chosen
+      ? `Shared number (${people} people). Not them?`
+      : `This number is shared by ${people} people. Ask who is calling, then choose:`;
+    chooser.append(el("p", "chooser__note", text));
+    const options = el("div", "chooser__options");
+    for (const candidate of candidates) {
+      if (candidate.profile_id === summary.chosen) continue;
+      options.append(renderCandidate(summary, candidate));
+    }
+    chooser.append(options);
+    return chooser;
+  }
+
+  function renderCandidate(summary, candidate) {
+    const button = el("button", "chooser__option", null, "candidate");
+    button.type = "button";
+    button.append(el("span", "chooser__name", candidate.name || "Customer without a name"));
+    const detail = [candidate.email, candidate.loyalty_tier].filter(Boolean).join(" · ");
+    if (detail) button.append(el("span", "chooser__detail", detail));
+    button.addEventListener("click", () => showPop({
+      ...summary, ...candidate, ambiguous: summary.ambiguous, chosen: candidate.profile_id,
+    }));
+    return button;
   }
 
   function renderProfile(summary) {
