@@ -12,6 +12,7 @@ import click
 from app import close_app, create_app
 from hub.demo import demo
 from hub.models import CallerKind
+from hub.ports import PermanentError
 from hub.privacy import configure_logging
 from hub.render import summary_text
 from hub.services import services
@@ -122,6 +123,29 @@ def lookup(phone: str, as_json: bool) -> None:
     text = json.dumps(summary.to_json_dict(), ensure_ascii=False) if as_json else \
         summary_text(summary)
     click.echo(text)
+
+
+@main.command()
+@click.argument("identity")
+@click.option("--namespace", default=None,
+              help="Identity namespace (Phone, Email, CRMID, ...); by default phone "
+                   "namespaces, then Email, then any namespace holding the value.")
+@click.option("--all-shared", is_flag=True,
+              help="For a number shared by several people, forget every one of them.")
+def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
+    """Delete everything the embedded store holds about the person with IDENTITY."""
+    app = create_app(_settings())
+    try:
+        report = services(app).store.forget(namespace, identity, all_shared=all_shared)
+    except PermanentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        close_app(app)
+    if not report.found:
+        click.echo("Nothing is stored for that identity; nothing was removed.")
+        return
+    click.echo(f"Removed {report.persons} person(s): {report.fragments} profile fragment(s), "
+               f"{report.events} event(s), {report.identities} identity link(s).")
 
 
 main.add_command(demo)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,42 @@ class Routing(BaseModel):
     parameters: tuple[str, ...] = ("name", "loyalty_tier", "lifetime_value", "churn_propensity")
 
 
+class IdentityRules(BaseModel):
+    """How the embedded store links identities into people (TOML ``[identity]``).
+
+    A person holds at most one value of each unique namespace, so a number shared by
+    two people with different CRM ids is reported as shared instead of merging them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unique_namespaces: tuple[str, ...] = ("CRMID", "loyaltyId")
+    max_identities: int = Field(default=50, ge=2, le=10_000)
+
+
+class MergePolicy(BaseModel):
+    """Which fragment's value wins when a person's records disagree (TOML ``[merge]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: Literal["timestamp_ordered", "dataset_precedence"] = "timestamp_ordered"
+    order: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _precedence_needs_an_order(self) -> MergePolicy:
+        if self.policy == "dataset_precedence" and not self.order:
+            raise ValueError('merge policy "dataset_precedence" needs order = ["dataset", ...]')
+        return self
+
+
+class EventRetention(BaseModel):
+    """How long experience events are kept (TOML ``[events]``); None keeps them all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retention_days: int | None = Field(default=None, ge=1)
+
+
 class HubConfig(BaseModel):
     """The structured part of the configuration, read from the TOML file."""
 
@@ -51,7 +87,9 @@ class HubConfig(BaseModel):
     agents: tuple[Agent, ...] = ()
     routing: Routing = Routing()
     fields: dict[str, str | list[str]] = Field(default_factory=dict)
-    merge: dict[str, Any] = Field(default_factory=dict)
+    identity: IdentityRules = IdentityRules()
+    merge: MergePolicy = MergePolicy()
+    events: EventRetention = EventRetention()
 
     @model_validator(mode="after")
     def _agents_are_distinct(self) -> HubConfig:
@@ -96,7 +134,22 @@ class Settings(BaseSettings):
 
     aep_base_url: str = "https://platform.adobe.io"
     aep_ims_base_url: str = "https://ims-na1.adobelogin.com"
+    aep_client_id: str | None = None
+    aep_client_secret: SecretStr | None = None
+    aep_org_id: str | None = None
+    aep_sandbox: str = "prod"
+    aep_merge_policy_id: str | None = None
+    aep_scopes: str = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
+    aep_fields: CommaList = Field(default_factory=list)
+    aep_events: bool = True
+    aep_timeout_ms: int = Field(default=800, ge=50, le=14000)
+
     segment_base_url: str = "https://profiles.segment.com"
+    segment_space_id: str | None = None
+    segment_token: SecretStr | None = None
+    segment_identifiers: CommaList = Field(default_factory=lambda: ["phone", "email", "user_id"])
+    segment_timeout_ms: int = Field(default=500, ge=50, le=14000)
+
     twilio_base_url: str = "https://api.twilio.com"
     salesforce_base_url: str | None = None
     hubspot_base_url: str = "https://api.hubapi.com"
@@ -107,7 +160,8 @@ class Settings(BaseSettings):
 
     hub: HubConfig = Field(default_factory=HubConfig, exclude=True)
 
-    @field_validator("profile_providers", "identity_namespaces", "api_keys", mode="before")
+    @field_validator("profile_providers", "identity_namespaces", "api_keys", "aep_fields",
+                     "segment_identifiers", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return _comma_list(value)
