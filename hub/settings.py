@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     profile_providers: CommaList = Field(default_factory=lambda: ["embedded"])
     identity_namespaces: CommaList = Field(default_factory=lambda: ["Phone_E.164", "Phone"])
     lookup_deadline_ms: int = Field(default=1000, ge=50, le=14000)
+    lookup_cache_ttl_s: float = Field(default=300.0, ge=0)
+    lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
 
     aep_base_url: str = "https://platform.adobe.io"
     aep_ims_base_url: str = "https://ims-na1.adobelogin.com"

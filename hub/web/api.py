@@ -9,6 +9,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, jsonify, request
 
 from hub.models import CallerKind
+from hub.ports import ProfileProvider
 from hub.services import services
 from hub.summary import build_summary, caller_info
 from hub.web import json_error
@@ -59,10 +60,16 @@ def _check(ping: Callable[[], None]) -> dict[str, object]:
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
+def _provider_check(provider: ProfileProvider) -> dict[str, object]:
+    """The ping, plus the circuit and cache state of a guarded remote provider."""
+    state = getattr(provider, "state", None)
+    return {**_check(provider.ping), **(state() if callable(state) else {})}
+
+
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each configured provider and sink; 503 when any fails."""
-    checks = {p.name: _check(p.ping) for p in services().providers}
+    checks = {p.name: _provider_check(p) for p in services().providers}
     healthy = all(check["ok"] for check in checks.values())
     body = {"status": "ok" if healthy else "degraded", "checks": checks}
     return jsonify(body), 200 if healthy else 503
