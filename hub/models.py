@@ -173,3 +173,40 @@ class Summary(PersonFacts):
         first = ("call", "identity", "found")
         return {**{key: data[key] for key in first},
                 **{key: value for key, value in data.items() if key not in first}}
+
+
+class DeliveryAction(StrEnum):
+    """What a delivery does at its sink."""
+
+    NOTE = "note"
+    SMS = "sms"
+    CALL_LOG = "call_log"
+
+
+class NewDelivery(Frozen):
+    """A delivery to make for an accepted call; unique per (call_sid, sink, action).
+
+    ``payload`` is already rendered and filtered by the channel's data-usage policy:
+    sinks only transport it.
+    """
+
+    call_sid: str
+    sink: str
+    action: DeliveryAction
+    payload: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """The idempotency key a sink sends where its API takes one."""
+        return f"{self.call_sid}:{self.sink}:{self.action.value}"
+
+
+class Delivery(NewDelivery):
+    """A delivery as the outbox holds it."""
+
+    id: int
+    attempts: int = 0
+    status: str = "pending"
+    last_error: str | None = None
+    created_at: datetime
+    next_attempt_at: datetime

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from hub.models import AmbiguousMatch, Identity, Profile, Summary
+from hub.models import AmbiguousMatch, Delivery, Identity, NewDelivery, Profile, Summary
 
 
 class HubError(Exception):
@@ -91,3 +92,37 @@ class CallLedger(Protocol):
 
     def update_summary(self, call_sid: str, summary: Summary) -> None: ...
 
+
+
+class Sink(Protocol):
+    """Somewhere deliveries go: a CRM, the Twilio Messages API, a webhook."""
+
+    name: str
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Make the delivery, at most once per ``delivery.key`` at the far end.
+
+        Raise ``TransientError`` (with ``retry_after`` when the service said so) for
+        what may work later, ``PermanentError`` for what never will.
+        """
+        ...
+
+    def ping(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """Durable deliveries: written before the webhook answers, worked off in the background."""
+
+    def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
+        """Store new deliveries; ones already stored for the same key are ignored."""
+        ...
+
+    def claim_due(self, limit: int) -> list[Delivery]:
+        """Take up to ``limit`` deliveries whose time has come, leased to this worker."""
+        ...
+
+    def mark_done(self, delivery_id: int) -> None: ...
+
+    def mark_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failure: retried at ``retry_at``, or dead-lettered when it is None."""
+        ...
