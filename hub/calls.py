@@ -118,7 +118,7 @@ class InboundCallHandler:
     def _pop(self, agent: Agent | None, summary: Summary, received: float, timing: str) -> None:
         if agent is None:
             return
-        self._broker.publish(agent.id, summary)
+        self._broker.publish(agent.id, self._settings.hub.data_usage.filter(summary, "pop"))
         self._metrics.pop_seconds.labels(timing).observe(time.perf_counter() - received)
 
     def _agent(self, agent_id: str | None) -> Agent | None:

@@ -115,7 +115,7 @@ class CallInfo(Frozen):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     sid: str | None
-    from_: str = Field(alias="from")
+    from_: str | None = Field(alias="from")
     to: str | None
     caller_kind: CallerKind
 

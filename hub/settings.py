@@ -8,11 +8,14 @@ map, the merge policy) from the TOML file named by ``CAHUB_CONFIG``. Only
 from __future__ import annotations
 
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hub.policy import Channel, ChannelPolicy, DataUsage
 
 KNOWN_PROVIDERS = ("embedded", "aep", "segment")
 KNOWN_CRMS = ("none", "salesforce", "hubspot", "zendesk", "webhook")
@@ -90,6 +93,18 @@ class HubConfig(BaseModel):
     identity: IdentityRules = IdentityRules()
     merge: MergePolicy = MergePolicy()
     events: EventRetention = EventRetention()
+    labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    policies: dict[Channel, ChannelPolicy] = Field(default_factory=dict)
+
+    @cached_property
+    def data_usage(self) -> DataUsage:
+        """Field labels and channel policies, over the defaults."""
+        return DataUsage(labels=self.labels, policies=self.policies)
+
+    @model_validator(mode="after")
+    def _labels_are_valid(self) -> HubConfig:
+        DataUsage(labels=self.labels, policies=self.policies)
+        return self
 
     @model_validator(mode="after")
     def _agents_are_distinct(self) -> HubConfig:
