@@ -158,7 +158,9 @@ class Settings(BaseSettings):
     aep_org_id: str | None = None
     aep_sandbox: str = "prod"
     aep_merge_policy_id: str | None = None
-    aep_scopes: str = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
+    aep_scopes: str = (
+        "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
+    )
     aep_fields: CommaList = Field(default_factory=list)
     aep_events: bool = True
     aep_timeout_ms: int = Field(default=800, ge=50, le=14000)
