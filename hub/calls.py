@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from hub.metrics import HubMetrics
-from hub.models import Caller, InboundCall, Summary
+from hub.models import Caller, CallStatusUpdate, InboundCall, Summary
 from hub.ports import CallLedger, ScreenPopBroker
 from hub.routing import AgentRouter
 from hub.settings import Agent, Settings
@@ -70,6 +70,14 @@ class InboundCallHandler:
         if late is not None:
             late.add_done_callback(self._late_pop(call, caller, agent, received))
         return CallDecision(agent, summary)
+
+    def status(self, update: CallStatusUpdate) -> bool:
+        """Record a status callback; True when it ended the call (first time only)."""
+        ended = self._ledger.record_status(update.call_sid, update.call_status, update.sequence,
+                                           update.duration_s)
+        if ended:
+            self._metrics.calls_ended.labels(update.call_status).inc()
+        return ended
 
     def classify(self, raw: str) -> Caller:
         return classify_caller(raw, self._settings.default_region,

@@ -4,7 +4,10 @@ the same way and causes no second pop.
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hub.models import Summary
 from hub.ports import CallRecord
@@ -18,7 +21,15 @@ CREATE TABLE IF NOT EXISTS calls (
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS call_status (
+    call_sid     TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    duration_s   INTEGER,
+    completed_at REAL
+);
 """
+TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 class SqliteCallLedger:
@@ -48,3 +59,34 @@ class SqliteCallLedger:
             "UPDATE calls SET summary = ?, updated_at = ? WHERE call_sid = ?",
             (summary.model_dump_json(by_alias=True), time.time(), call_sid),
         )
+
+    def record_status(self, call_sid: str, status: str, sequence: int,
+                      duration_s: int | None) -> bool:
+        """Apply a status callback; True only the first time the call reaches an end.
+
+        Callbacks may arrive twice or out of order: a lower sequence number than the
+        one stored never overwrites it, and a call that ended never un-ends.
+        """
+        conn = self._db.connection()
+        with _transaction(conn):
+            row = conn.execute("SELECT status, sequence FROM call_status WHERE call_sid = ?",
+                               (call_sid,)).fetchone()
+            if row is not None and (row[0] in TERMINAL or row[1] >= sequence):
+                return False
+            ended = status in TERMINAL
+            conn.execute(
+                "INSERT OR REPLACE INTO call_status VALUES (?, ?, ?, ?, ?)",
+                (call_sid, status, sequence, duration_s, time.time() if ended else None),
+            )
+            return ended
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -30,6 +30,10 @@ class HubMetrics:
             "cahub_calls", "Inbound calls accepted, by caller kind and lookup outcome",
             ["caller_kind", "outcome"], registry=self.registry,
         )
+        self.calls_ended = Counter(
+            "cahub_calls_ended", "Calls that reached an end, by final status", ["status"],
+            registry=self.registry,
+        )
         self.webhook_seconds = Histogram(
             "cahub_webhook_seconds", "Voice webhook: request in to TwiML out",
             buckets=LATENCY_BUCKETS, registry=self.registry,

@@ -47,6 +47,18 @@ class InboundCall(Frozen):
     caller_name: str | None = Field(default=None, alias="CallerName")
 
 
+class CallStatusUpdate(Frozen):
+    """Twilio's call status callback form (call progress events)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    call_sid: str = Field(alias="CallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    call_status: str = Field(alias="CallStatus", min_length=1)
+    sequence: int = Field(default=0, alias="SequenceNumber", ge=0)
+    duration_s: int | None = Field(default=None, alias="CallDuration", ge=0)
+    timestamp: str | None = Field(default=None, alias="Timestamp")
+
+
 class Identity(Frozen):
     """A fully qualified identity: a value within an identity namespace."""
 

@@ -92,6 +92,11 @@ class CallLedger(Protocol):
 
     def update_summary(self, call_sid: str, summary: Summary) -> None: ...
 
+    def record_status(self, call_sid: str, status: str, sequence: int,
+                      duration_s: int | None) -> bool:
+        """Apply a status callback; True only the first time the call reaches an end."""
+        ...
+
 
 
 class Sink(Protocol):

@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
-from hub.models import InboundCall
+from hub.models import CallStatusUpdate, InboundCall
 from hub.services import services
 from integrations.twilio import hold_in_queue, is_valid_signature, route_call, signed_url
 
@@ -65,6 +65,18 @@ def voice() -> Response:
         body = hold_in_queue(hub.settings.hub.routing)
     hub.metrics.webhook_seconds.observe(time.perf_counter() - received)
     return twiml(body)
+
+
+@bp.post("/status")
+def status() -> Response:
+    """A call status callback: once the call has ended, it is logged (idempotently)."""
+    try:
+        update = CallStatusUpdate.model_validate(request.form.to_dict())
+    except ValidationError as exc:
+        log.warning("status callback with an unusable form: %s", _fields(exc))
+        return twiml("<Response/>", 400)
+    services().calls.status(update)
+    return twiml("<Response/>")
 
 
 def _fields(exc: ValidationError) -> str:

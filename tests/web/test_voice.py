@@ -127,3 +127,34 @@ def test_a_broken_pipeline_still_sends_the_call_to_the_queue(app: Flask,
     services(app).calls.handle = broken  # type: ignore[method-assign]
     root = ET.fromstring(signed_post(client, "/twilio/voice", call_form(SID)).data)
     assert ["Say", "Enqueue"] == [child.tag for child in root]
+
+
+def status_form(status: str, sequence: int, duration: int | None = None) -> dict[str, str]:
+    form = {"CallSid": SID, "AccountSid": "AC" + "1" * 32, "CallStatus": status,
+            "SequenceNumber": str(sequence), "CallbackSource": "call-progress-events"}
+    return form | ({"CallDuration": str(duration)} if duration is not None else {})
+
+
+def ended_calls(app: Flask) -> str:
+    text = services(app).metrics.exposition().decode()
+    ended = [line for line in text.splitlines() if line.startswith("cahub_calls_ended_total")]
+    return "\n".join(ended)
+
+
+def test_status_callback_must_be_signed(client: FlaskClient) -> None:
+    assert 403 == client.post("/twilio/status", data=status_form("completed", 3)).status_code
+
+
+def test_a_completed_call_is_ended_once_however_often_twilio_says_so(app: Flask,
+                                                                    client: FlaskClient) -> None:
+    for form in (status_form("ringing", 1), status_form("completed", 3, 240),
+                 status_form("completed", 3, 240), status_form("in-progress", 2)):
+        reply = signed_post(client, "/twilio/status", form)
+        assert (200, "<Response/>") == (reply.status_code, reply.get_data(as_text=True))
+    assert 'cahub_calls_ended_total{status="completed"} 1.0' == ended_calls(app)
+
+
+def test_status_callback_without_a_status_is_a_bad_request(client: FlaskClient) -> None:
+    form = status_form("completed", 1)
+    del form["CallStatus"]
+    assert 400 == signed_post(client, "/twilio/status", form).status_code
