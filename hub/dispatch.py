@@ -1,0 +1,251 @@
+"""The dispatcher: works off the outbox, retrying transient failures and dead-lettering the rest.
+
+Like warehouse's delivery tasks, a ``TransientError`` is retried with capped exponential
+backoff and full jitter (never sooner than the service's ``retry_after``), a
+``PermanentError`` is dead at once, and any other exception counts as transient, since a
+bug must not lose work. A background thread drains the outbox; ``notify()`` wakes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hub.metrics import HubMetrics
+from hub.models import Delivery
+from hub.outbox import utc_now
+from hub.ports import Outbox, PermanentError, Sink, TransientError
+from hub.privacy import mask_text
+
+log = logging.getLogger(__name__)
+
+DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+Jitter = Callable[[float, float], float]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try a failed delivery again (seconds), and when to give up on it."""
+
+    base: float = 2.0
+    factor: float = 2.0
+    cap: float = 15 * 60.0
+    max_attempts: int = 12
+    max_age: timedelta = timedelta(hours=24)
+    # Full jitter; not for secrets, only to keep retries from arriving in step.
+    jitter: Jitter = field(default=random.uniform, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``attempt``-th failure, at least ``retry_after``."""
+        ceiling = min(self.cap, self.base * self.factor ** min(attempt - 1, 64))
+        return max(self.jitter(0.0, ceiling), retry_after or 0.0)
+
+    def retry_at(self, delivery: Delivery, now: datetime,
+                 retry_after: float | None = None) -> datetime | None:
+        """When to try ``delivery`` again after its latest attempt failed; None: give up."""
+        if delivery.attempts >= self.max_attempts or now - delivery.created_at >= self.max_age:
+            return None
+        return now + timedelta(seconds=self.delay(delivery.attempts, retry_after))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one drain did: deliveries done, put back for a later retry, dead-lettered."""
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    @classmethod
+    def of(cls, outcomes: Iterable[str]) -> DrainReport:
+        seen = list(outcomes)
+        return cls(seen.count("done"), seen.count("retry"), seen.count("dead"))
+
+    @property
+    def total(self) -> int:
+        return self.done + self.retried + self.dead
+
+
+@dataclass(frozen=True)
+class DeliveryMetrics:
+    deliveries: Counter
+    seconds: Histogram
+
+
+class OutboxGauge(Collector):
+    """``cahub_outbox_deliveries{status}``, read from the outbox at scrape time."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        try:
+            counts = self._counts()
+        except sqlite3.Error:
+            log.warning("outbox counts unavailable for /metrics", exc_info=True)
+            return []
+        for status, count in counts.items():
+            family.add_metric([status], count)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("cahub_outbox_deliveries", "Outbox deliveries by status",
+                                 labels=["status"])
+
+
+def register_delivery_metrics(
+    registry: CollectorRegistry, counts: Callable[[], Mapping[str, int]] | None = None
+) -> DeliveryMetrics:
+    """Delivery counters and latency on ``registry``; the outbox gauge when ``counts`` is given."""
+    if counts is not None:
+        registry.register(OutboxGauge(counts))
+    return DeliveryMetrics(
+        Counter("cahub_deliveries", "Delivery attempts by outcome (done, retry, dead)",
+                ["sink", "action", "outcome"], registry=registry),
+        Histogram("cahub_delivery_seconds", "Time a sink took to make a delivery", ["sink"],
+                  buckets=DELIVERY_BUCKETS, registry=registry),
+    )
+
+
+class Dispatcher:
+    """Delivers what the outbox holds, on a background thread or one drain at a time.
+
+    Each drain's deliveries are grouped by sink and the groups run side by side on a
+    small pool, so a slow CRM does not hold up SMS. A group stops after ``lease_budget``
+    seconds and puts the rest back, so no row outlives its lease (keep it under half of it).
+    """
+
+    def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink],
+                 metrics: HubMetrics | None = None, policy: RetryPolicy = DEFAULT_POLICY,
+                 clock: Callable[[], datetime] = utc_now, *, idle: float = 0.2,
+                 workers: int = 4, lease_budget: float = 30.0) -> None:
+        self._outbox, self._sinks, self._policy, self._clock = outbox, sinks, policy, clock
+        self._idle, self._workers, self._budget = idle, workers, lease_budget
+        self._metrics = None if metrics is None else register_delivery_metrics(
+            metrics.registry, getattr(outbox, "counts", None))
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def notify(self) -> None:
+        """Wake the background thread: new deliveries are waiting."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the background thread (once; a second call does nothing)."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="cahub-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread; deliveries still running stay leased and are retried later."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def drain_once(self, limit: int = 50) -> DrainReport:
+        """Claim up to ``limit`` due deliveries and make them, each sink's group in parallel."""
+        groups: dict[str, list[Delivery]] = {}
+        for delivery in self._outbox.claim_due(limit):
+            groups.setdefault(delivery.sink, []).append(delivery)
+        started = time.perf_counter()
+        if len(groups) <= 1:
+            return DrainReport.of(o for g in groups.values() for o in self._run_group(g, started))
+        pool = self._pool = self._pool or ThreadPoolExecutor(self._workers, "cahub-deliver")
+        futures = [pool.submit(self._run_group, group, started) for group in groups.values()]
+        return DrainReport.of(o for future in futures for o in future.result())
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                claimed = self.drain_once().total
+            except Exception:
+                log.error("outbox drain failed:\n%s", mask_text(traceback.format_exc()))
+                self._stopping.wait(1.0)
+                continue
+            if claimed == 0:
+                self._wake.wait(self._idle)
+
+    def _run_group(self, group: Sequence[Delivery], started: float) -> list[str]:
+        """One sink's deliveries in order; once the budget is spent, the rest go back."""
+        outcomes = []
+        for delivery in group:
+            if time.perf_counter() - started > self._budget:
+                self._outbox.mark_failed(delivery.id, "not attempted: drain ran out of time",
+                                         self._clock())
+                outcomes.append(self._count(delivery, "retry"))
+            else:
+                outcomes.append(self._count(delivery, self._attempt(delivery)))
+        return outcomes
+
+    def _attempt(self, delivery: Delivery) -> str:
+        sink = self._sinks.get(delivery.sink)
+        if sink is None:
+            return self._dead(delivery, f"no sink named {delivery.sink!r} is configured")
+        started = time.perf_counter()
+        try:
+            return self._deliver(sink, delivery)
+        finally:
+            if self._metrics is not None:
+                self._metrics.seconds.labels(delivery.sink).observe(time.perf_counter() - started)
+
+    def _deliver(self, sink: Sink, delivery: Delivery) -> str:
+        try:
+            sink.deliver(delivery)
+        except PermanentError as exc:
+            return self._dead(delivery, f"permanent: {exc}")
+        except TransientError as exc:
+            return self._retry(delivery, f"transient: {exc}", exc.retry_after)
+        except Exception as exc:
+            log.error("delivery %s to %s raised unexpectedly; will retry:\n%s", delivery.id,
+                      delivery.sink, mask_text(traceback.format_exc()))
+            return self._retry(delivery, f"unexpected {type(exc).__name__}: {exc}", None)
+        self._outbox.mark_done(delivery.id)
+        return "done"
+
+    def _retry(self, delivery: Delivery, error: str, retry_after: float | None) -> str:
+        retry_at = self._policy.retry_at(delivery, self._clock(), retry_after)
+        if retry_at is None:
+            return self._dead(delivery, f"gave up after {delivery.attempts} attempts: {error}")
+        log.info("delivery %s to %s will be retried at %s: %s", delivery.id, delivery.sink,
+                 retry_at.isoformat(timespec="seconds"), mask_text(error))
+        self._outbox.mark_failed(delivery.id, error, retry_at)
+        return "retry"
+
+    def _dead(self, delivery: Delivery, error: str) -> str:
+        log.warning("delivery %s to %s is dead: %s", delivery.id, delivery.sink, mask_text(error))
+        self._outbox.mark_failed(delivery.id, error, None)
+        return "dead"
+
+    def _count(self, delivery: Delivery, outcome: str) -> str:
+        if self._metrics is not None:
+            self._metrics.deliveries.labels(delivery.sink, delivery.action.value, outcome).inc()
+        return outcome
