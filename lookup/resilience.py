@@ -61,6 +61,9 @@ class CachedProvider:
     def ping(self) -> None:
         self.inner.ping()
 
+    def close(self) -> None:
+        _close(self.inner)
+
     def state(self) -> dict[str, object]:
         inner = getattr(self.inner, "state", None)
         own = {"cached": len(self._entries), "cache_hits": self.hits, "cache_misses": self.misses}
@@ -93,6 +96,13 @@ class CachedProvider:
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+
+def _close(provider: ProfileProvider) -> None:
+    """Close ``provider`` when it holds something to close (an HTTP session)."""
+    close = getattr(provider, "close", None)
+    if callable(close):
+        close()
 
 
 def _wait(shared: Future[Answer], deadline: float) -> Answer:
@@ -131,6 +141,9 @@ class CircuitBreaker:
 
     def ping(self) -> None:
         self.inner.ping()
+
+    def close(self) -> None:
+        _close(self.inner)
 
     def state(self) -> dict[str, object]:
         with self._lock:
