@@ -14,31 +14,75 @@ from pathlib import Path
 from flask import Flask
 
 from hub.calls import InboundCallHandler
+from hub.deliveries import DeliveryPlanner
+from hub.dispatch import Dispatcher
 from hub.ledger import SCHEMA as LEDGER_SCHEMA
 from hub.ledger import SqliteCallLedger
 from hub.metrics import HubMetrics
-from hub.ports import ProfileProvider
+from hub.outbox import SCHEMA as OUTBOX_SCHEMA
+from hub.outbox import SqliteOutbox
+from hub.ports import ProfileProvider, Sink
 from hub.privacy import install_masking
 from hub.routing import AgentRouter
 from hub.services import EXTENSION_KEY, HubServices
 from hub.settings import Settings
 from hub.sqlite import ThreadLocalDatabase
 from integrations.screenpop import InProcessScreenPopBroker
+from integrations.sms import TwilioSmsSink, fit_sms
+from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
+from lookup.resilience import CachedProvider, CircuitBreaker
+from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
+from lookup.writeback import ProfileWriteBackSink
 
 log = logging.getLogger(__name__)
 STORE_FILE = "profiles.sqlite3"
 HUB_FILE = "hub.sqlite3"
 
 
+def guarded(provider: ProfileProvider, settings: Settings) -> ProfileProvider:
+    """A remote provider behind a cache and a circuit breaker (PRODUCT.md §9)."""
+    breaker = CircuitBreaker(provider, settings.breaker_failures, settings.breaker_reset_s)
+    return CachedProvider(breaker, settings.lookup_cache_ttl_s, settings.lookup_miss_ttl_s)
+
+
 def build_providers(settings: Settings, store: EmbeddedProfileStore) -> list[ProfileProvider]:
-    """The configured providers, in lookup order."""
-    available: dict[str, ProfileProvider] = {"embedded": store}
-    missing = [name for name in settings.profile_providers if name not in available]
-    if missing:
-        raise ValueError(f"profile provider(s) {missing} are not available in this version")
-    return [available[name] for name in settings.profile_providers]
+    """The configured providers, in lookup order; remote ones guarded."""
+    providers: list[ProfileProvider] = []
+    for name in settings.profile_providers:
+        if name == "embedded":
+            providers.append(store)
+        elif name == "aep":
+            providers.append(guarded(AepProfileProvider.from_settings(settings), settings))
+        else:
+            providers.append(guarded(SegmentProfileProvider.from_settings(settings), settings))
+    return providers
+
+
+def build_crm_sink(settings: Settings) -> Sink:
+    """The CRM sink named by ``CAHUB_CRM`` (its module is imported only when chosen)."""
+    if settings.crm == "salesforce":
+        from integrations.salesforce import SalesforceTaskSink
+        return SalesforceTaskSink.from_settings(settings)
+    if settings.crm == "hubspot":
+        from integrations.hubspot import HubSpotNoteSink
+        return HubSpotNoteSink.from_settings(settings)
+    if settings.crm == "zendesk":
+        from integrations.zendesk import ZendeskNoteSink
+        return ZendeskNoteSink.from_settings(settings)
+    from integrations.webhook import WebhookSink
+    return WebhookSink.from_settings(settings)
+
+
+def build_sinks(settings: Settings, store: EmbeddedProfileStore) -> dict[str, Sink]:
+    """Every sink deliveries can go to, by name: the profile write-back, the CRM, SMS."""
+    sinks: list[Sink] = [ProfileWriteBackSink(store)]
+    if settings.crm != "none":
+        sinks.append(build_crm_sink(settings))
+    if settings.sms_from:
+        sinks.append(TwilioSmsSink.from_settings(settings))
+    return {sink.name: sink for sink in sinks}
 
 
 def build_services(
@@ -54,12 +98,18 @@ def build_services(
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
-    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA)
+    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
+    outbox = SqliteOutbox(hub_db)
+    sinks = build_sinks(settings, store)
+    dispatcher = Dispatcher(outbox, sinks, metrics)
+    planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics)
+    calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics,
+                               outbox=outbox, planner=planner, notify=dispatcher.notify)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
-                       broker=broker, calls=calls, metrics=metrics, extras={"hub_db": hub_db})
+                       broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
+                       dispatcher=dispatcher, extras={"hub_db": hub_db})
 
 
 def _secret_key(settings: Settings) -> str:
@@ -70,9 +120,14 @@ def _secret_key(settings: Settings) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, *, providers: Sequence[ProfileProvider] | None = None
+    settings: Settings | None = None, *, providers: Sequence[ProfileProvider] | None = None,
+    start_background: bool = True,
 ) -> Flask:
-    """The Flask app, with its services on ``app.extensions["cahub"]``."""
+    """The Flask app, with its services on ``app.extensions["cahub"]``.
+
+    ``start_background`` starts the delivery dispatcher (commands that only read or
+    load data turn it off).
+    """
     from hub import web
 
     settings = settings if settings is not None else Settings()
@@ -80,14 +135,21 @@ def create_app(
     app = Flask(__name__.split(".")[0], instance_path=str(Path(settings.data_dir).resolve()))
     app.secret_key = _secret_key(settings)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
-    app.extensions[EXTENSION_KEY] = build_services(settings, providers)
+    hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)
+    if start_background:
+        hub.dispatcher.start()
     return app
 
 
 def close_app(app: Flask) -> None:
     """Release what the app holds (threads, connections); for tests and clean shutdown."""
     hub = app.extensions[EXTENSION_KEY]
+    hub.dispatcher.stop()
     hub.calls.close()
+    for resource in [*hub.providers, *hub.sinks.values()]:
+        close = getattr(resource, "close", None)
+        if callable(close) and resource is not hub.store:
+            close()
     hub.store.close()
     hub.extras["hub_db"].close()

@@ -14,9 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from hub.deliveries import DeliveryPlanner
 from hub.metrics import HubMetrics
-from hub.models import Caller, CallStatusUpdate, InboundCall, Summary
-from hub.ports import CallLedger, ScreenPopBroker
+from hub.models import Caller, CallStatusUpdate, InboundCall, NewDelivery, Summary
+from hub.ports import CallLedger, Outbox, ScreenPopBroker
 from hub.routing import AgentRouter
 from hub.settings import Agent, Settings
 from hub.summary import build_summary, call_info
@@ -46,6 +47,10 @@ class InboundCallHandler:
         ledger: CallLedger,
         broker: ScreenPopBroker,
         metrics: HubMetrics,
+        *,
+        outbox: Outbox,
+        planner: DeliveryPlanner,
+        notify: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._chain = chain
@@ -53,6 +58,9 @@ class InboundCallHandler:
         self._ledger = ledger
         self._broker = broker
         self._metrics = metrics
+        self._outbox = outbox
+        self._planner = planner
+        self._notify = notify
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cahub-lookup")
 
     def handle(self, call: InboundCall, received: float) -> CallDecision:
@@ -66,6 +74,8 @@ class InboundCallHandler:
         if not self._ledger.claim(call.call_sid, agent.id if agent else None, summary):
             return self.handle(call, received)  # a concurrent retry won the race; use its answer
         self._metrics.calls.labels(caller.kind.value, _outcome(summary, late)).inc()
+        if late is None:
+            self._enqueue(self._planner.on_answer(summary, agent))
         self._pop(agent, summary, received, "in_time")
         if late is not None:
             late.add_done_callback(self._late_pop(call, caller, agent, received))
@@ -75,8 +85,11 @@ class InboundCallHandler:
         """Record a status callback; True when it ended the call (first time only)."""
         ended = self._ledger.record_status(update.call_sid, update.call_status, update.sequence,
                                            update.duration_s)
+        record = self._ledger.get(update.call_sid) if ended else None
         if ended:
             self._metrics.calls_ended.labels(update.call_status).inc()
+        if record is not None:
+            self._enqueue(self._planner.on_end(record.summary, update))
         return ended
 
     def classify(self, raw: str) -> Caller:
@@ -112,16 +125,23 @@ class InboundCallHandler:
         self, call: InboundCall, caller: Caller, agent: Agent | None, received: float
     ) -> Callable[[Future[LookupResult]], None]:
         def deliver(future: Future[LookupResult]) -> None:
+            info = call_info(call, caller.kind, caller.e164)
             if future.cancelled() or future.exception() is not None:
+                # The pop already shows an unknown caller; the note must still be written.
+                self._enqueue(self._planner.on_answer(build_summary(info, None, None, None), agent))
                 return
             result = future.result()
-            info = call_info(call, caller.kind, caller.e164)
             summary = build_summary(info, result.identity, result.profile, result.elapsed_ms,
                                     self._settings.hub.fields)
             self._ledger.update_summary(call.call_sid, summary)
+            self._enqueue(self._planner.on_answer(summary, agent))
             self._pop(agent, summary, received, "late")
 
         return deliver
+
+    def _enqueue(self, deliveries: list[NewDelivery]) -> None:
+        if deliveries and self._outbox.enqueue(deliveries):
+            self._notify()
 
     def _pop(self, agent: Agent | None, summary: Summary, received: float, timing: str) -> None:
         if agent is None:

@@ -12,6 +12,7 @@ import click
 from app import close_app, create_app
 from hub.demo import demo
 from hub.models import CallerKind
+from hub.outbox_cli import outbox
 from hub.ports import PermanentError
 from hub.privacy import configure_logging
 from hub.render import summary_text
@@ -95,7 +96,7 @@ def _report(name: str, report: IngestReport) -> None:
               help="Dataset the records belong to (merge policies rank datasets).")
 def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
     """Load XDM JSON Lines FILES (``-`` for stdin) into the embedded store."""
-    app = create_app(_settings())
+    app = create_app(_settings(), start_background=False)
     try:
         for name in files:
             _report(name, ingest_file(services(app).store, kind, name, dataset))
@@ -108,7 +109,7 @@ def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON only.")
 def lookup(phone: str, as_json: bool) -> None:
     """Print the summary for a caller number, as the agent would see it."""
-    app = create_app(_settings())
+    app = create_app(_settings(), start_background=False)
     try:
         hub = services(app)
         caller = hub.calls.classify(phone)
@@ -134,7 +135,7 @@ def lookup(phone: str, as_json: bool) -> None:
               help="For a number shared by several people, forget every one of them.")
 def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
     """Delete everything the embedded store holds about the person with IDENTITY."""
-    app = create_app(_settings())
+    app = create_app(_settings(), start_background=False)
     try:
         report = services(app).store.forget(namespace, identity, all_shared=all_shared)
     except PermanentError as exc:
@@ -149,4 +150,5 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
 
 
 main.add_command(demo)
+main.add_command(outbox)
 main.add_command(simulate_call)

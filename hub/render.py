@@ -15,15 +15,15 @@ def churn_band(propensity: float) -> str:
 
 def headline(summary: Summary) -> str:
     """Who is calling, in a few words."""
-    number = summary.call.from_
+    number = f" {summary.call.from_}" if summary.call.from_ else ""
     if summary.call.caller_kind is CallerKind.WITHHELD:
         return "Withheld number"
     if not summary.found:
-        return f"Unknown caller {number}"
+        return f"Unknown caller{number}"
     if summary.ambiguous is not None:
         people = summary.ambiguous.count or "several"
-        return f"Shared number {number}: {people} people"
-    return f"{summary.name or 'Customer without a name'} {number}"
+        return f"Shared number{number}: {people} people"
+    return f"{summary.name or 'Customer without a name'}{number}"
 
 
 def facts(summary: Summary) -> list[str]:

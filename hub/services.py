@@ -13,8 +13,10 @@ from flask import Flask, current_app
 
 if TYPE_CHECKING:
     from hub.calls import InboundCallHandler
+    from hub.dispatch import Dispatcher
     from hub.metrics import HubMetrics
-    from hub.ports import ProfileProvider, ScreenPopBroker
+    from hub.outbox import SqliteOutbox
+    from hub.ports import ProfileProvider, ScreenPopBroker, Sink
     from hub.settings import Settings
     from lookup.chain import ProviderChain
     from lookup.store import EmbeddedProfileStore
@@ -33,6 +35,9 @@ class HubServices:
     broker: ScreenPopBroker
     calls: InboundCallHandler
     metrics: HubMetrics
+    outbox: SqliteOutbox
+    sinks: dict[str, Sink]
+    dispatcher: Dispatcher
     extras: dict[str, Any]
 
 

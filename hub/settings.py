@@ -177,7 +177,20 @@ class Settings(BaseSettings):
     zendesk_base_url: str | None = None
 
     crm: str = "none"
+    crm_on_missing: Literal["create", "skip"] = "create"
+    sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     sms_from: str | None = None
+
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_api_version: str = "v62.0"
+    salesforce_task_key_field: str | None = None
+    hubspot_token: SecretStr | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: SecretStr | None = None
+    zendesk_ticket: Literal["new", "open"] = "new"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
 
     hub: HubConfig = Field(default_factory=HubConfig, exclude=True)
 

@@ -66,13 +66,28 @@ def _provider_check(provider: ProfileProvider) -> dict[str, object]:
     return {**_check(provider.ping), **(state() if callable(state) else {})}
 
 
+def _ping_state() -> None:
+    services().extras["hub_db"].connection().execute("SELECT 1 FROM calls LIMIT 1")
+
+
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Liveness plus a ping of each configured provider and sink; 503 when any fails."""
-    checks = {p.name: _provider_check(p) for p in services().providers}
-    healthy = all(check["ok"] for check in checks.values())
-    body = {"status": "ok" if healthy else "degraded", "checks": checks}
-    return jsonify(body), 200 if healthy else 503
+    """Liveness plus a ping of each provider and sink.
+
+    503 only when the hub cannot serve calls well: its own database fails, or every
+    provider does. A failing sink (deliveries wait in the outbox) or one failing
+    provider among several is ``degraded``, still 200.
+    """
+    hub = services()
+    providers = {p.name: _provider_check(p) for p in hub.providers}
+    sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
+    state = _check(_ping_state)
+    failing = not state["ok"] or not any(c["ok"] for c in providers.values())
+    degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values()])
+    status = "failing" if failing else "degraded" if degraded else "ok"
+    body = {"status": status, "state": state, "providers": providers, "sinks": sinks,
+            "outbox": hub.outbox.counts()}
+    return jsonify(body), 503 if failing else 200
 
 
 @bp.get("/metrics")

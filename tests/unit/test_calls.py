@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from hub.calls import InboundCallHandler
+from hub.deliveries import DeliveryPlanner
 from hub.ledger import SCHEMA, SqliteCallLedger
 from hub.metrics import HubMetrics
-from hub.models import Identity, InboundCall, Profile
+from hub.models import CallStatusUpdate, Identity, InboundCall, Profile
+from hub.outbox import SCHEMA as OUTBOX_SCHEMA
+from hub.outbox import SqliteOutbox
+from hub.policy import DataUsage
 from hub.ports import ProfileProvider
 from hub.routing import AgentRouter
 from hub.settings import Settings
@@ -36,11 +40,14 @@ class Harness:
     def __init__(self, tmp_path: Path, providers: Sequence[ProfileProvider], **settings: object):
         self.settings: Settings = make_settings(tmp_path, **settings)
         self.broker = RecordingBroker()
-        self.db = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA)
+        self.db = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA + OUTBOX_SCHEMA)
         metrics = HubMetrics()
         router = AgentRouter(self.settings.hub.agents, None, "US")
+        self.outbox = SqliteOutbox(self.db)
+        planner = DeliveryPlanner("webhook", "+18005550111", DataUsage(), lambda parts: parts[0])
         self.handler = InboundCallHandler(self.settings, ProviderChain(providers, metrics), router,
-                                          SqliteCallLedger(self.db), self.broker, metrics)
+                                          SqliteCallLedger(self.db), self.broker, metrics,
+                                          outbox=self.outbox, planner=planner)
 
     def call(self, sid_char: str = "a", from_: str = ADA_PHONE, to: str = AGENT_NUMBER):
         form = call_form("CA" + sid_char * 32, from_, to)
@@ -124,3 +131,35 @@ def test_call_to_an_unrouted_number_pops_nowhere(harness_for) -> None:
     harness = harness_for([InMemoryProfileProvider(KNOWN)])
     decision = harness.call(to="+18885550000")
     assert (decision.agent, harness.broker.published) == (None, [])
+
+
+def pending(harness: Harness) -> list[tuple[str, str]]:
+    return [(d.sink, d.action.value) for d in harness.outbox.list(status="pending")]
+
+
+def test_an_accepted_call_enqueues_its_crm_note_before_answering(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    harness.call()
+    harness.call()  # a retried webhook adds nothing
+    assert [("webhook", "note")] == pending(harness)
+
+
+def test_the_end_of_a_call_enqueues_its_log_once(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    harness.call()
+    ended = CallStatusUpdate(CallSid="CA" + "a" * 32, CallStatus="completed", SequenceNumber=2,
+                             CallDuration=61)
+    assert (True, False) == (harness.handler.status(ended), harness.handler.status(ended))
+    expected = {("webhook", "note"), ("webhook", "call_log"), ("profile", "call_log")}
+    assert expected == set(pending(harness))
+
+
+def test_a_late_profile_still_gets_its_note(harness_for) -> None:
+    slow = SlowProvider(delay=5.0, profiles=KNOWN)
+    harness = harness_for([slow], lookup_deadline_ms=100)
+    harness.call()
+    assert [] == pending(harness)
+    slow.release.set()
+    assert wait_for(lambda: pending(harness) == [("webhook", "note")])
+    note = harness.outbox.list(status="pending")[0]
+    assert "Ada Lovelace" == note.payload["summary"]["name"]

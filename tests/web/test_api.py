@@ -58,7 +58,8 @@ def test_unknown_route_is_a_json_404(client: FlaskClient) -> None:
 
 def test_healthz_pings_each_provider(client: FlaskClient) -> None:
     body = client.get("/healthz").get_json()
-    assert ("ok", True) == (body["status"], body["checks"]["memory"]["ok"])
+    assert ("ok", True, True) == (body["status"], body["providers"]["memory"]["ok"],
+                                  body["state"]["ok"])
 
 
 def test_healthz_is_503_when_a_provider_fails(tmp_path: Path) -> None:
@@ -67,7 +68,17 @@ def test_healthz_is_503_when_a_provider_fails(tmp_path: Path) -> None:
         reply = app.test_client().get("/healthz")
     finally:
         close_app(app)
-    assert (503, False) == (reply.status_code, reply.get_json()["checks"]["failing"]["ok"])
+    assert (503, False) == (reply.status_code, reply.get_json()["providers"]["failing"]["ok"])
+
+
+def test_healthz_is_degraded_but_up_when_one_of_several_providers_fails(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path), providers=[FailingProvider(),
+                                                         InMemoryProfileProvider()])
+    try:
+        reply = app.test_client().get("/healthz")
+    finally:
+        close_app(app)
+    assert (200, "degraded") == (reply.status_code, reply.get_json()["status"])
 
 
 def test_metrics_count_calls_and_latencies(client: FlaskClient) -> None:

@@ -1,0 +1,84 @@
+"""Which deliveries a call makes, rendered for each channel through its data-usage policy.
+
+When the webhook is answered: a note on the caller's CRM record and an SMS to the
+routed agent's rep. When the call ends: the call logged to the CRM and written back
+into the profile store as an experience event, so the next agent sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from hub.models import CallerKind, CallStatusUpdate, DeliveryAction, NewDelivery, Summary
+from hub.policy import DataUsage
+from hub.render import facts, headline, summary_text
+from hub.settings import Agent
+
+PROFILE_SINK = "profile"
+SMS_SINK = "sms"
+
+SmsFitter = Callable[[Sequence[str]], str]
+
+
+class DeliveryPlanner:
+    """Turns a call's summary into the outbox rows it needs."""
+
+    def __init__(self, crm: str, sms_from: str | None, usage: DataUsage, fit_sms: SmsFitter,
+                 write_back: bool = True) -> None:
+        self._crm = None if crm == "none" else crm
+        self._sms_from = sms_from
+        self._usage = usage
+        self._fit_sms = fit_sms
+        self._write_back = write_back
+
+    def on_answer(self, summary: Summary, agent: Agent | None) -> list[NewDelivery]:
+        """The note and the SMS, for a caller with a number."""
+        if not _is_call_from_a_number(summary):
+            return []
+        return self._note(summary) + self._sms(summary, agent)
+
+    def on_end(self, summary: Summary, update: CallStatusUpdate) -> list[NewDelivery]:
+        """The call log in the CRM and the write-back into the profile store."""
+        if not _is_call_from_a_number(summary):
+            return []
+        log = {"duration_s": update.duration_s or 0, "outcome": update.call_status,
+               "ended_at": update.timestamp, "direction": "inbound"}
+        rows = []
+        if self._crm:
+            note = self._usage.filter(summary, "note")
+            payload = _crm_payload(note, summary) | log
+            rows.append(_row(summary, self._crm, DeliveryAction.CALL_LOG, payload))
+        if self._write_back:
+            payload = {"phone": summary.call.from_, **log}
+            rows.append(_row(summary, PROFILE_SINK, DeliveryAction.CALL_LOG, payload))
+        return rows
+
+    def _note(self, summary: Summary) -> list[NewDelivery]:
+        if not self._crm:
+            return []
+        note = self._usage.filter(summary, "note")
+        return [_row(summary, self._crm, DeliveryAction.NOTE, _crm_payload(note, summary))]
+
+    def _sms(self, summary: Summary, agent: Agent | None) -> list[NewDelivery]:
+        if not (self._sms_from and agent and agent.sms and summary.found):
+            return []
+        sms = self._usage.filter(summary, "sms")
+        body = self._fit_sms([headline(sms), *facts(sms)])
+        return [_row(summary, SMS_SINK, DeliveryAction.SMS,
+                     {"to": agent.sms, "from": self._sms_from, "body": body})]
+
+
+def _is_call_from_a_number(summary: Summary) -> bool:
+    return summary.call.sid is not None and summary.call.caller_kind is CallerKind.NUMBER
+
+
+def _crm_payload(note: Summary, full: Summary) -> dict[str, object]:
+    """A CRM payload: the filtered summary and text, and the number to find the record by."""
+    return {"summary": note.to_json_dict(), "text": summary_text(note),
+            "subject": f"Inbound call: {headline(note)}", "phone": full.call.from_}
+
+
+def _row(summary: Summary, sink: str, action: DeliveryAction,
+         payload: dict[str, object]) -> NewDelivery:
+    assert summary.call.sid is not None
+    return NewDelivery(call_sid=summary.call.sid, sink=sink, action=action, payload=payload)

@@ -1,0 +1,61 @@
+"""Writing a finished call back into the embedded store as an experience event.
+
+The next agent's pop then shows "Called, 4 min (completed)" among the caller's recent
+activity. The event's ``_id`` is derived from the CallSid, so a retried delivery
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from hub.models import Delivery
+from hub.ports import PermanentError
+from lookup.store import EmbeddedProfileStore
+
+WRITE_BACK_DATASET = "calls"
+
+
+def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
+    """The XDM experience event of one finished call."""
+    payload = delivery.payload
+    return {
+        "_id": f"call-{delivery.call_sid}",
+        "timestamp": _ended_at(payload.get("ended_at"), now).isoformat().replace("+00:00", "Z"),
+        "eventType": "call.completed",
+        "identityMap": {"Phone": [{"id": payload["phone"], "primary": True}]},
+        "_cah": {"call": {"callSid": delivery.call_sid, "direction": "inbound",
+                          "durationSeconds": payload.get("duration_s") or 0,
+                          "outcome": payload.get("outcome")}},
+    }
+
+
+def _ended_at(value: object, now: datetime) -> datetime:
+    """Twilio's RFC 2822 ``Timestamp`` when it parses, else now."""
+    if isinstance(value, str):
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return now
+
+
+class ProfileWriteBackSink:
+    """``hub.ports.Sink`` that records finished calls in the embedded store."""
+
+    name = "profile"
+
+    def __init__(self, store: EmbeddedProfileStore) -> None:
+        self._store = store
+
+    def deliver(self, delivery: Delivery) -> None:
+        event = call_event(delivery, datetime.now(UTC))
+        report = self._store.ingest("events", [json.dumps(event)], dataset=WRITE_BACK_DATASET)
+        if report.rejected:
+            raise PermanentError(f"the store refused the call event: {report.rejected[0].reason}")
+
+    def ping(self) -> None:
+        self._store.ping()

@@ -1,0 +1,217 @@
+"""HubSpot sink against `responses`: phone search, notes and calls, marker-based dedupe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import responses
+from pydantic import SecretStr
+
+from hub.models import Delivery, DeliveryAction
+from hub.ports import TransientError
+from integrations.hubspot import HubSpotNoteSink
+
+BASE = "https://api.hubapi.test"
+CALL_SID = "CA" + "cd" * 16
+CREATED = datetime(2026, 11, 23, 10, 4, 5, 123456, tzinfo=UTC)
+NOTE = {"summary": {"name": "Ada Lovelace"}, "text": "Gold <VIP>\nLTV 1234.5",
+        "phone": "+14155550134", "subject": "Inbound call"}
+CALL_LOG = {**NOTE, "duration_s": 143, "outcome": "no-answer", "direction": "inbound",
+            "started_at": "2026-11-23T10:04:00Z", "subject": "Call from Ada"}
+Mock = responses.RequestsMock
+
+
+def delivery(action: DeliveryAction = DeliveryAction.NOTE, payload: Any = None) -> Delivery:
+    payload = payload if payload is not None else (
+        NOTE if action is DeliveryAction.NOTE else CALL_LOG)
+    return Delivery(id=1, call_sid=CALL_SID, sink="hubspot", action=action, payload=payload,
+                    created_at=CREATED, next_attempt_at=CREATED)
+
+
+@pytest.fixture
+def rsps() -> Iterator[Mock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(f"{BASE}/crm/v3/objects/contacts/search",
+                  json={"total": 1, "results": [{"id": "501", "properties": {}}]})
+        for kind in ("notes", "calls"):
+            mock.get(f"{BASE}/crm/v4/objects/contacts/501/associations/{kind}",
+                     json={"results": []})
+            mock.post(f"{BASE}/crm/v3/objects/{kind}", status=201, json={"id": "9000"})
+        yield mock
+
+
+@pytest.fixture
+def sink() -> Iterator[HubSpotNoteSink]:
+    sink = HubSpotNoteSink("pat-na1-token", base_url=BASE)
+    yield sink
+    sink.close()
+
+
+def bodies(rsps: Mock, method: str, path: str) -> list[Any]:
+    return [json.loads(c.request.body) for c in rsps.calls
+            if c.request.method == method and urlsplit(c.request.url).path == path]
+
+
+def associated(rsps: Mock, kind: str, properties: dict[str, str]) -> None:
+    rsps.replace("GET", f"{BASE}/crm/v4/objects/contacts/501/associations/{kind}",
+                 json={"results": [{"toObjectId": 7, "associationTypes": []},
+                                   {"toObjectId": 8, "associationTypes": []}]})
+    rsps.post(f"{BASE}/crm/v3/objects/{kind}/batch/read", json={"status": "COMPLETE", "results": [
+        {"id": "7", "properties": {"hs_call_external_id": "CAother", "hs_timestamp": "0"}},
+        {"id": "8", "properties": properties}]})
+
+
+def test_the_contact_is_searched_by_e164_and_national_digits(rsps: Mock, sink: HubSpotNoteSink,
+                                                             ) -> None:
+    sink.deliver(delivery())
+
+    [search] = bodies(rsps, "POST", "/crm/v3/objects/contacts/search")
+    filters = [group["filters"][0] for group in search["filterGroups"]]
+    assert [("phone", "+14155550134"), ("mobilephone", "+14155550134"),
+            ("hs_searchable_calculated_phone_number", "4155550134"),
+            ("hs_searchable_calculated_mobile_number", "4155550134")] == [
+        (f["propertyName"], f["value"]) for f in filters]
+    assert {"EQ"} == {f["operator"] for f in filters}
+
+
+def test_a_note_is_escaped_html_timed_when_the_delivery_was_made(rsps: Mock,
+                                                                 sink: HubSpotNoteSink) -> None:
+    sink.deliver(delivery())
+
+    [note] = bodies(rsps, "POST", "/crm/v3/objects/notes")
+    assert {"hs_timestamp": "2026-11-23T10:04:05.123Z",
+            "hs_note_body": "Inbound call<br><br>Gold &lt;VIP&gt;<br>LTV 1234.5"
+            } == note["properties"]
+
+
+def test_a_call_log_is_a_call_engagement_on_the_contact(rsps: Mock, sink: HubSpotNoteSink) -> None:
+    sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    [call] = bodies(rsps, "POST", "/crm/v3/objects/calls")
+    assert {"hs_timestamp": "2026-11-23T10:04:00.000Z", "hs_call_title": "Call from Ada",
+            "hs_call_body": "Gold &lt;VIP&gt;<br>LTV 1234.5", "hs_call_direction": "INBOUND",
+            "hs_call_duration": "143000", "hs_call_status": "NO_ANSWER",
+            "hs_call_external_id": CALL_SID, "hs_call_from_number": "+14155550134",
+            } == call["properties"]
+    assert [{"to": {"id": "501"}, "types": [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 194}]}
+            ] == call["associations"]
+
+
+def test_a_call_already_logged_for_this_call_sid_is_not_logged_again(rsps: Mock,
+                                                                     sink: HubSpotNoteSink) -> None:
+    associated(rsps, "calls", {"hs_call_external_id": CALL_SID})
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    assert [] == bodies(rsps, "POST", "/crm/v3/objects/calls")
+    [read] = bodies(rsps, "POST", "/crm/v3/objects/calls/batch/read")
+    assert {"properties": ["hs_call_external_id"], "inputs": [{"id": "8"}, {"id": "7"}]} == read
+
+
+def test_a_note_with_this_deliverys_timestamp_is_not_written_again(rsps: Mock,
+                                                                   sink: HubSpotNoteSink) -> None:
+    associated(rsps, "notes", {"hs_timestamp": "2026-11-23T10:04:05.123Z"})
+
+    sink.deliver(delivery())
+
+    assert [] == bodies(rsps, "POST", "/crm/v3/objects/notes")
+
+
+def test_a_note_from_another_moment_does_not_stop_the_write(rsps: Mock,
+                                                            sink: HubSpotNoteSink) -> None:
+    associated(rsps, "notes", {"hs_timestamp": "2026-11-23T10:04:05.124Z"})
+
+    sink.deliver(delivery())
+
+    assert 1 == len(bodies(rsps, "POST", "/crm/v3/objects/notes"))
+
+
+def test_an_unknown_caller_becomes_a_contact_once(rsps: Mock, sink: HubSpotNoteSink) -> None:
+    rsps.replace("POST", f"{BASE}/crm/v3/objects/contacts/search", json={"total": 0, "results": []})
+    rsps.post(f"{BASE}/crm/v3/objects/contacts", status=201, json={"id": "501"})
+
+    sink.deliver(delivery())
+    sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    assert [{"properties": {"phone": "+14155550134", "firstname": "Ada", "lastname": "Lovelace"}}
+            ] == bodies(rsps, "POST", "/crm/v3/objects/contacts")
+    assert 1 == len(bodies(rsps, "POST", "/crm/v3/objects/contacts/search"))
+
+
+def test_an_unknown_caller_is_skipped_when_configured(rsps: Mock) -> None:
+    rsps.replace("POST", f"{BASE}/crm/v3/objects/contacts/search", json={"total": 0, "results": []})
+    sink = HubSpotNoteSink("token", base_url=BASE, on_missing="skip")
+
+    sink.deliver(delivery())
+    sink.close()
+
+    assert [] == bodies(rsps, "POST", "/crm/v3/objects/notes")
+
+
+def test_a_429_without_retry_after_waits_out_the_ten_second_window(rsps: Mock,
+                                                                   sink: HubSpotNoteSink) -> None:
+    rsps.replace("POST", f"{BASE}/crm/v3/objects/contacts/search", status=429, json={
+        "status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+        "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"})
+
+    with pytest.raises(TransientError) as raised:
+        sink.deliver(delivery())
+
+    assert 10.0 == raised.value.retry_after
+
+
+def test_the_token_is_a_bearer_token_and_never_in_errors(rsps: Mock, sink: HubSpotNoteSink) -> None:
+    rsps.replace("POST", f"{BASE}/crm/v3/objects/contacts/search", status=503)
+
+    with pytest.raises(TransientError) as raised:
+        sink.deliver(delivery())
+
+    assert "Bearer pat-na1-token" == rsps.calls[0].request.headers["Authorization"]
+    assert "pat-na1" not in str(raised.value)
+
+
+def test_settings_need_the_token() -> None:
+    settings = SimpleNamespace(hubspot_base_url=BASE, hubspot_token=None,
+                               crm_on_missing="create", sink_timeout_s=5.0)
+
+    with pytest.raises(ValueError, match="CAHUB_HUBSPOT_TOKEN"):
+        HubSpotNoteSink.from_settings(settings)
+
+
+def test_settings_build_a_working_sink(rsps: Mock) -> None:
+    settings = SimpleNamespace(hubspot_base_url=BASE, hubspot_token=SecretStr("from-settings"),
+                               crm_on_missing="skip", sink_timeout_s=5.0)
+    sink = HubSpotNoteSink.from_settings(settings)
+
+    sink.deliver(delivery())
+    sink.close()
+
+    assert "Bearer from-settings" == rsps.calls[0].request.headers["Authorization"]
+
+
+def test_a_call_log_as_the_core_renders_it_starts_at_its_end_less_its_duration(
+        rsps: Mock, sink: HubSpotNoteSink) -> None:
+    payload = {key: value for key, value in CALL_LOG.items() if key != "started_at"}
+    payload["ended_at"] = "Mon, 23 Nov 2026 10:06:23 +0000"  # Twilio's Timestamp
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, payload))
+
+    [call] = bodies(rsps, "POST", "/crm/v3/objects/calls")
+    assert "2026-11-23T10:04:00.000Z" == call["properties"]["hs_timestamp"]
+
+
+def test_an_unreadable_time_falls_back_to_when_the_delivery_was_made(
+        rsps: Mock, sink: HubSpotNoteSink) -> None:
+    payload = {**CALL_LOG, "started_at": "yesterday-ish"}
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, payload))
+
+    [call] = bodies(rsps, "POST", "/crm/v3/objects/calls")
+    assert "2026-11-23T10:04:05.123Z" == call["properties"]["hs_timestamp"]
