@@ -17,6 +17,7 @@ from typing import Any, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from hub.models import AudienceMembership, Frozen
+from hub.summary import resolve_path
 
 Op = Literal["==", "!=", ">", ">=", "<", "<=", "in", "not_in", "exists", "missing", "contains"]
 Scalar = bool | int | float | str
@@ -87,11 +88,7 @@ def evaluate(rules: Sequence[AudienceRule], profile: Mapping[str, Any]) -> list[
 
 def resolve(profile: Mapping[str, Any], path: str) -> Any:
     """The value at dotted ``path`` of ``profile``, or ``MISSING``."""
-    value: Any = profile
-    for step in path.split("."):
-        if not isinstance(value, Mapping) or step not in value:
-            return MISSING
-        value = value[step]
+    value = resolve_path(profile, path)
     return MISSING if value is None else value
 
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,21 +22,10 @@ from hub.outbox import SCHEMA, SqliteOutbox
 from hub.ports import PermanentError, TransientError
 from hub.sqlite import ThreadLocalDatabase
 from tests.fakes import wait_for
+from tests.unit.conftest import T0, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 NO_JITTER = RetryPolicy(jitter=lambda low, high: high)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class RecordingSink:
@@ -98,18 +86,6 @@ class BlockingSink(RecordingSink):
 def new(call: int = 1, sink: str = "crm") -> NewDelivery:
     return NewDelivery(call_sid=f"CA{call:032x}", sink=sink, action=DeliveryAction.NOTE,
                        payload={"text": "note"})
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[ThreadLocalDatabase]:
-    database = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

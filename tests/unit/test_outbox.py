@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,37 +10,13 @@ import pytest
 from hub.models import DeliveryAction, NewDelivery
 from hub.outbox import SCHEMA, SqliteOutbox
 from hub.sqlite import ThreadLocalDatabase
-
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.unit.conftest import T0, FakeClock
 
 
 def new(call: int = 1, sink: str = "crm", action: DeliveryAction = DeliveryAction.NOTE,
         ) -> NewDelivery:
     return NewDelivery(call_sid=f"CA{call:032x}", sink=sink, action=action,
                        payload={"text": f"call {call}"})
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[ThreadLocalDatabase]:
-    database = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
