@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -99,7 +100,7 @@ def build_services(
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
     hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
-    outbox = SqliteOutbox(hub_db)
+    outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
     sinks = build_sinks(settings, store)
     dispatcher = Dispatcher(outbox, sinks, metrics)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)

@@ -11,8 +11,11 @@ arrival at the console. A bare ``GET /healthz`` on the same server is the baseli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -56,23 +59,42 @@ def demo_numbers() -> list[str]:
     return sorted(numbers)
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The hub under gunicorn on 127.0.0.1:``port``; ``extra_env`` adds or overrides settings."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is in use: a server there would answer instead")
     config = data_dir / "hub.toml"
     config.write_text(CONFIG)
     env = {**os.environ, "CAHUB_DATA_DIR": str(data_dir), "CAHUB_CONFIG": str(config),
-           "CAHUB_TWILIO_AUTH_TOKEN": TOKEN, "CAHUB_SECRET_KEY": "bench"}
+           "CAHUB_TWILIO_AUTH_TOKEN": TOKEN, "CAHUB_SECRET_KEY": "bench", **(extra_env or {})}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [str(gunicorn), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"]
-    server = subprocess.Popen(command, env=env)
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     for _ in range(200):
+        if server.poll() is not None:
+            raise RuntimeError(f"the hub exited with {server.returncode}")
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                 return server
         except requests.ConnectionError:
             time.sleep(0.05)
-    server.kill()
+    stop_server(server)
     raise RuntimeError("the hub did not start")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """Kill the hub's master and its worker (its own process group).
+
+    Not a graceful stop: an open event stream would hold it. Killing only the master
+    would leave the worker serving the port for a while.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait(10)
 
 
 class ConsoleListener(threading.Thread):
@@ -136,8 +158,7 @@ def main() -> None:
         try:
             measure(f"http://127.0.0.1:{args.port}", args.calls, args.rate)
         finally:
-            server.kill()  # an open event stream would hold a graceful stop
-            server.wait(10)
+            stop_server(server)
 
 
 def measure(base: str, calls: int, rate: float) -> None:

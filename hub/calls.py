@@ -111,7 +111,9 @@ class InboundCallHandler:
         fields = self._settings.hub.fields
         if not caller.candidates:
             return build_summary(info, None, None, None, fields), None
-        future = self._pool.submit(self.lookup, caller)
+        budget = max(self._settings.lookup_deadline_ms, self._settings.late_lookup_ms) / 1000
+        future = self._pool.submit(self._chain.lookup, caller.candidates,
+                                   time.monotonic() + budget)
         try:
             result = future.result(timeout=self._settings.lookup_deadline_ms / 1000)
         except FutureTimeout:

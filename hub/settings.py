@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     profile_providers: CommaList = Field(default_factory=lambda: ["embedded"])
     identity_namespaces: CommaList = Field(default_factory=lambda: ["Phone_E.164", "Phone"])
     lookup_deadline_ms: int = Field(default=1000, ge=50, le=14000)
+    # How long a lookup may go on after the webhook answered, to pop late (each provider
+    # is still bounded by its own timeout).
+    late_lookup_ms: int = Field(default=5000, ge=50, le=60000)
     lookup_cache_ttl_s: float = Field(default=300.0, ge=0)
     lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)
@@ -179,6 +182,7 @@ class Settings(BaseSettings):
     crm: str = "none"
     crm_on_missing: Literal["create", "skip"] = "create"
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    outbox_lease_s: float = Field(default=60.0, gt=0)
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None

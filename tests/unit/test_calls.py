@@ -16,7 +16,7 @@ from hub.models import CallStatusUpdate, Identity, InboundCall, Profile
 from hub.outbox import SCHEMA as OUTBOX_SCHEMA
 from hub.outbox import SqliteOutbox
 from hub.policy import DataUsage
-from hub.ports import ProfileProvider
+from hub.ports import ProfileProvider, TransientError
 from hub.routing import AgentRouter
 from hub.settings import Settings
 from hub.sqlite import ThreadLocalDatabase
@@ -163,3 +163,26 @@ def test_a_late_profile_still_gets_its_note(harness_for) -> None:
     assert wait_for(lambda: pending(harness) == [("webhook", "note")])
     note = harness.outbox.list(status="pending")[0]
     assert "Ada Lovelace" == note.payload["summary"]["name"]
+
+
+class DeadlineHonouringProvider(InMemoryProfileProvider):
+    """Answers after ``delay`` seconds, unless its deadline comes first (as remote ones do)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(KNOWN, name="remote")
+        self.delay = delay
+
+    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
+        if time.monotonic() + self.delay > deadline:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            raise TransientError("deadline")
+        time.sleep(self.delay)
+        return super().lookup(identities, deadline)
+
+
+def test_a_late_lookup_may_outlive_the_webhook_deadline(harness_for) -> None:
+    harness = harness_for([DeadlineHonouringProvider(delay=0.3)], lookup_deadline_ms=100,
+                          late_lookup_ms=2000)
+    assert harness.call().summary.found is False
+    assert wait_for(lambda: len(harness.broker.published) == 2)
+    assert "Ada Lovelace" == harness.broker.published[1][1].name
