@@ -1,0 +1,183 @@
+"""A stand-in for Twilio's Messages API: the SMS the hub sends to a sales rep.
+
+It speaks the shapes of ``reference/twilio-cti.md`` §5: ``POST
+/2010-04-01/Accounts/{sid}/Messages.json`` (form-encoded ``To``, ``From``, ``Body``; HTTP
+Basic with the account SID and auth token) answers 201 with the message JSON (``sid``
+``SM…``, ``status`` ``queued``, ``num_segments`` as a string, RFC 2822 dates);
+``GET`` on the same path lists the account's messages newest first, filtered by ``To``
+and ``From``, one page of ``PageSize``; ``GET /2010-04-01/Accounts/{sid}.json`` is the
+account (the hub's health ping). Errors are Twilio's legacy JSON ``{code, message,
+more_info, status}``: 401/20003 for bad credentials, 400/21604 or 21602 for a missing
+``To`` or ``Body``, 400 with the code given to ``refuse()`` for a recipient (21610: the
+rep replied STOP), 429/20429 with ``Retry-After`` for ``fail_next(status=429)``.
+
+Request kinds: ``account``, ``messages_list``, ``messages_create``. ``hold_next()`` makes
+the next creates store the message and then hold their answer, as when Twilio accepted a
+message but its answer never came back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import secrets
+import threading
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import TracebackType
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from tests.standins import StandIn
+
+API = "/2010-04-01/Accounts/<account_sid>"
+MAX_BODY = 1600
+MAX_PAGE_SIZE = 1000
+# Twilio's own segment count (GSM 03.38 basic set and its escaped extension characters).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+ERROR_MESSAGES = {
+    20003: "Authenticate", 20429: "Too Many Requests", 20500: "Internal Server Error",
+    21211: "Invalid 'To' Phone Number", 21602: "Message body is required.",
+    21604: "A 'To' phone number is required.", 21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number", 21617: "The concatenated message body "
+    "exceeds the 1600 character limit.",
+}
+
+
+def num_segments(body: str) -> int:
+    """How many segments Twilio bills ``body`` as (GSM-7 160/153, UCS-2 70/67)."""
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in body):
+        units, single, each = len(body) + sum(ch in GSM7_EXTENSION for ch in body), 160, 153
+    else:
+        units, single, each = len(body.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else math.ceil(units / each)
+
+
+class TwilioStandIn(StandIn):
+    """One Twilio account's Messages API, keeping every message it accepted."""
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        super().__init__()
+        self.account_sid, self.auth_token = account_sid, auth_token
+        self.messages: list[dict[str, Any]] = []
+        self.refusals: dict[str, int] = {}
+        self.throttled = 0
+        self.holds_started = 0
+        self._holds = 0
+        self._hold_seconds = 0.0
+        self._release = threading.Event()
+        self._serial = itertools.count(1)
+        self.app.add_url_rule(f"{API}.json", "account", self._account)
+        self.app.add_url_rule(f"{API}/Messages.json", "messages_list", self._list)
+        self.app.add_url_rule(f"{API}/Messages.json", "messages_create", self._create,
+                              methods=["POST"])
+
+    def refuse(self, number: str, code: int = 21610) -> None:
+        """Answer every message to ``number`` with a synchronous 400 and ``code``."""
+        self.refusals[number] = code
+
+    def hold_next(self, count: int = 1, seconds: float = 30.0) -> None:
+        """The next ``count`` creates keep the message, then hold their answer ``seconds``."""
+        with self._lock:
+            self._holds += count
+            self._hold_seconds = seconds
+
+    def sent_to(self, number: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["to"] == number]
+
+    def error_response(self, status: int, retry_after_ms: int | None) -> Response:
+        code = {401: 20003, 429: 20429}.get(status, 20500 if status >= 500 else 21211)
+        response = _error(code, status)
+        if status == 429:
+            with self._lock:
+                self.throttled += 1
+            if retry_after_ms is not None:
+                response.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
+        return response
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._release.set()
+        super().__exit__(kind, error, traceback)
+
+    def _account(self, account_sid: str) -> Response:
+        refused = self._unauthorized(account_sid)
+        if refused is not None:
+            return refused
+        return _json({"sid": account_sid, "friendly_name": "Stand-in account", "status": "active",
+                      "type": "Full", "uri": f"/2010-04-01/Accounts/{account_sid}.json"})
+
+    def _list(self, account_sid: str) -> Response:
+        refused = self._unauthorized(account_sid)
+        if refused is not None:
+            return refused
+        size = min(int(request.args.get("PageSize", "50")), MAX_PAGE_SIZE)
+        wanted = {key.lower(): request.args[key] for key in ("To", "From") if key in request.args}
+        with self._lock:
+            found = [m for m in reversed(self.messages)
+                     if all(m[key] == value for key, value in wanted.items())]
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        page = found[:size]
+        return _json({"messages": page, "page": 0, "page_size": size, "start": 0,
+                      "end": max(len(page) - 1, 0), "uri": f"{uri}?PageSize={size}&Page=0",
+                      "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+                      "next_page_uri": None, "previous_page_uri": None})
+
+    def _create(self, account_sid: str) -> Response:
+        refused = self._unauthorized(account_sid)
+        if refused is not None:
+            return refused
+        to, from_, body = (request.form.get(key, "") for key in ("To", "From", "Body"))
+        problem = (21604 if not to else 21602 if not body else 21617 if len(body) > MAX_BODY
+                   else self.refusals.get(to))
+        if problem is not None:
+            return _error(problem, 400)
+        message = self._message(account_sid, to, from_, body)
+        with self._lock:
+            self.messages.append(message)
+            hold = self._holds > 0
+            if hold:
+                self._holds -= 1
+                self.holds_started += 1
+        if hold:
+            self._release.wait(self._hold_seconds)
+        return _json(message, 201)
+
+    def _message(self, account_sid: str, to: str, from_: str, body: str) -> dict[str, Any]:
+        sid = f"SM{next(self._serial):08x}{secrets.token_hex(12)}"
+        now = format_datetime(datetime.now(UTC).replace(microsecond=0))
+        return {
+            "account_sid": account_sid, "api_version": "2010-04-01", "body": body,
+            "date_created": now, "date_sent": None, "date_updated": now,
+            "direction": "outbound-api", "error_code": None, "error_message": None,
+            "from": from_, "messaging_service_sid": None, "num_media": "0",
+            "num_segments": str(num_segments(body)), "price": None, "price_unit": "USD",
+            "sid": sid, "status": "queued", "to": to,
+            "subresource_uris": {"media": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
+                                          "/Media.json"},
+            "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+        }
+
+    def _unauthorized(self, account_sid: str) -> Response | None:
+        auth = request.authorization
+        if (auth is None or auth.username != self.account_sid
+                or auth.password != self.auth_token or account_sid != self.account_sid):
+            return _error(20003, 401)
+        return None
+
+
+def _error(code: int, status: int) -> Response:
+    return _json({"code": code, "message": ERROR_MESSAGES.get(code, "Error"),
+                  "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+                 status)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
