@@ -102,12 +102,14 @@ def build_services(
     hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
     outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
     sinks = build_sinks(settings, store)
-    dispatcher = Dispatcher(outbox, sinks, metrics)
+    # Each sink's share of a drain stays within half the lease, so no row outlives it.
+    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
     calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics,
-                               outbox=outbox, planner=planner, notify=dispatcher.notify)
+                               outbox=outbox, planner=planner, transaction=hub_db.transaction,
+                               notify=dispatcher.notify)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, extras={"hub_db": hub_db})

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from hub.deliveries import DeliveryPlanner
@@ -50,6 +51,7 @@ class InboundCallHandler:
         *,
         outbox: Outbox,
         planner: DeliveryPlanner,
+        transaction: Callable[[], AbstractContextManager[object]],
         notify: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
@@ -60,6 +62,7 @@ class InboundCallHandler:
         self._metrics = metrics
         self._outbox = outbox
         self._planner = planner
+        self._transaction = transaction
         self._notify = notify
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cahub-lookup")
 
@@ -71,25 +74,30 @@ class InboundCallHandler:
         caller = self.classify(call.from_)
         agent = self._router.route(call.to)
         summary, late = self._summarize(call, caller)
-        if not self._ledger.claim(call.call_sid, agent.id if agent else None, summary):
+        if not self._accept(call.call_sid, agent, summary, deferred=late is not None):
             return self.handle(call, received)  # a concurrent retry won the race; use its answer
         self._metrics.calls.labels(caller.kind.value, _outcome(summary, late)).inc()
-        if late is None:
-            self._enqueue(self._planner.on_answer(summary, agent))
         self._pop(agent, summary, received, "in_time")
         if late is not None:
             late.add_done_callback(self._late_pop(call, caller, agent, received))
         return CallDecision(agent, summary)
 
     def status(self, update: CallStatusUpdate) -> bool:
-        """Record a status callback; True when it ended the call (first time only)."""
-        ended = self._ledger.record_status(update.call_sid, update.call_status, update.sequence,
-                                           update.duration_s)
-        record = self._ledger.get(update.call_sid) if ended else None
+        """Record a status callback; True when it ended the call (first time only).
+
+        The end and the call log's deliveries are committed together, so a crash
+        between them cannot lose the log.
+        """
+        with self._transaction():
+            ended = self._ledger.record_status(update.call_sid, update.call_status,
+                                               update.sequence, update.duration_s)
+            record = self._ledger.get(update.call_sid) if ended else None
+            queued = record is not None and self._outbox.enqueue(
+                self._planner.on_end(record.summary, update)) > 0
         if ended:
             self._metrics.calls_ended.labels(update.call_status).inc()
-        if record is not None:
-            self._enqueue(self._planner.on_end(record.summary, update))
+        if queued:
+            self._notify()
         return ended
 
     def classify(self, raw: str) -> Caller:
@@ -129,20 +137,36 @@ class InboundCallHandler:
         def deliver(future: Future[LookupResult]) -> None:
             info = call_info(call, caller.kind, caller.e164)
             if future.cancelled() or future.exception() is not None:
-                # The pop already shows an unknown caller; the note must still be written.
-                self._enqueue(self._planner.on_answer(build_summary(info, None, None, None), agent))
+                # The pop already shows an unknown caller; send the deferred note now.
+                self._refresh(self._planner.on_answer(build_summary(info, None, None, None), agent))
                 return
             result = future.result()
             summary = build_summary(info, result.identity, result.profile, result.elapsed_ms,
                                     self._settings.hub.fields)
             self._ledger.update_summary(call.call_sid, summary)
-            self._enqueue(self._planner.on_answer(summary, agent))
+            self._refresh(self._planner.on_answer(summary, agent))
             self._pop(agent, summary, received, "late")
 
         return deliver
 
-    def _enqueue(self, deliveries: list[NewDelivery]) -> None:
-        if deliveries and self._outbox.enqueue(deliveries):
+    def _accept(self, call_sid: str, agent: Agent | None, summary: Summary,
+                deferred: bool) -> bool:
+        """Record the decision and its deliveries in one transaction; False if already taken.
+
+        When the profile is late the deliveries are stored now, deferred by the late
+        lookup's budget, so a crash before the profile arrives still leaves them to send.
+        """
+        delay = self._settings.late_lookup_ms / 1000 if deferred else 0.0
+        with self._transaction():
+            if not self._ledger.claim(call_sid, agent.id if agent else None, summary):
+                return False
+            queued = self._outbox.enqueue(self._planner.on_answer(summary, agent), delay)
+        if queued and not deferred:
+            self._notify()
+        return True
+
+    def _refresh(self, deliveries: list[NewDelivery]) -> None:
+        if deliveries and self._outbox.refresh(deliveries):
             self._notify()
 
     def _pop(self, agent: Agent | None, summary: Summary, received: float, timing: str) -> None:

@@ -4,10 +4,7 @@ the same way and causes no second pop.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from hub.models import Summary
 from hub.ports import CallRecord
@@ -67,8 +64,7 @@ class SqliteCallLedger:
         Callbacks may arrive twice or out of order: a lower sequence number than the
         one stored never overwrites it, and a call that ended never un-ends.
         """
-        conn = self._db.connection()
-        with _transaction(conn):
+        with self._db.transaction() as conn:
             row = conn.execute("SELECT status, sequence FROM call_status WHERE call_sid = ?",
                                (call_sid,)).fetchone()
             if row is not None and (row[0] in TERMINAL or row[1] >= sequence):
@@ -80,13 +76,3 @@ class SqliteCallLedger:
             )
             return ended
 
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

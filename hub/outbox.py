@@ -13,8 +13,8 @@ import builtins
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,16 +75,33 @@ class SqliteOutbox:
         self._clock = clock
         self._lease = lease
 
-    def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
-        """Store new deliveries, due now; committed (durable) when this returns."""
+    def enqueue(self, deliveries: Sequence[NewDelivery], delay: float = 0.0) -> int:
+        """Store new deliveries, due after ``delay`` seconds; durable when this returns."""
         now = self._now()
-        rows = [(d.call_sid, d.sink, d.action.value, json.dumps(d.payload), now, now)
+        rows = [(d.call_sid, d.sink, d.action.value, json.dumps(d.payload), now, now + delay)
                 for d in deliveries]
         with self._transaction() as conn:
-            return conn.executemany(
+            inserted: int = conn.executemany(
                 "INSERT OR IGNORE INTO deliveries (call_sid, sink, action, payload,"
                 " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)", rows,
             ).rowcount
+        return inserted
+
+    def refresh(self, deliveries: Sequence[NewDelivery]) -> int:
+        """Give still-pending deliveries a new payload and make them due now.
+
+        A call answered before its profile arrived stores its deliveries deferred; the
+        late profile refreshes them. Ones already made or in flight are left alone.
+        """
+        now = self._now()
+        rows = [(json.dumps(d.payload), now, d.call_sid, d.sink, d.action.value)
+                for d in deliveries]
+        with self._transaction() as conn:
+            updated: int = conn.executemany(
+                "UPDATE deliveries SET payload = ?, next_attempt_at = ? WHERE call_sid = ?"
+                " AND sink = ? AND action = ? AND status = 'pending'", rows,
+            ).rowcount
+        return updated
 
     def claim_due(self, limit: int) -> list[Delivery]:
         """Lease up to ``limit`` due pending rows and rows whose lease ran out, oldest first."""
@@ -167,17 +184,9 @@ class SqliteOutbox:
     def _now(self) -> float:
         return self._clock().timestamp()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock at once, so two claims never see the same row."""
-        conn = self._db.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The write lock at once, so two claims never see the same row (joins an outer one)."""
+        return self._db.transaction()
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:

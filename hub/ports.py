@@ -118,8 +118,12 @@ class Sink(Protocol):
 class Outbox(Protocol):
     """Durable deliveries: written before the webhook answers, worked off in the background."""
 
-    def enqueue(self, deliveries: Sequence[NewDelivery]) -> int:
-        """Store new deliveries; ones already stored for the same key are ignored."""
+    def enqueue(self, deliveries: Sequence[NewDelivery], delay: float = 0.0) -> int:
+        """Store new deliveries due after ``delay`` s; ones already stored are ignored."""
+        ...
+
+    def refresh(self, deliveries: Sequence[NewDelivery]) -> int:
+        """Give still-pending deliveries a new payload and make them due now."""
         ...
 
     def claim_due(self, limit: int) -> list[Delivery]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -43,6 +45,34 @@ class ThreadLocalDatabase:
                 self._ready = True
             self._all.append(conn)
         return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this thread's connection; nested calls join the outer one.
+
+        BEGIN IMMEDIATE takes the write lock at once, so concurrent writers queue instead
+        of failing half-way, and work done in one transaction (a call's ledger row and
+        its deliveries) is committed together or not at all.
+        """
+        conn = self.connection()
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield conn
+            finally:
+                self._local.depth = depth
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.depth = 0
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close every thread's connection (at app shutdown and in tests)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,10 +46,12 @@ class Harness:
         metrics = HubMetrics()
         router = AgentRouter(self.settings.hub.agents, None, "US")
         self.outbox = SqliteOutbox(self.db)
+        self.ledger = SqliteCallLedger(self.db)
         planner = DeliveryPlanner("webhook", "+18005550111", DataUsage(), lambda parts: parts[0])
         self.handler = InboundCallHandler(self.settings, ProviderChain(providers, metrics), router,
-                                          SqliteCallLedger(self.db), self.broker, metrics,
-                                          outbox=self.outbox, planner=planner)
+                                          self.ledger, self.broker, metrics,
+                                          outbox=self.outbox, planner=planner,
+                                          transaction=self.db.transaction)
 
     def call(self, sid_char: str = "a", from_: str = ADA_PHONE, to: str = AGENT_NUMBER):
         form = call_form("CA" + sid_char * 32, from_, to)
@@ -154,15 +158,36 @@ def test_the_end_of_a_call_enqueues_its_log_once(harness_for) -> None:
     assert expected == set(pending(harness))
 
 
-def test_a_late_profile_still_gets_its_note(harness_for) -> None:
+def note_row(harness: Harness) -> tuple[object, bool]:
+    """The pending note's caller name and whether it is due now."""
+    note = harness.outbox.list(status="pending")[0]
+    return note.payload["summary"]["name"], note.next_attempt_at <= datetime.now(UTC)
+
+
+def test_a_late_profile_is_answered_with_its_note_stored_but_deferred(harness_for) -> None:
+    harness = harness_for([SlowProvider(delay=5.0, profiles=KNOWN)], lookup_deadline_ms=100)
+    harness.call()
+    assert (None, False) == note_row(harness)
+
+
+def test_the_late_profile_fills_the_deferred_note_and_makes_it_due(harness_for) -> None:
     slow = SlowProvider(delay=5.0, profiles=KNOWN)
     harness = harness_for([slow], lookup_deadline_ms=100)
     harness.call()
-    assert [] == pending(harness)
     slow.release.set()
-    assert wait_for(lambda: pending(harness) == [("webhook", "note")])
-    note = harness.outbox.list(status="pending")[0]
-    assert "Ada Lovelace" == note.payload["summary"]["name"]
+    assert wait_for(lambda: note_row(harness) == ("Ada Lovelace", True))
+
+
+def test_a_call_and_its_deliveries_are_recorded_together_or_not_at_all(harness_for) -> None:
+    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+
+    def full_disk(*_: object, **__: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    harness.outbox.enqueue = full_disk  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        harness.call()
+    assert harness.ledger.get("CA" + "a" * 32) is None
 
 
 class DeadlineHonouringProvider(InMemoryProfileProvider):
