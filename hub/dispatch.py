@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +32,7 @@ from hub.privacy import mask_text
 log = logging.getLogger(__name__)
 
 DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DRAIN_LIMIT = 50  # deliveries claimed at most by one drain
 Jitter = Callable[[float, float], float]
 
 
@@ -130,9 +131,11 @@ def register_delivery_metrics(
 class Dispatcher:
     """Delivers what the outbox holds, on a background thread or one drain at a time.
 
-    Each drain's deliveries are grouped by sink and the groups run side by side on a
-    small pool, so a slow CRM does not hold up SMS. A group stops after ``lease_budget``
-    seconds and puts the rest back, so no row outlives its lease (keep it under half of it).
+    Each sink is worked off on its own: a drain claims the due deliveries of the sinks
+    not still busy with their previous group and starts one group per sink, each on its
+    own worker, so a slow CRM never holds up SMS. A sink is busy until its group ends,
+    however it ends. A group stops after ``lease_budget`` seconds and puts the rest back,
+    so no row outlives its lease (keep it under half of it).
     """
 
     def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink],
@@ -140,12 +143,15 @@ class Dispatcher:
                  clock: Callable[[], datetime] = utc_now, *, idle: float = 0.2,
                  workers: int = 4, lease_budget: float = 30.0) -> None:
         self._outbox, self._sinks, self._policy, self._clock = outbox, sinks, policy, clock
-        self._idle, self._workers, self._budget = idle, workers, lease_budget
+        # A worker per sink, and one for rows left for a sink no longer configured.
+        self._idle, self._workers, self._budget = idle, max(workers, len(sinks) + 1), lease_budget
         self._metrics = None if metrics is None else register_delivery_metrics(
             metrics.registry, getattr(outbox, "counts", None))
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._busy: set[str] = set()  # sinks whose group is running
+        self._lock = threading.Lock()  # over _busy and _pool
 
     def notify(self) -> None:
         """Wake the background thread: new deliveries are waiting."""
@@ -166,33 +172,62 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
-    def drain_once(self, limit: int = 50) -> DrainReport:
-        """Claim up to ``limit`` due deliveries and make them, each sink's group in parallel."""
-        groups: dict[str, list[Delivery]] = {}
-        for delivery in self._outbox.claim_due(limit):
-            groups.setdefault(delivery.sink, []).append(delivery)
-        started = time.perf_counter()
-        if len(groups) <= 1:
-            return DrainReport.of(o for g in groups.values() for o in self._run_group(g, started))
-        pool = self._pool = self._pool or ThreadPoolExecutor(self._workers, "cahub-deliver")
-        futures = [pool.submit(self._run_group, group, started) for group in groups.values()]
+    def drain_once(self, limit: int = DRAIN_LIMIT) -> DrainReport:
+        """Claim up to ``limit`` due deliveries of the sinks not busy, and make them."""
+        futures = self._start_groups(limit)
+        wait(futures)  # every group ends before a failed one's exception is raised
         return DrainReport.of(o for future in futures for o in future.result())
 
     def _run(self) -> None:
+        """Start groups for the sinks that are free, without waiting for any to end."""
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                claimed = self.drain_once().total
+                started = self._start_groups(DRAIN_LIMIT)
             except Exception:
                 log.error("outbox drain failed:\n%s", mask_text(traceback.format_exc()))
                 self._stopping.wait(1.0)
                 continue
-            if claimed == 0:
-                self._wake.wait(self._idle)
+            if not started:
+                self._wake.wait(self._idle)  # a group that ends wakes it too
+
+    def _start_groups(self, limit: int) -> list[Future[list[str]]]:
+        """Claim the due deliveries of the sinks not busy; one group per sink on the pool."""
+        started = time.perf_counter()
+        with self._lock:
+            groups: dict[str, list[Delivery]] = {}
+            for delivery in self._outbox.claim_due(limit, skip_sinks=frozenset(self._busy)):
+                groups.setdefault(delivery.sink, []).append(delivery)
+            self._busy.update(groups)
+            pool = self._pool = self._pool or ThreadPoolExecutor(self._workers, "cahub-deliver")
+            return [self._submit(pool, sink, group, started) for sink, group in groups.items()]
+
+    def _submit(self, pool: ThreadPoolExecutor, sink: str, group: Sequence[Delivery],
+                started: float) -> Future[list[str]]:
+        future = pool.submit(self._run_sink, sink, group, started)
+        # stop() may drop a group before it runs; its rows wait out their lease.
+        future.add_done_callback(lambda done: self._release(sink) if done.cancelled() else None)
+        return future
+
+    def _run_sink(self, sink: str, group: Sequence[Delivery], started: float) -> list[str]:
+        """One sink's group; the sink is free again once it ends, before its result is."""
+        try:
+            return self._run_group(group, started)
+        except Exception:
+            log.error("deliveries to %s failed:\n%s", sink, mask_text(traceback.format_exc()))
+            raise
+        finally:
+            self._release(sink)
+
+    def _release(self, sink: str) -> None:
+        with self._lock:
+            self._busy.discard(sink)
+        self._wake.set()
 
     def _run_group(self, group: Sequence[Delivery], started: float) -> list[str]:
         """One sink's deliveries in order; once the budget is spent, the rest go back."""

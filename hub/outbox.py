@@ -13,7 +13,7 @@ import builtins
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,17 +103,22 @@ class SqliteOutbox:
             ).rowcount
         return updated
 
-    def claim_due(self, limit: int) -> list[Delivery]:
-        """Lease up to ``limit`` due pending rows and rows whose lease ran out, oldest first."""
+    def claim_due(self, limit: int, skip_sinks: Collection[str] = ()) -> list[Delivery]:
+        """Lease up to ``limit`` due pending rows and rows whose lease ran out, oldest first.
+
+        Rows of the sinks named in ``skip_sinks`` are left where they are.
+        """
         now = self._now()
         with self._transaction() as conn:
             rows = conn.execute(
                 f"UPDATE deliveries SET status = 'in_flight', leased_until = ?,"  # noqa: S608 -- COLUMNS is a constant
                 f" attempts = attempts + 1 WHERE id IN (SELECT id FROM deliveries"
-                f" WHERE (status = 'pending' AND next_attempt_at <= ?)"
-                f" OR (status = 'in_flight' AND leased_until <= ?)"
+                f" WHERE ((status = 'pending' AND next_attempt_at <= ?)"
+                f" OR (status = 'in_flight' AND leased_until <= ?))"
+                f" AND sink NOT IN (SELECT value FROM json_each(?))"
                 f" ORDER BY next_attempt_at, id LIMIT ?) RETURNING {COLUMNS}",
-                (now + self._lease.total_seconds(), now, now, limit),
+                (now + self._lease.total_seconds(), now, now, json.dumps(sorted(skip_sinks)),
+                 limit),
             ).fetchall()
         return sorted((_delivery(row) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
 

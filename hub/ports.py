@@ -6,7 +6,7 @@ translate vendor errors into ``TransientError`` or ``PermanentError`` at their e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -126,8 +126,8 @@ class Outbox(Protocol):
         """Give still-pending deliveries a new payload and make them due now."""
         ...
 
-    def claim_due(self, limit: int) -> list[Delivery]:
-        """Take up to ``limit`` deliveries whose time has come, leased to this worker."""
+    def claim_due(self, limit: int, skip_sinks: Collection[str] = ()) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries, leased to this worker; none of ``skip_sinks``."""
         ...
 
     def mark_done(self, delivery_id: int) -> None: ...

@@ -10,7 +10,11 @@ its CallSid in ``hs_call_external_id``, a note its ``hs_timestamp`` (when the de
 was made, to the millisecond). Before creating, the sink lists the contact's notes or
 calls through the associations API and reads their markers: unlike CRM search, which
 lags writes by seconds, those reads see a write at once, so a retry after a lost answer
-finds the record instead of writing it again.
+finds the record instead of writing it again. The listing is followed page by page to
+its end, as the record a retry could repeat need not be on the first page; a contact
+with more than ``ASSOCIATION_PAGES`` pages of them is not written to at all (a
+``TransientError``: the outbox retries, then dead-letters it for an operator) rather
+than risk a duplicate the scan could not rule out.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 NOTE_TO_CONTACT = 202
 CALL_TO_CONTACT = 194
 MARKER_SCAN_LIMIT = 100  # newest associated records read back; one batch read
+ASSOCIATION_PAGE = 500  # the most one v4 associations page holds
+ASSOCIATION_PAGES = 20  # pages read before giving up: 10,000 notes or calls on one contact
 Marker = tuple[str, Callable[[Any], bool]]
 CALL_STATUS = {"completed": "COMPLETED", "busy": "BUSY", "no-answer": "NO_ANSWER",
                "failed": "FAILED", "canceled": "CANCELED"}
@@ -139,10 +145,7 @@ class HubSpotNoteSink:
 
     def _already_written(self, contact: str, kind: str, marker: Marker) -> bool:
         """Whether one of the contact's newest notes / calls carries this delivery's marker."""
-        listed = self._http.json("GET", f"/crm/v4/objects/contacts/{contact}/associations/{kind}",
-                                 params={"limit": 500})
-        ids = sorted({int(field(SERVICE, row, "toObjectId"))
-                      for row in field(SERVICE, listed, "results")}, reverse=True)
+        ids = sorted(self._associated(contact, kind), reverse=True)
         if not ids:
             return False
         prop, matches = marker
@@ -150,6 +153,30 @@ class HubSpotNoteSink:
             "properties": [prop], "inputs": [{"id": str(i)} for i in ids[:MARKER_SCAN_LIMIT]]})
         return any(matches(field(SERVICE, row, "properties").get(prop))
                    for row in field(SERVICE, read, "results"))
+
+    def _associated(self, contact: str, kind: str) -> set[int]:
+        """The ids of all the contact's notes / calls, read page after page to the end."""
+        path = f"/crm/v4/objects/contacts/{contact}/associations/{kind}"
+        ids: set[int] = set()
+        params: dict[str, Any] = {"limit": ASSOCIATION_PAGE}
+        for _ in range(ASSOCIATION_PAGES):
+            page = self._http.json("GET", path, params=params)
+            ids.update(int(field(SERVICE, row, "toObjectId"))
+                       for row in field(SERVICE, page, "results"))
+            params["after"] = _next_after(page)
+            if params["after"] is None:
+                return ids
+        raise TransientError(f"hubspot: more than {ASSOCIATION_PAGES} pages of {kind} on the"
+                             " contact; not written, a duplicate could not be ruled out")
+
+
+def _next_after(page: Any) -> str | None:
+    """The cursor of the page after ``page`` of a v4 listing; None on the last page."""
+    try:
+        after = page["paging"]["next"]["after"]
+    except (KeyError, TypeError):
+        return None
+    return str(after) if after else None
 
 
 def _marker(kind: str, properties: dict[str, str]) -> Marker:

@@ -7,19 +7,23 @@ the whole message UCS-2, 70 UTF-16 units (67 per part, an emoji taking two).
 Sending goes through twilio-python with a request timeout (its default is none: a hung
 request would hold a worker for ever) and the API host from ``CAHUB_TWILIO_BASE_URL``.
 Idempotency: the Messages API takes no idempotency key. Before sending, the sink lists
-the latest messages from the same sender to the same number and takes one created since
-the delivery was made, with the same body, as already sent. What is left is a narrow
-at-least-once window: a create whose answer was lost *and* whose message Twilio had not
-yet recorded when the retry looked; the rep may then get the summary twice.
+the latest messages from the same sender to the same number and takes one with the same
+body, created (by Twilio's clock) since the delivery was made (by the hub's) less
+``CLOCK_SKEW``, as already sent. The allowance keeps a hub clock running ahead of
+Twilio's from missing the earlier send; its price is that the same text sent to the rep
+for another call within those minutes (the same caller calling again) is not sent twice.
+What is left is a narrow at-least-once window: a create whose answer was lost *and* whose
+message Twilio had not yet recorded when the retry looked; the rep may then get it twice.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -40,6 +44,7 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 ELLIPSIS = "..."
 PERMANENT_CODES = frozenset({21211, 21610, 21614})  # invalid To, unsubscribed, not SMS-capable
 RECENT_MESSAGES = 20
+CLOCK_SKEW = timedelta(minutes=5)  # how far the hub's clock may run ahead of Twilio's
 # twilio-python logs every request URL at INFO, and listing messages puts the numbers in
 # the query (URL-encoded, past the hub's log masking): its log goes nowhere instead.
 _UNLOGGED = logging.Logger("cahub.twilio.unlogged", logging.CRITICAL + 1)
@@ -210,13 +215,21 @@ def _twilio_error(exc: TwilioException, retry_after: float | None) -> HubError:
     # A failed page fetch is a bare TwilioException with the response as its second arg.
     response = exc.args[1] if len(exc.args) > 1 else None
     status = getattr(exc, "status", getattr(response, "status_code", None))
-    code = getattr(exc, "code", None)
+    code = getattr(exc, "code", None) or _body_code(response)
     message = f"twilio: HTTP {status} code {code}"
     if code in PERMANENT_CODES:
         return PermanentError(message)
     if status is None or status == 429 or code == 20429 or status >= 500:
         return TransientError(message, retry_after)
     return PermanentError(message)
+
+
+def _body_code(response: Any) -> int | None:
+    """The Twilio error code in a failed response's JSON body, if it has one."""
+    try:
+        return int(json.loads(response.text)["code"])
+    except (AttributeError, ValueError, TypeError, KeyError):
+        return None
 
 
 def _message(delivery: Delivery) -> tuple[str, str]:
@@ -230,8 +243,9 @@ def _message(delivery: Delivery) -> tuple[str, str]:
 
 def _already_sent(messages: Any, to: str, from_: str, body: str, delivery: Delivery) -> bool:
     """Whether Twilio already holds this message, created since the delivery was made."""
-    since = delivery.created_at
-    since = (since.replace(tzinfo=UTC) if since.tzinfo is None else since).replace(microsecond=0)
+    made = delivery.created_at
+    since = (made.replace(tzinfo=UTC) if made.tzinfo is None else made) - CLOCK_SKEW
+    since = since.replace(microsecond=0)  # Twilio's times are whole seconds
     for message in messages.list(to=to, from_=from_, limit=RECENT_MESSAGES):
         created = message.date_created
         same_body = (message.body or "").endswith(body)  # trial accounts prefix the body

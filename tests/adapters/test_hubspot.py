@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import responses
 from pydantic import SecretStr
+from responses.matchers import query_param_matcher
 
 from hub.models import Delivery, DeliveryAction
 from hub.ports import TransientError
@@ -67,6 +68,29 @@ def associated(rsps: Mock, kind: str, properties: dict[str, str]) -> None:
         {"id": "8", "properties": properties}]})
 
 
+def paged(rsps: Mock, kind: str, pages: list[list[int]]) -> None:
+    """The contact's ``kind`` associations as pages of ids, each naming the next one's cursor."""
+    url = f"{BASE}/crm/v4/objects/contacts/501/associations/{kind}"
+    rsps.remove("GET", url)
+    for number, ids in enumerate(pages):
+        query = {"limit": "500"} | ({"after": f"cursor-{number}"} if number else {})
+        more = {"paging": {"next": {"after": f"cursor-{number + 1}"}}}
+        rsps.get(url, match=[query_param_matcher(query)], json={
+            "results": [{"toObjectId": i, "associationTypes": []} for i in ids],
+            **(more if number + 1 < len(pages) else {})})
+
+
+def stored(rsps: Mock, kind: str, records: dict[int, dict[str, str]]) -> None:
+    """A batch read that answers with the asked-for ones of ``records`` (id -> properties)."""
+    def read(request: Any) -> tuple[int, dict[str, str], str]:
+        asked = [int(row["id"]) for row in json.loads(request.body)["inputs"]]
+        return 200, {}, json.dumps({"status": "COMPLETE", "results": [
+            {"id": str(i), "properties": records[i]} for i in asked if i in records]})
+
+    rsps.add_callback("POST", f"{BASE}/crm/v3/objects/{kind}/batch/read", callback=read,
+                      content_type="application/json")
+
+
 def test_the_contact_is_searched_by_e164_and_national_digits(rsps: Mock, sink: HubSpotNoteSink,
                                                              ) -> None:
     sink.deliver(delivery())
@@ -113,6 +137,37 @@ def test_a_call_already_logged_for_this_call_sid_is_not_logged_again(rsps: Mock,
     assert [] == bodies(rsps, "POST", "/crm/v3/objects/calls")
     [read] = bodies(rsps, "POST", "/crm/v3/objects/calls/batch/read")
     assert {"properties": ["hs_call_external_id"], "inputs": [{"id": "8"}, {"id": "7"}]} == read
+
+
+def test_a_call_logged_on_the_second_page_of_associations_is_not_logged_again(
+        rsps: Mock, sink: HubSpotNoteSink) -> None:
+    paged(rsps, "calls", [list(range(1000, 1500)), [1500]])
+    stored(rsps, "calls", {1500: {"hs_call_external_id": CALL_SID}})
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    assert [] == bodies(rsps, "POST", "/crm/v3/objects/calls")
+
+
+def test_the_newest_associated_calls_are_the_ones_read_back(rsps: Mock,
+                                                            sink: HubSpotNoteSink) -> None:
+    paged(rsps, "calls", [list(range(1000, 1500)), [1500]])
+    stored(rsps, "calls", {})
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    [read] = bodies(rsps, "POST", "/crm/v3/objects/calls/batch/read")
+    assert [{"id": str(i)} for i in range(1500, 1400, -1)] == read["inputs"]
+
+
+def test_a_contact_with_too_many_pages_of_calls_is_not_written_to(rsps: Mock,
+                                                                 sink: HubSpotNoteSink) -> None:
+    paged(rsps, "calls", [[page] for page in range(1, 22)])  # 21 pages; 20 are read
+
+    with pytest.raises(TransientError, match="more than 20 pages"):
+        sink.deliver(delivery(DeliveryAction.CALL_LOG))
+
+    assert [] == bodies(rsps, "POST", "/crm/v3/objects/calls")
 
 
 def test_a_note_with_this_deliverys_timestamp_is_not_written_again(rsps: Mock,

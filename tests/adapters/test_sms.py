@@ -190,11 +190,31 @@ def test_a_message_already_sent_for_this_delivery_is_not_sent_again(
 
 def test_the_same_text_from_an_earlier_call_does_not_stop_the_message(
         rsps: responses.RequestsMock, sink: TwilioSmsSink) -> None:
-    rsps.replace("GET", MESSAGES, json=listing(message(BODY, CREATED - timedelta(seconds=5))))
+    earlier = CREATED - timedelta(minutes=5, seconds=1)  # before the clock-skew allowance
+    rsps.replace("GET", MESSAGES, json=listing(message(BODY, earlier)))
 
     sink.deliver(delivery())
 
     assert 1 == len(posted(rsps))
+
+
+def test_a_message_sent_while_the_hub_clock_ran_ahead_of_twilios_is_not_sent_again(
+        rsps: responses.RequestsMock, sink: TwilioSmsSink) -> None:
+    twilio_time = CREATED - timedelta(minutes=2)  # the hub's clock is two minutes fast
+    rsps.replace("GET", MESSAGES, json=listing(message(BODY, twilio_time)))
+
+    sink.deliver(delivery())
+
+    assert [] == posted(rsps)
+
+
+def test_the_clock_skew_allowance_is_five_minutes(
+        rsps: responses.RequestsMock, sink: TwilioSmsSink) -> None:
+    rsps.replace("GET", MESSAGES, json=listing(message(BODY, CREATED - timedelta(minutes=5))))
+
+    sink.deliver(delivery())
+
+    assert [] == posted(rsps)
 
 
 @pytest.mark.parametrize("code", [21211, 21610, 21614])
@@ -217,6 +237,26 @@ def test_too_many_requests_is_transient_with_retry_after(
         sink.deliver(delivery())
 
     assert 3.0 == raised.value.retry_after
+
+
+def test_a_throttled_message_list_reports_twilios_error_code(
+        rsps: responses.RequestsMock, sink: TwilioSmsSink) -> None:
+    rsps.replace("GET", MESSAGES, status=429, json=twilio_error(429, 20429))
+
+    with pytest.raises(TransientError) as raised:
+        sink.deliver(delivery())
+
+    assert "twilio: HTTP 429 code 20429" == str(raised.value)
+
+
+def test_a_message_list_failing_without_a_json_body_has_no_code(
+        rsps: responses.RequestsMock, sink: TwilioSmsSink) -> None:
+    rsps.replace("GET", MESSAGES, status=503, body="<html>Service Unavailable</html>")
+
+    with pytest.raises(TransientError) as raised:
+        sink.deliver(delivery())
+
+    assert "twilio: HTTP 503 code None" == str(raised.value)
 
 
 @pytest.mark.parametrize(("status", "code", "error"), [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -81,6 +82,15 @@ class BlockingSink(RecordingSink):
     def deliver(self, delivery: Delivery) -> None:
         self.release.wait(5)
         super().deliver(delivery)
+
+
+class FirstUnrecordedOutbox(SqliteOutbox):
+    """Fails to record the first delivery as done, as when the disk fails mid-drain."""
+
+    def mark_done(self, delivery_id: int) -> None:
+        if delivery_id == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        super().mark_done(delivery_id)
 
 
 def new(call: int = 1, sink: str = "crm") -> NewDelivery:
@@ -233,6 +243,38 @@ def test_a_slow_sink_does_not_hold_up_another(outbox: SqliteOutbox, clock: FakeC
         worker.stop()
 
 
+def test_a_sink_still_busy_with_its_previous_group_is_left_out_of_a_drain(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    crm = BlockingSink()
+    outbox.enqueue([new(1)])
+    worker = dispatcher(outbox, clock, crm)
+    first = threading.Thread(target=worker.drain_once)
+    first.start()
+    try:
+        assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+        outbox.enqueue([new(2)])
+        assert (DrainReport(), ["pending", "in_flight"]) == (worker.drain_once(),
+                                                             statuses(outbox))
+    finally:
+        crm.release.set()
+        first.join()
+        worker.stop()
+
+
+def test_a_group_that_raises_frees_its_sink_for_the_next_drain(
+    db: ThreadLocalDatabase, clock: FakeClock
+) -> None:
+    outbox = FirstUnrecordedOutbox(db, clock=clock)
+    outbox.enqueue([new(1)])
+    worker = dispatcher(outbox, clock, RecordingSink())
+    with pytest.raises(sqlite3.OperationalError):
+        worker.drain_once()
+    outbox.enqueue([new(2)])
+    assert DrainReport(done=1) == worker.drain_once()
+    worker.stop()
+
+
 def test_a_drain_out_of_time_puts_the_rest_back(outbox: SqliteOutbox, clock: FakeClock) -> None:
     outbox.enqueue([new(1), new(2)])
     sink = RecordingSink(pause=0.05)
@@ -267,6 +309,47 @@ def test_the_background_thread_delivers_soon_after_notify(outbox: SqliteOutbox) 
         assert wait_for(lambda: sink.delivered, timeout=2)
         assert time.perf_counter() - started < 0.5
     finally:
+        worker.stop()
+
+
+def test_a_hung_crm_request_does_not_delay_an_sms_enqueued_after_it(
+    outbox: SqliteOutbox,
+) -> None:
+    crm, sms = BlockingSink(), RecordingSink("sms")  # the CRM answers after 5 s at the latest
+    worker = Dispatcher(outbox, {"crm": crm, "sms": sms}, idle=30.0)
+    worker.start()
+    try:
+        outbox.enqueue([new(1)])
+        worker.notify()
+        assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+        time.sleep(0.05)  # the CRM request is now hanging
+        outbox.enqueue([new(1, sink="sms")])
+        started = time.perf_counter()
+        worker.notify()
+        assert wait_for(lambda: ["done", "in_flight"] == statuses(outbox), timeout=2)
+        assert time.perf_counter() - started < 0.5
+    finally:
+        crm.release.set()
+        wait_for(lambda: crm.delivered)
+        worker.stop()
+
+
+def test_a_failing_group_does_not_start_a_second_group_for_a_busy_sink(
+    db: ThreadLocalDatabase, clock: FakeClock
+) -> None:
+    outbox = FirstUnrecordedOutbox(db, clock=clock)
+    crm, sms = BlockingSink(), RecordingSink("sms")
+    outbox.enqueue([new(1, sink="sms"), new(1)])
+    worker = Dispatcher(outbox, {"crm": crm, "sms": sms}, None, NO_JITTER, clock, idle=0.01)
+    worker.start()
+    try:
+        assert wait_for(lambda: sms.delivered, timeout=2)  # ...and failed to be recorded
+        outbox.enqueue([new(2)])
+        time.sleep(1.2)  # past the pause after a failed drain
+        assert ["pending", "in_flight", "in_flight"] == statuses(outbox)
+    finally:
+        crm.release.set()
+        wait_for(lambda: len(crm.delivered) == 2)
         worker.stop()
 
 

@@ -64,6 +64,21 @@ def test_claim_takes_the_oldest_first_up_to_its_limit(outbox: SqliteOutbox,
     assert ["call 1", "call 2"] == [d.payload["text"] for d in outbox.claim_due(2)]
 
 
+def test_claim_leaves_the_deliveries_of_skipped_sinks_pending(outbox: SqliteOutbox) -> None:
+    outbox.enqueue([new(1), new(1, "sms", DeliveryAction.SMS), new(1, "hubspot")])
+    claimed = outbox.claim_due(10, skip_sinks={"crm", "hubspot"})
+    assert (["sms"], ["pending", "in_flight", "pending"]) == (
+        [d.sink for d in claimed], [d.status for d in reversed(outbox.list())])
+
+
+def test_a_skipped_sinks_expired_lease_is_not_taken_back(outbox: SqliteOutbox,
+                                                         clock: FakeClock) -> None:
+    outbox.enqueue([new(1)])
+    outbox.claim_due(10)
+    clock.advance(61)
+    assert ([], 1) == (outbox.claim_due(10, skip_sinks=["crm"]), len(outbox.claim_due(10)))
+
+
 def test_a_leased_delivery_is_not_claimed_twice(outbox: SqliteOutbox) -> None:
     outbox.enqueue([new(1)])
     outbox.claim_due(10)
