@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
 import time
 import traceback
@@ -19,11 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from hub.metrics import HubMetrics
+from hub.metrics import HubMetrics, register_delivery_metrics
 from hub.models import Delivery
 from hub.outbox import utc_now
 from hub.ports import Outbox, PermanentError, Sink, TransientError
@@ -31,7 +26,6 @@ from hub.privacy import mask_text
 
 log = logging.getLogger(__name__)
 
-DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 DRAIN_LIMIT = 50  # deliveries claimed at most by one drain
 Jitter = Callable[[float, float], float]
 
@@ -80,52 +74,6 @@ class DrainReport:
     @property
     def total(self) -> int:
         return self.done + self.retried + self.dead
-
-
-@dataclass(frozen=True)
-class DeliveryMetrics:
-    deliveries: Counter
-    seconds: Histogram
-
-
-class OutboxGauge(Collector):
-    """``cahub_outbox_deliveries{status}``, read from the outbox at scrape time."""
-
-    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
-        self._counts = counts
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
-
-    def collect(self) -> Iterable[Metric]:
-        family = self._family()
-        try:
-            counts = self._counts()
-        except sqlite3.Error:
-            log.warning("outbox counts unavailable for /metrics", exc_info=True)
-            return []
-        for status, count in counts.items():
-            family.add_metric([status], count)
-        return [family]
-
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("cahub_outbox_deliveries", "Outbox deliveries by status",
-                                 labels=["status"])
-
-
-def register_delivery_metrics(
-    registry: CollectorRegistry, counts: Callable[[], Mapping[str, int]] | None = None
-) -> DeliveryMetrics:
-    """Delivery counters and latency on ``registry``; the outbox gauge when ``counts`` is given."""
-    if counts is not None:
-        registry.register(OutboxGauge(counts))
-    return DeliveryMetrics(
-        Counter("cahub_deliveries", "Delivery attempts by outcome (done, retry, dead)",
-                ["sink", "action", "outcome"], registry=registry),
-        Histogram("cahub_delivery_seconds", "Time a sink took to make a delivery", ["sink"],
-                  buckets=DELIVERY_BUCKETS, registry=registry),
-    )
 
 
 class Dispatcher:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one app: requests, calls, lookups and pops.
+"""Prometheus metrics of one app: requests, calls, lookups, pops and deliveries.
 
 Each app gets its own registry, so several apps (tests, benchmarks) never share
 counters and nothing is registered at import time.
@@ -6,8 +6,18 @@ counters and nothing is registered at import time.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )
@@ -54,3 +64,49 @@ class HubMetrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""
         return bytes(generate_latest(self.registry))
+
+
+@dataclass(frozen=True)
+class DeliveryMetrics:
+    deliveries: Counter
+    seconds: Histogram
+
+
+class OutboxGauge(Collector):
+    """``cahub_outbox_deliveries{status}``, read from the outbox at scrape time."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        try:
+            counts = self._counts()
+        except sqlite3.Error:
+            log.warning("outbox counts unavailable for /metrics", exc_info=True)
+            return []
+        for status, count in counts.items():
+            family.add_metric([status], count)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("cahub_outbox_deliveries", "Outbox deliveries by status",
+                                 labels=["status"])
+
+
+def register_delivery_metrics(
+    registry: CollectorRegistry, counts: Callable[[], Mapping[str, int]] | None = None
+) -> DeliveryMetrics:
+    """Delivery counters and latency on ``registry``; the outbox gauge when ``counts`` is given."""
+    if counts is not None:
+        registry.register(OutboxGauge(counts))
+    return DeliveryMetrics(
+        Counter("cahub_deliveries", "Delivery attempts by outcome (done, retry, dead)",
+                ["sink", "action", "outcome"], registry=registry),
+        Histogram("cahub_delivery_seconds", "Time a sink took to make a delivery", ["sink"],
+                  buckets=DELIVERY_BUCKETS, registry=registry),
+    )
