@@ -329,6 +329,11 @@
     window.setTimeout(connect, retryDelay);
   }
 
+  /* Close the stream before leaving, so signing out never shows as a broken connection. */
+  const logoutForm = document.querySelector("[data-testid=logout-form]");
+  if (logoutForm) logoutForm.addEventListener("submit", () => { if (source) source.close(); });
+  window.addEventListener("pagehide", () => { if (source) source.close(); });
+
   trimFeed();
   connect();
   window.setInterval(refreshRelativeTimes, 30000);
