@@ -7,6 +7,8 @@ validation as a real one; nothing is special-cased on the server.
 from __future__ import annotations
 
 import secrets
+import time
+from email.utils import formatdate
 
 import click
 import requests
@@ -15,6 +17,7 @@ from hub.settings import Settings
 from integrations.twilio import sign
 
 VOICE_PATH = "/twilio/voice"
+STATUS_PATH = "/twilio/status"
 DEMO_ACCOUNT_SID = "AC" + "0" * 32
 
 
@@ -25,6 +28,17 @@ def inbound_call_form(call_sid: str, from_: str, to: str, account_sid: str) -> d
         "Caller": from_, "Called": to, "CallStatus": "ringing", "Direction": "inbound",
         "ApiVersion": "2010-04-01",
     }
+
+
+def status_forms(call: dict[str, str], duration_s: int) -> list[dict[str, str]]:
+    """The call progress callbacks of an answered call that ends after ``duration_s``."""
+    base = {k: call[k] for k in ("CallSid", "AccountSid", "From", "To", "Direction",
+                                 "ApiVersion")}
+    base["CallbackSource"] = "call-progress-events"
+    answered = base | {"CallStatus": "in-progress", "SequenceNumber": "0"}
+    ended = base | {"CallStatus": "completed", "SequenceNumber": "1",
+                    "CallDuration": str(duration_s), "Timestamp": formatdate(usegmt=True)}
+    return [answered, ended]
 
 
 def new_call_sid() -> str:
@@ -47,7 +61,10 @@ def post_signed(
 @click.option("--url", "base", default="http://127.0.0.1:5000", show_default=True,
               help="Base URL of the running hub.")
 @click.option("--call-sid", default=None, help="Reuse a CallSid (to test a retried webhook).")
-def simulate_call(from_: str, to: str, base: str, call_sid: str | None) -> None:
+@click.option("--hangup-after", type=click.IntRange(0), default=None, metavar="S",
+              help="Then hang up after S seconds: send the status callbacks too.")
+def simulate_call(from_: str, to: str, base: str, call_sid: str | None,
+                  hangup_after: int | None) -> None:
     """Send a signed inbound-call webhook to a running hub and print its TwiML."""
     settings = Settings()
     if settings.twilio_auth_token is None:
@@ -64,3 +81,20 @@ def simulate_call(from_: str, to: str, base: str, call_sid: str | None) -> None:
     click.echo(reply.text)
     if reply.status_code != 200:
         raise SystemExit(1)
+    if hangup_after is not None:
+        _hang_up(base, settings, form, hangup_after)
+
+
+def _hang_up(base: str, settings: Settings, call: dict[str, str], seconds: int) -> None:
+    """Send the answered and completed status callbacks, ``seconds`` apart."""
+    url = base.rstrip("/") + STATUS_PATH
+    signed_as = (settings.public_base_url + STATUS_PATH) if settings.public_base_url else url
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    for index, form in enumerate(status_forms(call, seconds)):
+        if index:
+            time.sleep(seconds)
+        reply = post_signed(url, form, token, signed_as)
+        click.echo(f"{form['CallSid']} {form['CallStatus']} -> HTTP {reply.status_code}",
+                   err=True)
+        if reply.status_code != 200:
+            raise SystemExit(1)

@@ -71,3 +71,25 @@ def test_lookup_of_an_unusable_number_fails_clearly(runner: CliRunner) -> None:
     result = runner.invoke(main, ["lookup", "anonymous"])
     assert 2 == result.exit_code
     assert "not a usable phone number" in result.stderr
+
+
+def test_simulate_call_can_hang_up_with_signed_status_callbacks(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import close_app, create_app
+    from hub.services import services
+    from tests.e2e.browser import serve
+    from tests.support import AUTH_TOKEN, make_settings
+
+    app = create_app(make_settings(tmp_path / "hub"))
+    monkeypatch.setenv("CAHUB_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    try:
+        with serve(app) as base:
+            result = runner.invoke(main, ["simulate-call", "--from", "+14155550134",
+                                          "--url", base, "--hangup-after", "0"])
+        text = services(app).metrics.exposition().decode()
+    finally:
+        close_app(app)
+    assert 0 == result.exit_code, result.output
+    assert "completed -> HTTP 200" in result.stderr
+    assert 'cahub_calls_ended_total{status="completed"} 1.0' in text
