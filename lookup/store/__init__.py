@@ -1,6 +1,7 @@
 """The embedded profile store: SQLite, an identity graph, merged profiles, no network."""
 
+from lookup.store.deletion import ForgetReport
 from lookup.store.embedded import EmbeddedProfileStore
 from lookup.store.ingest import IngestReport, Rejection
 
-__all__ = ["EmbeddedProfileStore", "IngestReport", "Rejection"]
+__all__ = ["EmbeddedProfileStore", "ForgetReport", "IngestReport", "Rejection"]

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
@@ -23,6 +23,12 @@ PRAGMAS = (
     "PRAGMA cache_size = -16000",
     "PRAGMA mmap_size = 268435456",
 )
+# For the length of a bulk load only (about 10% faster): no fsync at all, and a page cache
+# of up to 1 GiB. If the process dies, nothing committed is lost; if the machine loses
+# power mid-load, the file may be damaged: load the source files into a new store (it
+# holds nothing else). Lookups, forgets and servers never run with these.
+BULK_PRAGMAS = ("PRAGMA synchronous = OFF", "PRAGMA cache_size = -1048576")
+AFTER_BULK = ("PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -16000")
 
 
 class _ThreadConnection:
@@ -72,6 +78,18 @@ class ThreadConnections:
             yield connection
 
     @contextmanager
+    def bulk(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection tuned for a bulk load while the block runs."""
+        connection = self.get()
+        for pragma in BULK_PRAGMAS:
+            connection.execute(pragma)
+        try:
+            yield connection
+        finally:
+            for pragma in AFTER_BULK:
+                connection.execute(pragma)
+
+    @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         connection = self.get()
         connection.execute(begin)
@@ -103,6 +121,11 @@ def _create_schema(connection: sqlite3.Connection) -> None:
         return
     if version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(f"store schema {version} is newer than {SCHEMA_VERSION}")
+    if version != 0:
+        raise sqlite3.DatabaseError(
+            f"store schema {version} is older than {SCHEMA_VERSION} and cannot be upgraded in "
+            "place; remove the store file and ingest the data again"
+        )
     schema = resources.files("lookup.store").joinpath("schema.sql").read_text(encoding="utf-8")
     version_line = f"PRAGMA user_version = {SCHEMA_VERSION};"
     connection.executescript(f"BEGIN IMMEDIATE;\n{schema}\n{version_line}\nCOMMIT;")

@@ -1,8 +1,19 @@
 """``EmbeddedProfileStore``: the SQLite profile provider the hub ships with.
 
-It owns the store's public surface (lookup, ping, ingest, counts, close) and turns
-SQLite's errors into the hub's: a busy or locked database is a ``TransientError``,
-anything else a ``PermanentError``. Nothing is opened until first use.
+It owns the store's public surface (lookup, get_profile, ping, ingest, rebuild,
+purge_expired, forget, counts, close) and turns SQLite's errors into the hub's: a busy
+or locked database is a ``TransientError``, anything else a ``PermanentError``. Nothing
+is opened until first use.
+
+Changing the merge policy: profiles are merged when their records are ingested, so
+after a change they must be merged again. ``ingest`` does that first whenever the
+policy differs from the one the store was built with; ``rebuild()`` does it at once
+(``needs_rebuild()`` tells). Lookups never rebuild (a million profiles take far longer
+than a call may wait): until then they return profiles merged the previous way.
+
+Event retention: events older than ``event_retention_days`` are never returned, are not
+stored when ingested, and are deleted at the start of every ingest, or by
+``purge_expired()``.
 """
 
 from __future__ import annotations
@@ -13,46 +24,97 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from hub.models import Identity, Profile
+from hub.models import AmbiguousMatch, Identity, Profile
 from hub.ports import HubError, PermanentError, TransientError
 from lookup.store.connection import ThreadConnections
-from lookup.store.ingest import IngestReport, Kind, ingest_lines
-from lookup.store.read import find_person, read_profile
+from lookup.store.deletion import ForgetReport, forget, locate, purge_events
+from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
+from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
+from lookup.store.merge import MergePolicy, PolicyName
+from lookup.store.numbering import person_of_profile_id
+from lookup.store.read import PERSON, SOURCE, find, profile_of, read_profile
+from lookup.store.records import Rules
 
 COUNTS = {
-    table: f"SELECT count(*) FROM {table}"  # noqa: S608 - table names are constants
-    for table in ("persons", "fragments", "identities", "events", "audiences")
+    "persons": "SELECT count(*) FROM persons WHERE NOT shared",
+    **{
+        table: f"SELECT count(*) FROM {table}"  # noqa: S608 - table names are constants
+        for table in ("fragments", "identities", "events", "audiences")
+    },
 }
+DAY_MICROS = 86_400_000_000
 
 
 class EmbeddedProfileStore:
     """Profiles, events and audiences in one SQLite file, stitched by an identity graph.
 
-    Safe to share between threads: each thread uses its own connection.
+    Safe to share between threads: each thread uses its own connection. ``clock`` gives
+    the current time in seconds since the epoch (for event retention). With
+    ``ingest_workers``, a large ingest parses its lines in that many spawned processes
+    (see ``lookup.store.parsing``): worth it for a command-line bulk load, not in a server.
     """
 
     name = "embedded"
 
-    def __init__(self, path: Path, *, region: str = "US", event_limit: int = 10) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        region: str = "US",
+        event_limit: int = 10,
+        unique_namespaces: Sequence[str] = ("CRMID", "loyaltyId"),
+        max_identities: int = 50,
+        merge_policy: PolicyName = "timestamp_ordered",
+        dataset_order: Sequence[str] = (),
+        event_retention_days: int | None = None,
+        ingest_workers: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_identities < 1:
+            raise ValueError("max_identities must be at least 1")
         self.path = Path(path)
         self.region = region
         self.event_limit = event_limit
+        self.policy = MergePolicy(merge_policy, tuple(dataset_order))
+        self.retention_days = event_retention_days
+        self.clock = clock
+        self._rules = Rules.of(region, unique_namespaces)
+        self._max_identities = max_identities
+        self._workers = ingest_workers
         self._connections = ThreadConnections(self.path)
 
-    def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
-        """The person known by the first of ``identities`` that resolves, or None."""
+    def lookup(
+        self, identities: Sequence[Identity], deadline: float
+    ) -> Profile | AmbiguousMatch | None:
+        """The person known by the first of ``identities`` that resolves, or None; an
+        ``AmbiguousMatch`` with every person it touches when that identity is shared."""
         with _translated("lookup"), self._connections.reading() as connection:
             _check(deadline)
-            person = find_person(connection, identities, self.region)
-            if person is None:
+            found = find(connection, identities, self.region)
+            if found is None:
                 return None
+            since = self._events_since()
+            if found.row is not None:
+                return profile_of(connection, found.row, self.event_limit, since)
             _check(deadline)
-            return read_profile(connection, person, self.event_limit)
+            profiles = (read_profile(connection, p, self.event_limit, since) for p in found.persons)
+            candidates = tuple(profile for profile in profiles if profile is not None)
+            return AmbiguousMatch(source=SOURCE, identity=found.identity,
+                                  count=len(candidates), candidates=candidates)
+
+    def get_profile(self, profile_id: str) -> Profile | None:
+        """The person whose ``Profile.profile_id`` is ``profile_id``, or None."""
+        with _translated("get_profile"), self._connections.reading() as connection:
+            person = person_of_profile_id(profile_id)
+            row = None if person is None else connection.execute(PERSON, (person,)).fetchone()
+            if row is None or row[1] or row[2] != profile_id:
+                return None
+            return profile_of(connection, row, self.event_limit, self._events_since())
 
     def ping(self) -> None:
         """Raise ``HubError`` unless the store can be opened and read."""
         with _translated("ping"):
-            self._connections.get().execute("SELECT 1 FROM merged_profiles LIMIT 1").fetchall()
+            self._connections.get().execute("SELECT 1 FROM persons LIMIT 1").fetchall()
 
     def ingest(
         self,
@@ -63,14 +125,56 @@ class EmbeddedProfileStore:
         progress: Callable[[int], None] | None = None,
     ) -> IngestReport:
         """Load JSON Lines of ``kind``; bad lines are reported, never fatal."""
-        with _translated("ingest"):
-            return ingest_lines(
-                self._connections, kind, lines,
-                dataset=dataset, region=self.region, progress=progress,
-            )
+        with _translated("ingest"), self._connections.bulk():
+            self._merge_as_configured()
+            self.purge_expired()
+            options = Options(self._rules, self.policy, self._max_identities,
+                              self._events_since(), self._workers)
+            return ingest_lines(self._connections, kind, lines, dataset=dataset,
+                                options=options, progress=progress)
+
+    def needs_rebuild(self) -> bool:
+        """Whether profiles were merged under another policy than this store's."""
+        with _translated("needs_rebuild"), self._connections.reading() as connection:
+            stored = stored_policy(connection)
+        return stored is not None and stored != self.policy.signature
+
+    def rebuild(self) -> int:
+        """Merge every profile again under this store's policy; return how many."""
+        with _translated("rebuild"):
+            with self._connections.reading() as connection:
+                batches = list(rebuild_batches(connection))
+            for batch in batches:
+                with self._connections.writing() as connection:
+                    remerge(connection, batch, self.policy, time.time_ns() // 1000)
+            with self._connections.writing() as connection:
+                record_policy(connection, self.policy)
+            return sum(len(batch) for batch in batches)
+
+    def purge_expired(self) -> int:
+        """Delete the events past the retention; return how many (0 without one)."""
+        since = self._events_since()
+        if since is None:
+            return 0
+        with _translated("purge"), self._connections.writing() as connection:
+            return purge_events(connection, since)
+
+    def forget(
+        self, namespace: str | None, value: str, *, all_shared: bool = False
+    ) -> ForgetReport:
+        """Delete everything stored about the person with this identity (see
+        ``lookup.store.deletion``); ``PermanentError`` for a shared identity unless
+        ``all_shared``, which forgets every person it touches."""
+        with _translated("forget"), self._secure_delete():
+            with self._connections.writing() as connection:
+                node = locate(connection, namespace, value, self.region)
+                report = ForgetReport(found=False) if node is None else forget(
+                    connection, node, all_shared)
+            self._connections.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            return report
 
     def counts(self) -> dict[str, int]:
-        """How many rows each part of the store holds."""
+        """How many rows each part of the store holds (persons: people, not shared ids)."""
         with _translated("counts"), self._connections.reading() as connection:
             return {name: connection.execute(query).fetchone()[0] for name, query in COUNTS.items()}
 
@@ -80,6 +184,29 @@ class EmbeddedProfileStore:
 
     def __repr__(self) -> str:
         return f"EmbeddedProfileStore({str(self.path)!r}, region={self.region!r})"
+
+    def _merge_as_configured(self) -> None:
+        """Before writing: record the policy of a new store, rebuild after a change."""
+        if self.needs_rebuild():
+            self.rebuild()
+            return
+        with self._connections.writing() as connection:
+            if stored_policy(connection) is None:
+                record_policy(connection, self.policy)
+
+    def _events_since(self) -> int | None:
+        if self.retention_days is None:
+            return None
+        return int(self.clock() * 1_000_000) - self.retention_days * DAY_MICROS
+
+    @contextmanager
+    def _secure_delete(self) -> Iterator[None]:
+        connection = self._connections.get()
+        connection.execute("PRAGMA secure_delete = ON")
+        try:
+            yield
+        finally:
+            connection.execute("PRAGMA secure_delete = OFF")
 
 
 def _check(deadline: float) -> None:

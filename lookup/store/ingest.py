@@ -1,51 +1,63 @@
 """Bulk ingest of JSON Lines into the store, and the report of what was loaded.
 
-Lines are parsed and written in chunks, each chunk one transaction written with
-``executemany``: the identities are resolved to persons for the whole chunk at once,
-then fragments are upserted (or events inserted) and the touched persons' merged
-profiles rebuilt. A bad line is rejected with its number and reason and never stops
-the load. Loading the same data again changes nothing: events are keyed by ``_id``,
-fragments by dataset and primary identity, and a fragment is only replaced by a
-version at least as new.
+Lines are parsed (``parsing``) and written in chunks with ``executemany``: the identities
+of the whole chunk are resolved to persons at once (``graph``), then fragments are
+upserted (or events inserted) and each touched person's profile row is rebuilt once
+(``materialise``). A transaction holds the chunks of ``COMMIT_EVERY`` seconds. A bad line
+is rejected with its number and reason and never stops the load.
+
+Loading the same data again changes nothing: events are keyed by ``_id``, fragments by
+person, dataset and primary identity, and a fragment's content is only replaced by a
+version at least as new. (One exception: a data set holding several versions of one
+fragment with different identities, one of which became shared in between; exports hold
+one record per primary identity, so it does not arise from loading them again.)
+
+Events older than the retention are counted as loaded but not stored (they would be
+purged at once).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Literal
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from hub.models import Frozen
 from lookup.store.connection import ThreadConnections
-from lookup.store.graph import resolve
-from lookup.store.merge import refresh
-from lookup.store.records import (
-    AudienceRecord,
-    EventRecord,
-    ProfileRecord,
-    RecordError,
-    parse_audience,
-    parse_event,
-    parse_profile,
-)
+from lookup.store.graph import Resolution, resolve, sole_key
+from lookup.store.materialise import Touched, materialise
+from lookup.store.merge import MergePolicy
+from lookup.store.numbering import take_sequence
+from lookup.store.parsing import Record, parsed_chunks
+from lookup.store.records import AudienceRecord, EventRecord, ProfileRecord, Rules
 
 Kind = Literal["profiles", "events", "audiences"]
-CHUNK_LINES = 1000  # one transaction and one progress report per chunk
+KINDS = ("profiles", "events", "audiences")
+# Seconds of writing per transaction. Committing costs about as much as the pages a
+# transaction dirtied, and random keys dirty pages all over the indexes, so a commit per
+# chunk would cost more than the writing itself.
+COMMIT_EVERY = 2.0
 
-# json_patch('{}', ...) drops nulls on the way in; see lookup.store.merge for why.
 UPSERT_FRAGMENT = """
-INSERT INTO fragments
-    (dataset, key_space, key_value, person_id, modified_at, ingested_seq, attributes)
-VALUES (?, ?, ?, ?, ?, ?, json_patch('{}', ?))
-ON CONFLICT (dataset, key_space, key_value) DO UPDATE SET
-    person_id = excluded.person_id, modified_at = excluded.modified_at,
-    ingested_seq = excluded.ingested_seq, attributes = excluded.attributes
+INSERT INTO fragments (person_id, dataset, key_space, key_value, modified_at, ingested_seq,
+                       sole, attributes)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (person_id, dataset, key_space, key_value) DO UPDATE SET
+    modified_at = excluded.modified_at, ingested_seq = excluded.ingested_seq,
+    sole = excluded.sole, attributes = excluded.attributes
 WHERE excluded.modified_at >= fragments.modified_at
 """
-INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)"
+FRAGMENT_HOME = (
+    "SELECT f.person_id FROM shared_links AS s JOIN fragments AS f ON f.person_id = s.person_id"
+    " WHERE s.shared_id = ? AND f.dataset = ? AND f.key_space = ? AND f.key_value = ?"
+)
+INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (event_id, person_id, ts, type, dataset, sole_key, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 UPSERT_AUDIENCE = """
 INSERT INTO audiences (id, name, description) VALUES (?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description
@@ -70,13 +82,15 @@ class IngestReport(Frozen):
     rejected: tuple[Rejection, ...] = ()
 
 
-Record = ProfileRecord | EventRecord | AudienceRecord
-Parser = Callable[[int, str, str], Record]
-PARSERS: dict[str, Parser] = {
-    "profiles": parse_profile,
-    "events": parse_event,
-    "audiences": parse_audience,
-}
+@dataclass(frozen=True)
+class Options:
+    """How records are read, linked and merged."""
+
+    rules: Rules
+    policy: MergePolicy
+    max_identities: int
+    events_since: int | None = None  # microseconds; older events are not stored
+    workers: int = 0  # processes parsing lines while this one writes (0: none)
 
 
 def ingest_lines(
@@ -85,97 +99,104 @@ def ingest_lines(
     lines: Iterable[str],
     *,
     dataset: str,
-    region: str,
+    options: Options,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Load ``lines`` of ``kind`` in chunks; see the module docstring."""
-    if kind not in PARSERS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(PARSERS)}")
-    loaded, rejected = 0, []
-    for chunk in _chunks(enumerate(lines, start=1), CHUNK_LINES):
-        records, chunk_rejected = _parse_chunk(PARSERS[kind], chunk, region)
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    loaded, rejected = 0, list[Rejection]()
+    chunks = parsed_chunks(kind, lines, options.rules, options.workers)
+    finished = False
+    while not finished:
         with connections.writing() as connection:
-            _write(connection, records, dataset)
-        loaded += len(records)
-        rejected.extend(chunk_rejected)
-        if progress is not None:
-            progress(len(chunk))
+            started, finished = time.monotonic(), True
+            for chunk in chunks:
+                _write(connection, chunk.records, dataset, options)
+                loaded += len(chunk.records)
+                rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
+                if progress is not None:
+                    progress(chunk.lines)
+                if time.monotonic() - started >= COMMIT_EVERY:
+                    finished = False
+                    break
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected))
 
 
-def _chunks(numbered: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
-    iterator = iter(numbered)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-def _parse_chunk(
-    parse: Parser, chunk: Sequence[tuple[int, str]], region: str
-) -> tuple[list[Record], list[Rejection]]:
-    records: list[Record] = []
-    rejected: list[Rejection] = []
-    for number, text in chunk:
-        if not text.strip():
-            continue
-        try:
-            records.append(parse(number, text, region))
-        except RecordError as exc:
-            rejected.append(Rejection(line=number, reason=str(exc)))
-    return records, rejected
-
-
-def _write(connection: sqlite3.Connection, records: Sequence[Record], dataset: str) -> None:
-    now = to_micros_now()
+def _write(
+    connection: sqlite3.Connection, records: list[Record], dataset: str, options: Options
+) -> None:
+    now = time.time_ns() // 1000
     profiles = [r for r in records if isinstance(r, ProfileRecord)]
     events = [r for r in records if isinstance(r, EventRecord)]
     audiences = [r for r in records if isinstance(r, AudienceRecord)]
     if profiles:
-        _write_profiles(connection, profiles, dataset, now)
+        _write_profiles(connection, profiles, dataset, options, now)
     if events:
-        _write_events(connection, events, dataset, now)
+        _write_events(connection, events, dataset, options, now)
     connection.executemany(UPSERT_AUDIENCE, ((a.id, a.name, a.description) for a in audiences))
 
 
 def _write_profiles(
-    connection: sqlite3.Connection, records: list[ProfileRecord], dataset: str, now: int
+    connection: sqlite3.Connection,
+    records: list[ProfileRecord],
+    dataset: str,
+    options: Options,
+    now: int,
 ) -> None:
-    resolution = resolve(connection, [r.identities for r in records], now)
-    first_seq = _take_sequence(connection, len(records))
-    rows = (
-        (dataset, *r.primary[:2], person, now if r.modified_at is None else r.modified_at,
-         first_seq + offset, _dumps(r.attributes))
-        for offset, (r, person) in enumerate(zip(records, resolution.persons, strict=True))
+    resolution = resolve(connection, [r.identities for r in records], options.rules.unique, now)
+    if resolution.shared_nodes:
+        _keep_fragments_home(connection, records, resolution, dataset)
+    first = take_sequence(connection, "ingested_seq", len(records))
+    connection.executemany(UPSERT_FRAGMENT, (
+        (node, dataset, *r.primary[:2], now if r.modified_at is None else r.modified_at,
+         first + offset, len(r.identities) == 1, r.attributes)
+        for offset, (r, node) in enumerate(zip(records, resolution.nodes, strict=True))
+    ))
+    nodes = Counter(resolution.nodes)
+    attributes_of = dict.fromkeys(  # a new person of one record: that record is their profile
+        node for node in resolution.created if nodes[node] == 1
     )
-    connection.executemany(UPSERT_FRAGMENT, rows)
-    refresh(connection, set(resolution.persons) | resolution.changed, now)
+    persons = set(nodes) | resolution.changed | resolution.created.keys()
+    touched = Touched(persons - resolution.shared_nodes, resolution.created,
+                      resolution.rows_of, attributes_of)
+    materialise(connection, touched, options.policy, options.max_identities, now)
+
+
+def _keep_fragments_home(
+    connection: sqlite3.Connection,
+    records: list[ProfileRecord],
+    resolution: Resolution,
+    dataset: str,
+) -> None:
+    """A record of several identities, all of them shared by now, updates its fragment
+    where it was stored (with a person it was linked to before), if it was."""
+    for n, (record, node) in enumerate(zip(records, resolution.nodes, strict=True)):
+        if node in resolution.shared_nodes and len(record.identities) > 1:
+            home = connection.execute(FRAGMENT_HOME, (node, dataset, *record.primary[:2]))
+            found = home.fetchall()
+            if len(found) == 1:
+                resolution.nodes[n] = found[0][0]
 
 
 def _write_events(
-    connection: sqlite3.Connection, records: list[EventRecord], dataset: str, now: int
+    connection: sqlite3.Connection,
+    records: list[EventRecord],
+    dataset: str,
+    options: Options,
+    now: int,
 ) -> None:
-    resolution = resolve(connection, [r.identities for r in records], now)
-    rows = (
-        (r.event_id, person, r.timestamp, r.event_type, dataset, _dumps(r.body))
-        for r, person in zip(records, resolution.persons, strict=True)
-    )
-    connection.executemany(INSERT_EVENT, rows)
-    refresh(connection, resolution.changed, now)
-
-
-def _take_sequence(connection: sqlite3.Connection, count: int) -> int:
-    """Reserve ``count`` arrival numbers; return the first."""
-    row = connection.execute("SELECT value FROM meta WHERE key = 'ingested_seq'").fetchone()
-    first = int(row[0]) + 1 if row else 1
-    connection.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('ingested_seq', ?)", (str(first + count - 1),)
-    )
-    return first
-
-
-def to_micros_now() -> int:
-    """The wall-clock time, in the store's microseconds."""
-    return time.time_ns() // 1000
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    since = options.events_since
+    if since is not None:
+        records = [r for r in records if r.timestamp >= since]
+    if not records:
+        return
+    resolution = resolve(connection, [r.identities for r in records], options.rules.unique, now)
+    connection.executemany(INSERT_EVENT, (
+        (r.event_id, node, r.timestamp, r.event_type, dataset, sole_key(r.identities), r.body)
+        for r, node in zip(records, resolution.nodes, strict=True)
+    ))
+    created = resolution.created
+    touched = Touched(resolution.changed | created.keys(), created, resolution.rows_of,
+                      dict.fromkeys(created, "{}"))
+    materialise(connection, touched, options.policy, options.max_identities, now)

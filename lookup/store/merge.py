@@ -1,62 +1,83 @@
-"""The merged profile of a person, materialised in ``merged_profiles`` on every ingest.
+"""Merge policies: which fragment's value wins, per attribute leaf, when records disagree.
 
-Merge policy, timestamp-ordered (AEP's default): fragments are applied oldest first,
-by ``_repo.lastModifiedDate`` or, when a fragment has none, the time it was ingested,
-ties broken by arrival order; objects are merged key by key, so the newest fragment
-wins per leaf. Lists and scalars are leaves.
+A person's fragments are folded in policy order, each one patched over the result so
+far (RFC 7396 merge patch: objects merge key by key; lists and scalars are leaves and
+are replaced whole), so the fragment folded last wins each leaf it holds. Nulls were
+dropped when the fragment was read (``records.without_nulls``), so a null never erases
+a value: XDM has no nulls, it leaves fields out.
 
-The merge runs inside SQLite, as a fold of ``json_patch`` (RFC 7396 merge patch) over
-the ordered fragments. A merge patch deletes a key whose new value is null, so nulls
-are stripped when a fragment is stored (``json_patch('{}', ?)`` in the upsert): a null
-never erases a value, as XDM has no nulls, it only leaves fields out. Another policy
-(dataset precedence) only needs another ``ORDER BY`` in ``ordered_fragments``.
+- ``timestamp_ordered`` (AEP's default): oldest first by ``_repo.lastModifiedDate`` or,
+  when a fragment has none, the time it was ingested; ties in arrival order. The newest
+  fragment wins each leaf.
+- ``dataset_precedence``: the dataset earliest in ``order`` wins each leaf it holds, so it
+  is folded last. Datasets not in ``order`` rank after every listed one, newest first
+  among themselves. AEP does not merge unlisted datasets at all; we rank them last
+  instead, so that no data silently disappears from a profile because a dataset was
+  left out of the list.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Collection
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-ORDER_FRAGMENTS = (
-    """
-CREATE TEMP TABLE IF NOT EXISTS ordered_fragments (
-    person_id INTEGER, n INTEGER, total INTEGER, attributes TEXT,
-    PRIMARY KEY (person_id, n)
-) WITHOUT ROWID
-""",
-    "DELETE FROM ordered_fragments",
-    """
-INSERT INTO ordered_fragments
-SELECT f.person_id, row_number() OVER win, count(*) OVER (PARTITION BY f.person_id), f.attributes
-FROM json_each(:persons) AS w JOIN fragments AS f ON f.person_id = w.value
-WINDOW win AS (PARTITION BY f.person_id ORDER BY f.modified_at, f.ingested_seq)
-""",
-)
-REFRESH = """
-INSERT OR REPLACE INTO merged_profiles (person_id, uid, attributes, identities, refreshed_at)
-WITH RECURSIVE folded (person_id, n, total, attributes) AS (
-    SELECT person_id, n, total, attributes FROM ordered_fragments WHERE n = 1
-    UNION ALL
-    SELECT o.person_id, o.n, o.total, json_patch(folded.attributes, o.attributes)
-    FROM folded JOIN ordered_fragments AS o ON o.person_id = folded.person_id AND o.n = folded.n + 1
-)
-SELECT p.person_id, p.uid, coalesce(folded.attributes, '{}'),
-       (SELECT json_group_array(json_array(namespace, value)) FROM (
-            SELECT namespace, value FROM identities AS i WHERE i.person_id = p.person_id
-            ORDER BY first_seen, namespace, value)),
-       :now
-FROM json_each(:persons) AS w
-JOIN persons AS p ON p.person_id = w.value
-LEFT JOIN folded ON folded.person_id = p.person_id AND folded.n = folded.total
-"""
+from lookup.store.records import ENCODE
+
+PolicyName = Literal["timestamp_ordered", "dataset_precedence"]
+POLICIES = ("timestamp_ordered", "dataset_precedence")
+# (dataset, modified_at, ingested_seq, attributes as JSON)
+Fragment = tuple[str, int, int, str]
 
 
-def refresh(connection: sqlite3.Connection, persons: Collection[int], now: int) -> None:
-    """Rebuild the merged-profile rows of ``persons``. Runs inside a write transaction."""
-    if not persons:
-        return
-    wanted = json.dumps(sorted(persons))
-    for statement in ORDER_FRAGMENTS:
-        connection.execute(statement, {"persons": wanted})
-    connection.execute(REFRESH, {"persons": wanted, "now": now})
+@dataclass(frozen=True)
+class MergePolicy:
+    """A merge policy and, for dataset precedence, the datasets from strongest down."""
+
+    name: PolicyName = "timestamp_ordered"
+    order: tuple[str, ...] = ()
+    _rank: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown merge policy {self.name!r}; expected one of {POLICIES}")
+        object.__setattr__(self, "_rank", {name: n for n, name in enumerate(self.order)})
+
+    @property
+    def signature(self) -> str:
+        """What the store records so that it can tell when the policy has changed."""
+        order = list(self.order) if self.name == "dataset_precedence" else []
+        return json.dumps([self.name, order])
+
+    def fold_key(self, fragment: Fragment) -> tuple[int, int, int]:
+        """Fragments sorted by this key are folded in order: the last one wins."""
+        dataset, modified_at, seq, _ = fragment
+        if self.name == "timestamp_ordered":
+            return (0, modified_at, seq)
+        return (-self._rank.get(dataset, len(self.order)), modified_at, seq)
+
+    def merge(self, fragments: Iterable[Fragment]) -> str | None:
+        """The merged attributes of one person's fragments, as JSON; None when there is a
+        single fragment, whose attributes are the profile's as they stand."""
+        ordered = sorted(fragments, key=self.fold_key)
+        if not ordered:
+            return "{}"
+        if len(ordered) == 1:
+            return None
+        merged: dict[str, Any] = json.loads(ordered[0][3])
+        for fragment in ordered[1:]:
+            patch(merged, json.loads(fragment[3]))
+        merged.pop("identityMap", None)
+        return ENCODE(merged)
+
+
+def patch(target: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes`` (without nulls) to ``target`` in place, as a JSON merge patch."""
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            base = target.get(key)
+            target[key] = patch(base if isinstance(base, dict) else {}, value)
+        else:
+            target[key] = value
+    return target

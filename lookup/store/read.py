@@ -1,9 +1,10 @@
 """Reading a person back as a ``Profile``: the lookup path, kept to a few indexed reads.
 
-One identity read finds the person; their merged-profile row carries the attributes and
-identities; the newest events come from the (person, time) index; audience names are
-joined last. All of it in one read transaction, so a merge running meanwhile is either
-seen whole or not at all.
+One identity read finds the node and, joined, the person's materialised row (attributes
+and identities); the newest events come from the (person, time) index; audience names
+are joined last. All of it in one read transaction, so a merge running meanwhile is
+either seen whole or not at all. A shared identity reads its links, then each person it
+touches the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -21,51 +23,95 @@ from lookup.store.records import EPOCH, identity_key
 SOURCE = "embedded"
 # Callers call again; parsing a number costs more than the rest of a lookup's Python.
 lookup_key = lru_cache(maxsize=4096)(identity_key)
+# A person of one fragment has no copy of its attributes: they are read from the fragment.
+COLUMNS = (
+    "p.person_id, p.shared, p.uid, coalesce(p.attributes, (SELECT f.attributes"
+    " FROM fragments AS f WHERE f.person_id = p.person_id)), p.identities"
+)
+FIND = (
+    f"SELECT {COLUMNS} FROM identities AS i JOIN persons AS p ON p.person_id = i.person_id"  # noqa: S608 - constants
+    " WHERE i.keyspace = ? AND i.value = ? LIMIT 1"
+)
+PERSON = f"SELECT {COLUMNS} FROM persons AS p WHERE p.person_id = ?"  # noqa: S608 - constants
+Row = tuple[int, int, str, str, str]  # a persons row, as FIND and PERSON read it
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the first identity that resolves leads to: one person, or several."""
+
+    identity: Identity
+    row: Row | None  # the person's row; None when the identity is shared
+    persons: tuple[int, ...]  # the people a shared identity touches
+
+
+def find(
+    connection: sqlite3.Connection, identities: Sequence[Identity], region: str
+) -> Found | None:
+    """The node of the first of ``identities`` the store knows."""
+    for identity in identities:
+        key = lookup_key(identity.namespace, identity.id, region)
+        if key is None:
+            continue
+        row: Row | None = connection.execute(FIND, key[:2]).fetchone()
+        if row is None:
+            continue
+        if not row[1]:
+            return Found(identity, row, (row[0],))
+        linked = connection.execute(
+            "SELECT person_id FROM shared_links WHERE shared_id = ? ORDER BY person_id", (row[0],)
+        )
+        persons = tuple(person for (person,) in linked)
+        if persons:
+            return Found(identity, None, persons)
+    return None
 
 
 def find_person(
     connection: sqlite3.Connection, identities: Sequence[Identity], region: str
 ) -> int | None:
-    """The person of the first of ``identities`` the store knows."""
-    for identity in identities:
-        key = lookup_key(identity.namespace, identity.id, region)
-        if key is None:
-            continue
-        row = connection.execute(
-            "SELECT person_id FROM identities WHERE keyspace = ? AND value = ? LIMIT 1",
-            key[:2],
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
-    return None
+    """The person of the first of ``identities`` the store knows; None when that identity
+    is shared by several people."""
+    found = find(connection, identities, region)
+    return None if found is None or found.row is None else found.row[0]
 
 
-def read_profile(connection: sqlite3.Connection, person: int, event_limit: int) -> Profile | None:
-    """The stitched profile of ``person``, or None when it has no merged row."""
-    row = connection.execute(
-        "SELECT uid, attributes, identities FROM merged_profiles WHERE person_id = ?",
-        (person,),
-    ).fetchone()
-    if row is None:
+def read_profile(
+    connection: sqlite3.Connection, person: int, event_limit: int, since: int | None = None
+) -> Profile | None:
+    """The stitched profile of ``person``, or None when there is no such person."""
+    row: Row | None = connection.execute(PERSON, (person,)).fetchone()
+    if row is None or row[1]:
         return None
-    attributes = json.loads(row[1])
+    return profile_of(connection, row, event_limit, since)
+
+
+def profile_of(
+    connection: sqlite3.Connection, row: Row, event_limit: int, since: int | None = None
+) -> Profile:
+    """The ``Profile`` of a persons row, with its events from ``since`` (microseconds)."""
+    person, _, uid, attributes_json, identities_json = row
+    attributes = json.loads(attributes_json)
+    attributes.pop("identityMap", None)  # a fragment's own, kept in the stored JSON
     return Profile(
         source=SOURCE,
-        profile_id=row[0],
+        profile_id=uid,
         attributes=attributes,
-        identities=tuple(Identity(namespace=ns, id=value) for ns, value in json.loads(row[2])),
+        identities=tuple(
+            Identity(namespace=ns, id=value) for ns, value in json.loads(identities_json)
+        ),
         audiences=_audiences(connection, attributes),
-        events=_events(connection, person, event_limit),
+        events=_events(connection, person, event_limit, since),
     )
 
 
 def _events(
-    connection: sqlite3.Connection, person: int, limit: int
+    connection: sqlite3.Connection, person: int, limit: int, since: int | None
 ) -> tuple[ExperienceEvent, ...]:
     rows = connection.execute(
-        "SELECT event_id, ts, type, body FROM events WHERE person_id = ?"
+        "SELECT event_id, ts, type, body FROM events WHERE person_id = ? AND ts >= ?"
         " ORDER BY ts DESC LIMIT ?",
-        (person, limit),
+        (person, -(2**63) if since is None else since, limit),
     )
     return tuple(
         ExperienceEvent(

@@ -1,14 +1,17 @@
 """JSON Lines in, validated records out: one line becomes a record or a ``RecordError``.
 
-Nothing here touches the database. Identity values leave this module in their stored
-form (E.164 for every phone namespace, lower-case email), paired with the keyspace they
-are matched in: all phone namespaces share the keyspace ``phone``, since a call knows
-only the number, not the namespace it was filed under.
+Nothing here touches the database, so parsing can run in worker processes: records are
+small and picklable, their attributes already JSON text. Identity values leave this
+module in their stored form (E.164 for every phone namespace, lower-case email), paired
+with the keyspace they are matched in: all phone namespaces share the keyspace
+``phone``, since a call knows only the number, not the namespace it was filed under. A
+record's identities come primary first: that is the order they are linked in.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +27,28 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (keyspace, stored value, namespace as written in the record)
 IdentityKey = tuple[str, str, str]
+ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN and Infinity are Python's extensions, not JSON: SQLite's JSON functions refuse them.
+DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """How lines are read: the region of national phone numbers, and the keyspaces of the
+    unique namespaces (a record may hold only one value of each)."""
+
+    region: str
+    unique: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, region: str, unique_namespaces: Iterable[str]) -> Rules:
+        return cls(region, frozenset(keyspace_of(ns) for ns in unique_namespaces))
 
 
 class RecordError(ValueError):
@@ -36,10 +61,13 @@ class RecordError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ProfileRecord:
     line: int
-    identities: tuple[IdentityKey, ...]
-    primary: IdentityKey
+    identities: tuple[IdentityKey, ...]  # the primary first
     modified_at: int | None
-    attributes: dict[str, Any]
+    attributes: str  # the record as JSON, without nulls; identityMap is ignored when read
+
+    @property
+    def primary(self) -> IdentityKey:
+        return self.identities[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +77,7 @@ class EventRecord:
     event_id: str
     timestamp: int
     event_type: str
-    body: dict[str, Any]
+    body: str  # JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,26 +103,42 @@ def identity_key(namespace: str, value: str, region: str) -> IdentityKey | None:
     return keyspace_of(namespace), stored, namespace
 
 
-def parse_profile(line: int, text: str, region: str) -> ProfileRecord:
-    """A profile fragment: its identities, primary identity, timestamp and attributes."""
+def parse_profile(line: int, text: str, rules: Rules) -> ProfileRecord:
+    """A profile fragment: its identities (primary first), timestamp and attributes.
+
+    The attributes are the line itself, unless it holds a null: nulls are dropped (XDM
+    leaves fields out rather than nulling them), so that merging never lets a null
+    erase a value. Keeping the line as it came saves encoding it again, which costs
+    more than the rest of reading it.
+    """
+    text = text.rstrip("\r\n")
     record = parse_object(text)
-    identities, primary = parse_identity_map(record, region)
-    attributes = {k: v for k, v in record.items() if k != "identityMap"}
-    return ProfileRecord(line, identities, primary, _last_modified(record), attributes)
+    identities = parse_identity_map(record, rules)
+    attributes = ENCODE(without_nulls(record)) if "null" in text else text
+    return ProfileRecord(line, identities, _last_modified(record), attributes)
 
 
-def parse_event(line: int, text: str, region: str) -> EventRecord:
+def parse_event(line: int, text: str, rules: Rules) -> EventRecord:
     """An experience event; ``_id``, ``timestamp`` and ``eventType`` are required."""
     record = parse_object(text)
     event_id = _required_text(record, "_id", "event")
     event_type = _required_text(record, "eventType", "event")
     timestamp = parse_timestamp(record.get("timestamp"), "timestamp")
-    identities, _ = parse_identity_map(record, region)
+    identities = parse_identity_map(record, rules)
     body = {k: v for k, v in record.items() if k not in EVENT_FIELDS}
-    return EventRecord(line, identities, event_id, timestamp, event_type, body)
+    return EventRecord(line, identities, event_id, timestamp, event_type, ENCODE(body))
 
 
-def parse_audience(line: int, text: str, region: str) -> AudienceRecord:
+def without_nulls(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` without null members, at every depth of objects (lists are kept whole)."""
+    return {
+        key: without_nulls(item) if isinstance(item, dict) else item
+        for key, item in value.items()
+        if item is not None
+    }
+
+
+def parse_audience(line: int, text: str, rules: Rules) -> AudienceRecord:
     """An audience definition: ``id`` and ``name`` are required."""
     record = parse_object(text)
     description = record.get("description")
@@ -107,18 +151,18 @@ def parse_audience(line: int, text: str, region: str) -> AudienceRecord:
 def parse_object(text: str) -> dict[str, Any]:
     """The JSON object on one line."""
     try:
-        value = json.loads(text)
+        value = DECODE(text)
     except json.JSONDecodeError as exc:
         raise RecordError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    except ValueError as exc:
+        raise RecordError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise RecordError(f"not a JSON object (a {_json_type(value)})")
     return value
 
 
-def parse_identity_map(
-    record: dict[str, Any], region: str
-) -> tuple[tuple[IdentityKey, ...], IdentityKey]:
-    """Every usable identity of ``record`` (unusable ones are skipped) and its primary one."""
+def parse_identity_map(record: dict[str, Any], rules: Rules) -> tuple[IdentityKey, ...]:
+    """Every usable identity of ``record`` (unusable ones are skipped), the primary first."""
     identity_map = record.get("identityMap")
     if identity_map is None:
         raise RecordError("no identityMap")
@@ -127,10 +171,10 @@ def parse_identity_map(
     found: dict[IdentityKey, bool] = {}
     for namespace, items in identity_map.items():
         for item in items if isinstance(items, list) else ():
-            key = _item_key(namespace, item, region)
+            key = _item_key(namespace, item, rules.region)
             if key is not None:
                 found[key] = found.get(key, False) or item.get("primary") is True
-    return _checked_identities(found)
+    return _checked_identities(found, rules.unique)
 
 
 def parse_timestamp(value: object, field: str) -> int:
@@ -160,17 +204,28 @@ def _item_key(namespace: object, item: object, region: str) -> IdentityKey | Non
 
 
 def _checked_identities(
-    found: dict[IdentityKey, bool],
-) -> tuple[tuple[IdentityKey, ...], IdentityKey]:
+    found: dict[IdentityKey, bool], unique: frozenset[str]
+) -> tuple[IdentityKey, ...]:
     if not found:
         raise RecordError("no usable identity in identityMap")
     if len(found) > MAX_IDENTITIES_PER_RECORD:
         raise RecordError(
             f"too many identities ({len(found)}; at most {MAX_IDENTITIES_PER_RECORD} per record)"
         )
-    identities = tuple(found)
-    primary = next((key for key, is_primary in found.items() if is_primary), identities[0])
-    return identities, primary
+    if unique:
+        _check_unique(found, unique)
+    primary = next((key for key, is_primary in found.items() if is_primary), None)
+    if primary is None:
+        return tuple(found)
+    return (primary, *(key for key in found if key != primary))
+
+
+def _check_unique(found: dict[IdentityKey, bool], unique: frozenset[str]) -> None:
+    """One record is one person, who holds one value of each unique namespace."""
+    values: dict[str, str] = {}
+    for keyspace, value, namespace in found:
+        if keyspace in unique and values.setdefault(keyspace, value) != value:
+            raise RecordError(f"two values of the unique namespace {namespace} in one record")
 
 
 def _last_modified(record: dict[str, Any]) -> int | None:

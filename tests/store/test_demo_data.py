@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hub.models import Identity
+from hub.models import AmbiguousMatch, Identity, Profile
 from lookup.demo import DEMO_CALLER, DEMO_FILES, generate, load_demo
 from lookup.phone import normalize_identity
 from lookup.store.records import identity_key
@@ -19,7 +19,7 @@ def ada(store):
     profile = store.lookup(
         [Identity(namespace="Phone_E.164", id=DEMO_CALLER)], time.monotonic() + 5
     )
-    assert profile is not None
+    assert isinstance(profile, Profile)
     return profile
 
 
@@ -70,7 +70,7 @@ def test_ada_is_found_by_her_email(store, ada):
         [Identity(namespace="Email", id="ada@example.com")], time.monotonic() + 5
     )
 
-    assert by_email is not None
+    assert isinstance(by_email, Profile)
     assert ada.profile_id == by_email.profile_id
 
 
@@ -86,6 +86,19 @@ def test_every_demo_identity_is_usable():
                 ]
 
     assert [] == unusable
+
+
+def test_the_family_landline_is_ambiguous_between_maria_and_tomas(store):
+    load_demo(store)
+
+    match = store.lookup([Identity(namespace="Phone_E.164", id="+12125550199")],
+                         time.monotonic() + 5)
+
+    assert isinstance(match, AmbiguousMatch)
+    assert (2, ["María García", "Tomás García"]) == (
+        match.count,
+        [c.attributes["person"]["name"]["fullName"] for c in match.candidates],
+    )
 
 
 def test_the_family_landline_is_on_two_crm_records():

@@ -216,7 +216,7 @@ def test_records_sharing_nothing_stay_apart(load, store):
 
 
 def test_a_chain_of_links_in_one_batch_makes_one_person(load, store):
-    chain = [{"identityMap": {"CRMID": [{"id": f"C{n}"}, {"id": f"C{n + 1}"}]}} for n in range(5)]
+    chain = [{"identityMap": {"Account": [{"id": f"A{n}"}, {"id": f"A{n + 1}"}]}} for n in range(5)]
 
     load("profiles", *itertools.chain(chain[::2], chain[1::2]))
 

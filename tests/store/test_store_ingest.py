@@ -51,8 +51,14 @@ def test_loaded_profiles_are_counted(load, store):
             "_repo.lastModifiedDate is not an ISO-8601 timestamp: 'last Tuesday'",
         ),
         (
-            json.dumps({"identityMap": {"CRMID": [{"id": f"C{n}"} for n in range(21)]}}),
+            json.dumps({"identityMap": {"Account": [{"id": f"A{n}"} for n in range(21)]}}),
             "too many identities (21; at most 20 per record)",
+        ),
+        ('{"identityMap": {"Email": [{"id": "a@example.com"}]}, "score": NaN}',
+         "not JSON: NaN is not JSON"),
+        (
+            json.dumps({"identityMap": {"CRMID": [{"id": "A"}, {"id": "B"}]}}),
+            "two values of the unique namespace CRMID in one record",
         ),
     ],
 )

@@ -205,3 +205,30 @@ def test_the_store_file_is_in_wal_mode(load, store):
     connection.close()
 
     assert "wal" == mode
+
+
+def test_a_profile_is_found_by_its_profile_id(load, find, store):
+    load("profiles", ADA, {"identityMap": {"Email": [{"id": "grace@example.com"}]}})
+    profile = find("Email", "ada@example.com")
+    assert profile is not None
+
+    assert profile == store.get_profile(profile.profile_id)
+
+
+def test_an_unknown_profile_id_is_none(load, store):
+    load("profiles", ADA)
+
+    assert store.get_profile("0123456789abcdef") is None
+
+
+def test_a_merged_away_profile_id_is_none(load, find, store):
+    old_email = {"identityMap": {"Email": [{"id": "ada@old.example.org"}]}}
+    load("profiles", ADA, old_email)
+    load("events", event(1, 1), event(2, 2))
+    smaller = find("Email", "ada@old.example.org")
+
+    load("profiles", {"identityMap": {"Email": [{"id": "ada@example.com"},
+                                                {"id": "ada@old.example.org"}]}})
+
+    assert smaller is not None
+    assert store.get_profile(smaller.profile_id) is None

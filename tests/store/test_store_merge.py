@@ -104,9 +104,9 @@ def test_a_fragment_is_keyed_by_its_primary_identity(load, store):
 
 
 def test_without_a_primary_flag_the_first_identity_is_the_key(load, store):
-    load("profiles", fragment({"Email": [{"id": "ada@example.com"}], "CRMID": [{"id": "003A"}]}))
+    load("profiles", fragment({"Email": [{"id": "ada@example.com"}], "Account": [{"id": "A"}]}))
 
-    load("profiles", fragment({"Email": [{"id": "ada@example.com"}], "CRMID": [{"id": "003B"}]}))
+    load("profiles", fragment({"Email": [{"id": "ada@example.com"}], "Account": [{"id": "B"}]}))
 
     assert (1, 1) == (store.counts()["fragments"], store.counts()["persons"])
 

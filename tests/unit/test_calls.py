@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -211,3 +212,27 @@ def test_a_late_lookup_may_outlive_the_webhook_deadline(harness_for) -> None:
     assert harness.call().summary.found is False
     assert wait_for(lambda: len(harness.broker.published) == 2)
     assert "Ada Lovelace" == harness.broker.published[1][1].name
+
+
+def test_threads_opening_a_new_hub_database_at_once_all_get_a_working_connection(
+    tmp_path: Path,
+) -> None:
+    db = ThreadLocalDatabase(tmp_path / "fresh.sqlite3", SCHEMA + OUTBOX_SCHEMA)
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def open_and_write(n: int) -> None:
+        start.wait()
+        try:
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO calls VALUES (?, NULL, '{}', 0, 0)", (f"CA{n}",))
+        except BaseException as exc:  # every failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    db.close()
+    assert [] == errors
