@@ -50,6 +50,8 @@ def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
         unique_namespaces=hub.identity.unique_namespaces,
         max_identities=hub.identity.max_identities, merge_policy=hub.merge.policy,
         dataset_order=hub.merge.order, event_retention_days=hub.events.retention_days,
+        computed=hub.computed, audience_rules=hub.audiences,
+        ingest_workers=settings.ingest_workers,
     )
 
 

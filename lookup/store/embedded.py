@@ -26,13 +26,15 @@ from pathlib import Path
 
 from hub.models import AmbiguousMatch, Identity, Profile
 from hub.ports import HubError, PermanentError, TransientError
+from lookup.store.audience_rules import AudienceRule
+from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
 from lookup.store.deletion import ForgetReport, forget, locate, purge_events
 from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
-from lookup.store.read import PERSON, SOURCE, find, profile_of, read_profile
+from lookup.store.read import PERSON, SOURCE, Derivation, find, profile_of, read_profile
 from lookup.store.records import Rules
 
 COUNTS = {
@@ -68,6 +70,8 @@ class EmbeddedProfileStore:
         dataset_order: Sequence[str] = (),
         event_retention_days: int | None = None,
         ingest_workers: int = 0,
+        computed: Sequence[ComputedAttribute] = (),
+        audience_rules: Sequence[AudienceRule] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_identities < 1:
@@ -82,6 +86,7 @@ class EmbeddedProfileStore:
         self._max_identities = max_identities
         self._workers = ingest_workers
         self._connections = ThreadConnections(self.path)
+        self._derivation = Derivation(tuple(computed), tuple(audience_rules))
 
     def lookup(
         self, identities: Sequence[Identity], deadline: float
@@ -95,9 +100,11 @@ class EmbeddedProfileStore:
                 return None
             since = self._events_since()
             if found.row is not None:
-                return profile_of(connection, found.row, self.event_limit, since)
+                return profile_of(connection, found.row, self.event_limit, since,
+                                  self._derivation)
             _check(deadline)
-            profiles = (read_profile(connection, p, self.event_limit, since) for p in found.persons)
+            profiles = (read_profile(connection, p, self.event_limit, since, self._derivation)
+                        for p in found.persons)
             candidates = tuple(profile for profile in profiles if profile is not None)
             return AmbiguousMatch(source=SOURCE, identity=found.identity,
                                   count=len(candidates), candidates=candidates)

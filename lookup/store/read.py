@@ -13,11 +13,13 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from hub.models import AudienceMembership, ExperienceEvent, Identity, Profile
+from lookup.store.audience_rules import AudienceRule, evaluate
+from lookup.store.computed import ComputedAttribute, compute
 from lookup.store.records import EPOCH, identity_key
 
 SOURCE = "embedded"
@@ -76,23 +78,45 @@ def find_person(
     return None if found is None or found.row is None else found.row[0]
 
 
+@dataclass(frozen=True)
+class Derivation:
+    """What the store works out at lookup: computed attributes, then rule audiences."""
+
+    computed: Sequence[ComputedAttribute] = ()
+    rules: Sequence[AudienceRule] = ()
+
+    def apply(self, connection: sqlite3.Connection, person: int,
+              attributes: dict[str, Any]) -> list[AudienceMembership]:
+        """Add ``_computed`` to ``attributes``; the rule audiences the person is in."""
+        if self.computed:
+            now = datetime.now(UTC)
+            attributes["_computed"] = compute(connection, person, self.computed, now)
+        return evaluate(self.rules, attributes) if self.rules else []
+
+
+NOTHING_DERIVED = Derivation()
+
+
 def read_profile(
-    connection: sqlite3.Connection, person: int, event_limit: int, since: int | None = None
+    connection: sqlite3.Connection, person: int, event_limit: int, since: int | None = None,
+    derivation: Derivation = NOTHING_DERIVED,
 ) -> Profile | None:
     """The stitched profile of ``person``, or None when there is no such person."""
     row: Row | None = connection.execute(PERSON, (person,)).fetchone()
     if row is None or row[1]:
         return None
-    return profile_of(connection, row, event_limit, since)
+    return profile_of(connection, row, event_limit, since, derivation)
 
 
 def profile_of(
-    connection: sqlite3.Connection, row: Row, event_limit: int, since: int | None = None
+    connection: sqlite3.Connection, row: Row, event_limit: int, since: int | None = None,
+    derivation: Derivation = NOTHING_DERIVED,
 ) -> Profile:
     """The ``Profile`` of a persons row, with its events from ``since`` (microseconds)."""
     person, _, uid, attributes_json, identities_json = row
     attributes = json.loads(attributes_json)
     attributes.pop("identityMap", None)  # a fragment's own, kept in the stored JSON
+    by_rule = derivation.apply(connection, person, attributes)
     return Profile(
         source=SOURCE,
         profile_id=uid,
@@ -100,7 +124,7 @@ def profile_of(
         identities=tuple(
             Identity(namespace=ns, id=value) for ns, value in json.loads(identities_json)
         ),
-        audiences=_audiences(connection, attributes),
+        audiences=(*_audiences(connection, attributes), *by_rule),
         events=_events(connection, person, event_limit, since),
     )
 
