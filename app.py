@@ -128,10 +128,11 @@ def build_services(
                        dispatcher=dispatcher, extras={"hub_db": hub_db})
 
 
-def _secret_key(settings: Settings) -> str:
+def _secret_key(settings: Settings, serving: bool) -> str:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
-    log.warning("CAHUB_SECRET_KEY is not set: console logins last until the server restarts")
+    if serving:
+        log.warning("CAHUB_SECRET_KEY is not set: console logins last until the server restarts")
     return secrets.token_urlsafe(32)
 
 
@@ -149,7 +150,7 @@ def create_app(
     settings = settings if settings is not None else Settings()
     install_masking()
     app = Flask(__name__.split(".")[0], instance_path=str(Path(settings.data_dir).resolve()))
-    app.secret_key = _secret_key(settings)
+    app.secret_key = _secret_key(settings, serving=start_background)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)

@@ -139,7 +139,8 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
     try:
         report = services(app).store.forget(namespace, identity, all_shared=all_shared)
     except PermanentError as exc:
-        raise click.ClickException(str(exc)) from exc
+        message = str(exc).replace("pass all_shared=True", "pass --all-shared")
+        raise click.ClickException(message) from exc
     finally:
         close_app(app)
     if not report.found:
