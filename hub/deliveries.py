@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hub.models import CallerKind, CallStatusUpdate, DeliveryAction, NewDelivery, Summary
-from hub.policy import DataUsage
+from hub.policy import Channel, DataUsage
 from hub.render import facts, headline, summary_text
 from hub.settings import Agent
 
@@ -26,6 +26,8 @@ class DeliveryPlanner:
     def __init__(self, crm: str, sms_from: str | None, usage: DataUsage, fit_sms: SmsFitter,
                  write_back: bool = True) -> None:
         self._crm = None if crm == "none" else crm
+        # A generic webhook is its own channel; the CRMs share the "note" channel's policy.
+        self._crm_channel: Channel = "webhook" if crm == "webhook" else "note"
         self._sms_from = sms_from
         self._usage = usage
         self._fit_sms = fit_sms
@@ -45,7 +47,7 @@ class DeliveryPlanner:
                "ended_at": update.timestamp, "direction": "inbound"}
         rows = []
         if self._crm:
-            note = self._usage.filter(summary, "note")
+            note = self._usage.filter(summary, self._crm_channel)
             payload = _crm_payload(note, summary) | log
             rows.append(_row(summary, self._crm, DeliveryAction.CALL_LOG, payload))
         if self._write_back:
@@ -56,7 +58,7 @@ class DeliveryPlanner:
     def _note(self, summary: Summary) -> list[NewDelivery]:
         if not self._crm:
             return []
-        note = self._usage.filter(summary, "note")
+        note = self._usage.filter(summary, self._crm_channel)
         return [_row(summary, self._crm, DeliveryAction.NOTE, _crm_payload(note, summary))]
 
     def _sms(self, summary: Summary, agent: Agent | None) -> list[NewDelivery]:

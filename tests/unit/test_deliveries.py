@@ -11,7 +11,7 @@ from hub.models import (
     Identity,
     Summary,
 )
-from hub.policy import DataUsage
+from hub.policy import ChannelPolicy, DataUsage
 from hub.settings import Agent
 from integrations.sms import fit_sms
 
@@ -78,3 +78,11 @@ def test_deliveries_are_keyed_by_call_sink_and_action() -> None:
     keys = [row.key for row in planner().on_answer(ADA, REP) + planner().on_end(ADA, ENDED)]
     assert [f"{SID}:hubspot:note", f"{SID}:sms:sms", f"{SID}:hubspot:call_log",
             f"{SID}:profile:call_log"] == keys
+
+
+def test_a_generic_webhook_is_filtered_by_the_webhook_channels_policy() -> None:
+    usage = DataUsage(policies={"webhook": ChannelPolicy(deny=("I1",))})
+    hook = DeliveryPlanner("webhook", None, usage, fit_sms).on_answer(ADA, REP)[0]
+    crm = DeliveryPlanner("hubspot", None, usage, fit_sms).on_answer(ADA, REP)[0]
+    assert (None, "ada@example.com") == (hook.payload["summary"]["email"],
+                                         crm.payload["summary"]["email"])
