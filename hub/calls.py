@@ -157,10 +157,11 @@ class InboundCallHandler:
         lookup's budget, so a crash before the profile arrives still leaves them to send.
         """
         delay = self._settings.late_lookup_ms / 1000 if deferred else 0.0
+        deliveries = self._planner.on_answer(summary, agent)
         with self._transaction():
             if not self._ledger.claim(call_sid, agent.id if agent else None, summary):
                 return False
-            queued = self._outbox.enqueue(self._planner.on_answer(summary, agent), delay)
+            queued = bool(deliveries) and self._outbox.enqueue(deliveries, delay) > 0
         if queued and not deferred:
             self._notify()
         return True
