@@ -125,7 +125,7 @@ def build_services(
                                notify=dispatcher.notify)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, extras={"hub_db": hub_db})
+                       dispatcher=dispatcher, hub_db=hub_db)
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -169,4 +169,4 @@ def close_app(app: Flask) -> None:
         if callable(close) and resource is not hub.store:
             close()
     hub.store.close()
-    hub.extras["hub_db"].close()
+    hub.hub_db.close()

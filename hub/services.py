@@ -7,7 +7,7 @@ building the dataclass themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, current_app
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from hub.outbox import SqliteOutbox
     from hub.ports import ProfileProvider, ScreenPopBroker, Sink
     from hub.settings import Settings
+    from hub.sqlite import ThreadLocalDatabase
     from lookup.chain import ProviderChain
     from lookup.store import EmbeddedProfileStore
 
@@ -38,7 +39,7 @@ class HubServices:
     outbox: SqliteOutbox
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
-    extras: dict[str, Any]
+    hub_db: ThreadLocalDatabase
 
 
 def services(app: Flask | None = None) -> HubServices:

@@ -95,8 +95,3 @@ def route_call(agent: Agent | None, summary: Summary, routing: Routing) -> str:
     if agent is not None:
         return dial_agent(agent, summary, routing)
     return hold_in_queue(routing)
-
-
-def empty_response() -> str:
-    """``<Response/>``: what Twilio expects from a callback that needs no instructions."""
-    return str(VoiceResponse().to_xml())

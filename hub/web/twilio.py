@@ -16,6 +16,8 @@ from integrations.twilio import hold_in_queue, is_valid_signature, route_call, s
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+# What Twilio expects from a request that needs no instructions (or is refused).
+EMPTY = "<Response/>"
 
 
 def twiml(body: str, status: int = 200) -> Response:
@@ -44,7 +46,7 @@ def _require_signature() -> Response | None:
         return None
     services().metrics.signature_failures.labels(problem).inc()
     log.warning("refused %s: signature %s", request.path, problem)
-    return twiml("<Response/>", 403)
+    return twiml(EMPTY, 403)
 
 
 @bp.post("/voice")
@@ -56,7 +58,7 @@ def voice() -> Response:
         call = InboundCall.model_validate(request.form.to_dict())
     except ValidationError as exc:
         log.warning("voice webhook with an unusable form: %s", _fields(exc))
-        return twiml("<Response/>", 400)
+        return twiml(EMPTY, 400)
     try:
         decision = hub.calls.handle(call, received)
         body = route_call(decision.agent, decision.summary, hub.settings.hub.routing)
@@ -74,9 +76,9 @@ def status() -> Response:
         update = CallStatusUpdate.model_validate(request.form.to_dict())
     except ValidationError as exc:
         log.warning("status callback with an unusable form: %s", _fields(exc))
-        return twiml("<Response/>", 400)
+        return twiml(EMPTY, 400)
     services().calls.status(update)
-    return twiml("<Response/>")
+    return twiml(EMPTY)
 
 
 def _fields(exc: ValidationError) -> str:

@@ -75,13 +75,6 @@ PRODUCTS = (
     ("Daypack 24L", "DP-600", 89.00),
     ("Snow Boot", "SB-700", 165.00),
 )
-CAMPAIGNS = (
-    "Winter Sale 2026",
-    "Black Friday 2026",
-    "Autumn Trail Collection",
-    "Loyalty Double Points",
-    "Welcome Series",
-)
 PAGES = ("Home", "Winter Sale", "Trail Running", "Store Locator", "My Account", "Returns")
 SUPPORT_REASONS = (
     "Order status", "Delivery question", "Return request", "Size exchange",
