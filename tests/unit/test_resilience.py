@@ -15,7 +15,11 @@ from tests.fakes import FailingProvider, InMemoryProfileProvider, SlowProvider
 
 ADA_ID = Identity(namespace="Phone_E.164", id="+14155550134")
 ADA = Profile(source="memory", profile_id="ada")
-FAR = time.monotonic() + 60
+
+
+def far() -> float:
+    """A deadline a minute from now, taken when the lookup starts (not at import)."""
+    return time.monotonic() + 60
 
 
 class Clock:
@@ -43,27 +47,27 @@ class FlakyProvider(InMemoryProfileProvider):
 def test_a_repeat_lookup_is_served_from_the_cache() -> None:
     inner = InMemoryProfileProvider({ADA_ID: ADA})
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5)
-    answers = [cached.lookup([ADA_ID], FAR) for _ in range(3)]
+    answers = [cached.lookup([ADA_ID], far()) for _ in range(3)]
     assert ([ADA, ADA, ADA], 1) == (answers, len(inner.asked))
 
 
 def test_hits_expire_after_their_ttl() -> None:
     clock, inner = Clock(), InMemoryProfileProvider({ADA_ID: ADA})
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5, clock=clock)
-    cached.lookup([ADA_ID], FAR)
+    cached.lookup([ADA_ID], far())
     clock.now += 61
-    cached.lookup([ADA_ID], FAR)
+    cached.lookup([ADA_ID], far())
     assert 2 == len(inner.asked)
 
 
 def test_misses_are_kept_for_the_shorter_ttl() -> None:
     clock, inner = Clock(), InMemoryProfileProvider()
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5, clock=clock)
-    cached.lookup([ADA_ID], FAR)
+    cached.lookup([ADA_ID], far())
     clock.now += 4
-    cached.lookup([ADA_ID], FAR)
+    cached.lookup([ADA_ID], far())
     clock.now += 2
-    cached.lookup([ADA_ID], FAR)
+    cached.lookup([ADA_ID], far())
     assert 2 == len(inner.asked)
 
 
@@ -71,16 +75,16 @@ def test_failures_are_not_cached() -> None:
     inner = FlakyProvider()
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5)
     with pytest.raises(TransientError):
-        cached.lookup([ADA_ID], FAR)
+        cached.lookup([ADA_ID], far())
     inner.failing = False
-    assert ADA == cached.lookup([ADA_ID], FAR)
+    assert ADA == cached.lookup([ADA_ID], far())
 
 
 def test_the_oldest_entries_make_way_when_the_cache_is_full() -> None:
     inner = InMemoryProfileProvider()
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=60, max_entries=2)
     for number in ("+12025550101", "+12025550102", "+12025550103", "+12025550101"):
-        cached.lookup([Identity(namespace="Phone", id=number)], FAR)
+        cached.lookup([Identity(namespace="Phone", id=number)], far())
     assert 4 == len(inner.asked)
 
 
@@ -88,7 +92,7 @@ def test_concurrent_lookups_of_one_caller_share_one_request() -> None:
     slow = SlowProvider(delay=5.0, profiles={ADA_ID: ADA})
     cached = CachedProvider(slow, hit_ttl=60, miss_ttl=5)
     answers: list[object] = []
-    threads = [threading.Thread(target=lambda: answers.append(cached.lookup([ADA_ID], FAR)))
+    threads = [threading.Thread(target=lambda: answers.append(cached.lookup([ADA_ID], far())))
                for _ in range(5)]
     for thread in threads:
         thread.start()
@@ -102,7 +106,7 @@ def test_concurrent_lookups_of_one_caller_share_one_request() -> None:
 def test_a_follower_gives_up_at_its_deadline() -> None:
     slow = SlowProvider(delay=5.0, profiles={ADA_ID: ADA})
     cached = CachedProvider(slow, hit_ttl=60, miss_ttl=5)
-    leader = threading.Thread(target=lambda: cached.lookup([ADA_ID], FAR))
+    leader = threading.Thread(target=lambda: cached.lookup([ADA_ID], far()))
     leader.start()
     time.sleep(0.05)
     with pytest.raises(TransientError):
@@ -116,7 +120,7 @@ def test_the_breaker_opens_after_repeated_failures_and_fails_fast() -> None:
     breaker = CircuitBreaker(inner, threshold=3, reset_after=30, clock=Clock())
     for _ in range(5):
         with pytest.raises(TransientError):
-            breaker.lookup([ADA_ID], FAR)
+            breaker.lookup([ADA_ID], far())
     assert (3, "open") == (len(inner.asked), breaker.state()["circuit"])
 
 
@@ -125,10 +129,10 @@ def test_the_breaker_lets_one_trial_through_after_the_pause() -> None:
     breaker = CircuitBreaker(inner, threshold=2, reset_after=30, clock=clock)
     for _ in range(2):
         with pytest.raises(TransientError):
-            breaker.lookup([ADA_ID], FAR)
+            breaker.lookup([ADA_ID], far())
     clock.now += 31
     inner.failing = False
-    assert (ADA, "closed") == (breaker.lookup([ADA_ID], FAR), breaker.state()["circuit"])
+    assert (ADA, "closed") == (breaker.lookup([ADA_ID], far()), breaker.state()["circuit"])
 
 
 def test_a_failed_trial_opens_the_breaker_again() -> None:
@@ -137,7 +141,7 @@ def test_a_failed_trial_opens_the_breaker_again() -> None:
     for _ in range(3):
         clock.now += 31
         with pytest.raises(TransientError):
-            breaker.lookup([ADA_ID], FAR)
+            breaker.lookup([ADA_ID], far())
     assert "open" == breaker.state()["circuit"]
 
 
@@ -145,10 +149,10 @@ def test_the_cache_serves_a_known_caller_while_the_breaker_is_open() -> None:
     clock, inner = Clock(), FlakyProvider()
     inner.failing = False
     guarded = CachedProvider(CircuitBreaker(inner, threshold=1, clock=clock), 60, 5, clock=clock)
-    guarded.lookup([ADA_ID], FAR)
+    guarded.lookup([ADA_ID], far())
     inner.failing = True
     other = Identity(namespace="Phone", id="+12025550100")
     with pytest.raises(TransientError):
-        guarded.lookup([other], FAR)
-    assert ADA == guarded.lookup([ADA_ID], FAR)
+        guarded.lookup([other], far())
+    assert ADA == guarded.lookup([ADA_ID], far())
     assert "open" == guarded.state()["circuit"]
