@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from lookup.store.graph import IdentityRow
 from lookup.store.merge import Fragment, MergePolicy
-from lookup.store.records import ENCODE
+from lookup.store.records import dump_json
 
 POLICY_KEY = "merge_policy"
 REBUILD_BATCH = 2000
@@ -65,7 +65,7 @@ def materialise(
     attributes.update(fast)
     new, old = [], []
     for person in persons:
-        listed = ENCODE([[namespace, value] for _, value, namespace, _ in identities[person]])
+        listed = dump_json([[namespace, value] for _, value, namespace, _ in identities[person]])
         if person in touched.created:
             new.append((person, touched.created[person], now, attributes[person], listed, now))
         else:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lookup.store.records import ENCODE
+from lookup.store.records import dump_json
 
 PolicyName = Literal["timestamp_ordered", "dataset_precedence"]
 POLICIES = ("timestamp_ordered", "dataset_precedence")
@@ -69,7 +69,7 @@ class MergePolicy:
         for fragment in ordered[1:]:
             patch(merged, json.loads(fragment[3]))
         merged.pop("identityMap", None)
-        return ENCODE(merged)
+        return dump_json(merged)
 
 
 def patch(target: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

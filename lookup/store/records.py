@@ -10,11 +10,12 @@ record's identities come primary first: that is the order they are linked in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from lookup.phone import PHONE_NAMESPACES, normalize_identity
 
@@ -27,15 +28,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (keyspace, stored value, namespace as written in the record)
 IdentityKey = tuple[str, str, str]
-ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+def dump_json(value: object) -> str:
+    """Compact JSON text, non-ASCII kept as is (what SQLite's JSON functions read)."""
+    return orjson.dumps(value).decode()
 
 
-# NaN and Infinity are Python's extensions, not JSON: SQLite's JSON functions refuse them.
-DECODE = json.JSONDecoder(parse_constant=_refuse_constant).decode
+# orjson reads strict JSON only (no NaN or Infinity, which SQLite's JSON functions refuse
+# too), several times faster than the json module: reading is most of a load's parsing.
+DECODE = orjson.loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,7 @@ class RecordError(ValueError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileRecord:
+class ProfileRecord(NamedTuple):
     line: int
     identities: tuple[IdentityKey, ...]  # the primary first
     modified_at: int | None
@@ -70,8 +71,7 @@ class ProfileRecord:
         return self.identities[0]
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     line: int
     identities: tuple[IdentityKey, ...]
     event_id: str
@@ -80,8 +80,7 @@ class EventRecord:
     body: str  # JSON
 
 
-@dataclass(frozen=True, slots=True)
-class AudienceRecord:
+class AudienceRecord(NamedTuple):
     line: int
     id: str
     name: str
@@ -114,7 +113,7 @@ def parse_profile(line: int, text: str, rules: Rules) -> ProfileRecord:
     text = text.rstrip("\r\n")
     record = parse_object(text)
     identities = parse_identity_map(record, rules)
-    attributes = ENCODE(without_nulls(record)) if "null" in text else text
+    attributes = dump_json(without_nulls(record)) if "null" in text else text
     return ProfileRecord(line, identities, _last_modified(record), attributes)
 
 
@@ -126,7 +125,7 @@ def parse_event(line: int, text: str, rules: Rules) -> EventRecord:
     timestamp = parse_timestamp(record.get("timestamp"), "timestamp")
     identities = parse_identity_map(record, rules)
     body = {k: v for k, v in record.items() if k not in EVENT_FIELDS}
-    return EventRecord(line, identities, event_id, timestamp, event_type, ENCODE(body))
+    return EventRecord(line, identities, event_id, timestamp, event_type, dump_json(body))
 
 
 def without_nulls(value: dict[str, Any]) -> dict[str, Any]:
@@ -152,29 +151,40 @@ def parse_object(text: str) -> dict[str, Any]:
     """The JSON object on one line."""
     try:
         value = DECODE(text)
-    except json.JSONDecodeError as exc:
+    except orjson.JSONDecodeError as exc:
         raise RecordError(f"not JSON: {exc.msg} at column {exc.colno}") from None
-    except ValueError as exc:
-        raise RecordError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise RecordError(f"not a JSON object (a {_json_type(value)})")
     return value
 
 
 def parse_identity_map(record: dict[str, Any], rules: Rules) -> tuple[IdentityKey, ...]:
-    """Every usable identity of ``record`` (unusable ones are skipped), the primary first."""
+    """Every usable identity of ``record`` (unusable ones are skipped), the primary first.
+
+    This runs for every line of a load, so it is written for speed: one pass, no helper
+    calls but ``identity_key`` (JSON object keys, the namespaces, are always strings)."""
     identity_map = record.get("identityMap")
     if identity_map is None:
         raise RecordError("no identityMap")
     if not isinstance(identity_map, dict):
         raise RecordError("identityMap is not an object")
-    found: dict[IdentityKey, bool] = {}
+    region = rules.region
+    found: dict[IdentityKey, None] = {}  # a set that keeps the order of first sight
+    primary: IdentityKey | None = None
     for namespace, items in identity_map.items():
-        for item in items if isinstance(items, list) else ():
-            key = _item_key(namespace, item, rules.region)
-            if key is not None:
-                found[key] = found.get(key, False) or item.get("primary") is True
-    return _checked_identities(found, rules.unique)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            value = item.get("id")
+            key = identity_key(namespace, value, region) if isinstance(value, str) else None
+            if key is None:
+                continue
+            found[key] = None
+            if primary is None and item.get("primary") is True:
+                primary = key
+    return _checked_identities(found, primary, rules.unique)
 
 
 def parse_timestamp(value: object, field: str) -> int:
@@ -196,15 +206,8 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _item_key(namespace: object, item: object, region: str) -> IdentityKey | None:
-    if not isinstance(namespace, str) or not isinstance(item, dict):
-        return None
-    value = item.get("id")
-    return identity_key(namespace, value, region) if isinstance(value, str) else None
-
-
 def _checked_identities(
-    found: dict[IdentityKey, bool], unique: frozenset[str]
+    found: dict[IdentityKey, None], primary: IdentityKey | None, unique: frozenset[str]
 ) -> tuple[IdentityKey, ...]:
     if not found:
         raise RecordError("no usable identity in identityMap")
@@ -214,13 +217,13 @@ def _checked_identities(
         )
     if unique:
         _check_unique(found, unique)
-    primary = next((key for key, is_primary in found.items() if is_primary), None)
-    if primary is None:
-        return tuple(found)
-    return (primary, *(key for key in found if key != primary))
+    keys = tuple(found)
+    if primary is None or primary == keys[0]:
+        return keys
+    return (primary, *(key for key in keys if key != primary))
 
 
-def _check_unique(found: dict[IdentityKey, bool], unique: frozenset[str]) -> None:
+def _check_unique(found: Iterable[IdentityKey], unique: frozenset[str]) -> None:
     """One record is one person, who holds one value of each unique namespace."""
     values: dict[str, str] = {}
     for keyspace, value, namespace in found:
