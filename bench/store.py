@@ -134,7 +134,7 @@ def run_size(dataset: Dataset, lookups: int, seed: int, workdir: Path) -> Result
     size = dataset.n_profiles
     path = workdir / f"store-{size}.sqlite3"
     event_limit = 10
-    store = EmbeddedProfileStore(path, region="US", event_limit=event_limit, ingest_workers=2)
+    store = EmbeddedProfileStore(path, region="US", event_limit=event_limit, ingest_workers=1)
     try:
         ingest(store, "audiences", dataset.audiences, dataset.n_audiences)
         profiles_s = ingest(store, "profiles", dataset.profiles, size)

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     # is still bounded by its own timeout).
     late_lookup_ms: int = Field(default=5000, ge=50, le=60000)
     # Processes that parse JSON Lines while the store writes, in large loads (0: none).
-    ingest_workers: int = Field(default=2, ge=0, le=32)
+    # One keeps up with the single SQLite writer; more only take cores from it.
+    ingest_workers: int = Field(default=1, ge=0, le=32)
     lookup_cache_ttl_s: float = Field(default=300.0, ge=0)
     lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from hub.models import AudienceMembership, ExperienceEvent, Identity, Profile
 from lookup.store.audience_rules import AudienceRule, evaluate
 from lookup.store.computed import ComputedAttribute, compute
@@ -114,7 +116,7 @@ def profile_of(
 ) -> Profile:
     """The ``Profile`` of a persons row, with its events from ``since`` (microseconds)."""
     person, _, uid, attributes_json, identities_json = row
-    attributes = json.loads(attributes_json)
+    attributes = orjson.loads(attributes_json)
     attributes.pop("identityMap", None)  # a fragment's own, kept in the stored JSON
     by_rule = derivation.apply(connection, person, attributes)
     return Profile(
@@ -122,7 +124,8 @@ def profile_of(
         profile_id=uid,
         attributes=attributes,
         identities=tuple(
-            Identity(namespace=ns, id=value) for ns, value in json.loads(identities_json)
+            Identity(namespace=ns, id=value)
+            for ns, value in orjson.loads(identities_json)
         ),
         audiences=(*_audiences(connection, attributes), *by_rule),
         events=_events(connection, person, event_limit, since),
@@ -142,7 +145,7 @@ def _events(
             id=event_id,
             timestamp=EPOCH + timedelta(microseconds=ts),
             type=event_type,
-            data=json.loads(body),
+            data=orjson.loads(body),
         )
         for event_id, ts, event_type, body in rows
     )
