@@ -26,9 +26,13 @@ PRAGMAS = (
 # For the length of a bulk load only (about 10% faster): no fsync at all, and a page cache
 # of up to 1 GiB. If the process dies, nothing committed is lost; if the machine loses
 # power mid-load, the file may be damaged: load the source files into a new store (it
-# holds nothing else). Lookups, forgets and servers never run with these.
-BULK_PRAGMAS = ("PRAGMA synchronous = OFF", "PRAGMA cache_size = -1048576")
-AFTER_BULK = ("PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -16000")
+# holds nothing else). Temporary tables and sorts go to files rather than memory: a first
+# load of events holds them all back in one (see ``ingest``). Lookups, forgets and
+# servers never run with these.
+BULK_PRAGMAS = (
+    "PRAGMA synchronous = OFF", "PRAGMA cache_size = -1048576", "PRAGMA temp_store = FILE")
+AFTER_BULK = (
+    "PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -16000", "PRAGMA temp_store = MEMORY")
 
 
 class _ThreadConnection:

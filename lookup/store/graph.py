@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lookup.store.linking import Key, Known, Linking, Node, link
@@ -82,17 +82,30 @@ def resolve(
     items: Sequence[tuple[IdentityKey, ...]],
     unique: frozenset[str],
     now: int,
+    before_moving: Callable[[], None] | None = None,
 ) -> Resolution:
-    """Assign each item (the identities of one record, primary first) to a node."""
+    """Assign each item (the identities of one record, primary first) to a node.
+
+    ``before_moving`` is called before stored rows move to another node (a merge, or an
+    identity that became shared taken from its person): rows held back elsewhere (a first
+    load's events, see ``ingest``) must be stored by then, or they would not move."""
     keys = [tuple(dict.fromkeys(key[:2] for key in item)) for item in items]
     known, stored = _known(connection, keys, unique)
     linking = link(keys, known, unique)
+    if before_moving is not None and _moves_rows(linking):
+        before_moving()
     writer = _Writer(connection, linking, known, now)
     writer.assign_persons()
     writer.share()
     writer.add_links()
     writer.add_identities(items, stored)
     return writer.resolution()
+
+
+def _moves_rows(linking: Linking) -> bool:
+    """Whether writing ``linking`` relabels stored rows (see ``_merge`` and ``share``)."""
+    return any(len(persons) > 1 for persons in linking.persons_of.values()) or any(
+        owner is not None for owner in linking.newly_shared.values())
 
 
 def _known(

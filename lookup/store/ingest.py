@@ -14,6 +14,17 @@ one record per primary identity, so it does not arise from loading them again.)
 
 Events older than the retention are counted as loaded but not stored (they would be
 purged at once).
+
+A first load of events (into a store that holds none) is written differently, so that
+each person's events end up side by side in the file: a lookup then reads a person's
+newest events from one or two pages instead of one page per event, which is what keeps
+lookups fast when the store no longer fits in memory. The events are held back in a
+temporary table as they are resolved, then stored ordered by person and time, all in
+one transaction: nothing of the load is visible until it ends, and a load that fails or
+is killed leaves no event behind (load the file again). Held-back events are stored
+before any chunk that merges persons, so that they move with their person. Of two
+different events with one ``_id`` in such a load, the one of the lower person and time
+is kept (in a later load, the one stored first).
 """
 
 from __future__ import annotations
@@ -21,7 +32,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,9 +66,18 @@ FRAGMENT_HOME = (
     "SELECT f.person_id FROM shared_links AS s JOIN fragments AS f ON f.person_id = s.person_id"
     " WHERE s.shared_id = ? AND f.dataset = ? AND f.key_space = ? AND f.key_value = ?"
 )
+EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (event_id, person_id, ts, type, dataset, sole_key, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+)
+# The held-back events of a first load; rowid is the order of arrival.
+HOLD_BACK = (
+    "CREATE TEMP TABLE held_events (event_id TEXT, person_id INTEGER, ts INTEGER, type TEXT,"
+    " dataset TEXT, sole_key TEXT, body TEXT)"
+)
+STORE_HELD = (
+    f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS}"  # noqa: S608 - constants
+    " FROM temp.held_events ORDER BY person_id, ts, rowid"
 )
 UPSERT_AUDIENCE = """
 INSERT INTO audiences (id, name, description) VALUES (?, ?, ?)
@@ -107,24 +128,70 @@ def ingest_lines(
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     loaded, rejected = 0, list[Rejection]()
     chunks = parsed_chunks(kind, lines, options.rules, options.workers)
+    first_events = kind == "events" and _holds_no_events(connections)
     finished = False
     while not finished:
-        with connections.writing() as connection:
+        with connections.writing() as connection, _held(connection, first_events) as held:
             started, finished = time.monotonic(), True
             for chunk in chunks:
-                _write(connection, chunk.records, dataset, options)
+                _write(connection, chunk.records, dataset, options, held)
                 loaded += len(chunk.records)
                 rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
                 if progress is not None:
                     progress(chunk.lines)
-                if time.monotonic() - started >= COMMIT_EVERY:
+                if held is None and time.monotonic() - started >= COMMIT_EVERY:
                     finished = False
                     break
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected))
 
 
+class HeldEvents:
+    """A first load's events, held back in a temporary table, then stored in person order
+    (see the module docstring)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        connection.execute(HOLD_BACK)
+
+    def add(self, rows: Iterable[tuple[object, ...]]) -> None:
+        self.connection.executemany(
+            "INSERT INTO temp.held_events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def store(self) -> None:
+        """Store the events held so far, ordered by person and time."""
+        self.connection.execute(STORE_HELD)
+        self.connection.execute("DELETE FROM temp.held_events")
+
+    def drop(self) -> None:
+        self.connection.execute("DROP TABLE temp.held_events")
+
+
+@contextmanager
+def _held(connection: sqlite3.Connection, first_events: bool) -> Iterator[HeldEvents | None]:
+    """Held-back events for a first load of events, stored when the block ends well."""
+    if not first_events:
+        yield None
+        return
+    held = HeldEvents(connection)
+    try:
+        yield held
+        held.store()
+    finally:
+        if connection.in_transaction:
+            held.drop()
+
+
+def _holds_no_events(connections: ThreadConnections) -> bool:
+    with connections.reading() as connection:
+        return connection.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+
+
 def _write(
-    connection: sqlite3.Connection, records: list[Record], dataset: str, options: Options
+    connection: sqlite3.Connection,
+    records: list[Record],
+    dataset: str,
+    options: Options,
+    held: HeldEvents | None = None,
 ) -> None:
     now = time.time_ns() // 1000
     profiles = [r for r in records if isinstance(r, ProfileRecord)]
@@ -133,7 +200,7 @@ def _write(
     if profiles:
         _write_profiles(connection, profiles, dataset, options, now)
     if events:
-        _write_events(connection, events, dataset, options, now)
+        _write_events(connection, events, dataset, options, now, held)
     connection.executemany(UPSERT_AUDIENCE, ((a.id, a.name, a.description) for a in audiences))
 
 
@@ -185,17 +252,23 @@ def _write_events(
     dataset: str,
     options: Options,
     now: int,
+    held: HeldEvents | None,
 ) -> None:
     since = options.events_since
     if since is not None:
         records = [r for r in records if r.timestamp >= since]
     if not records:
         return
-    resolution = resolve(connection, [r.identities for r in records], options.rules.unique, now)
-    connection.executemany(INSERT_EVENT, (
+    resolution = resolve(connection, [r.identities for r in records], options.rules.unique, now,
+                         None if held is None else held.store)
+    rows = (
         (r.event_id, node, r.timestamp, r.event_type, dataset, sole_key(r.identities), r.body)
         for r, node in zip(records, resolution.nodes, strict=True)
-    ))
+    )
+    if held is None:
+        connection.executemany(INSERT_EVENT, rows)
+    else:
+        held.add(rows)
     created = resolution.created
     touched = Touched(resolution.changed | created.keys(), created, resolution.rows_of,
                       dict.fromkeys(created, "{}"))
