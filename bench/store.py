@@ -83,7 +83,8 @@ def ingest(store: EmbeddedProfileStore, kind: Kind, path: Path, total: int) -> f
     progress = Progress(kind, total)
     started = time.perf_counter()
     with path.open(encoding="utf-8") as lines:
-        report = store.ingest(kind, lines, progress=progress)
+        report = store.ingest(kind, lines, progress=progress,
+                              note=lambda text: print(f"\n  {text}", file=sys.stderr))
     elapsed = time.perf_counter() - started
     progress.finish()
     if report.rejected or report.loaded != total:

@@ -77,7 +77,8 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
             handle, length=_line_count(name), label=f"{kind} {label}", file=sys.stderr,
             show_pos=True)
         with bar as lines:
-            return store.ingest(kind, lines, dataset=dataset)
+            return store.ingest(kind, lines, dataset=dataset,
+                                note=lambda text: click.echo(f"\n{label}: {text}…", err=True))
     finally:
         if handle is not sys.stdin:
             handle.close()

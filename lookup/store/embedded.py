@@ -130,15 +130,17 @@ class EmbeddedProfileStore:
         *,
         dataset: str = "default",
         progress: Callable[[int], None] | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Load JSON Lines of ``kind``; bad lines are reported, never fatal."""
+        """Load JSON Lines of ``kind``; bad lines are reported, never fatal. ``note`` hears
+        of long steps after the last line is read."""
         with _translated("ingest"), self._connections.bulk():
             self._merge_as_configured()
             self.purge_expired()
             options = Options(self._rules, self.policy, self._max_identities,
                               self._events_since(), self._workers)
             return ingest_lines(self._connections, kind, lines, dataset=dataset,
-                                options=options, progress=progress)
+                                options=options, progress=progress, note=note)
 
     def needs_rebuild(self) -> bool:
         """Whether profiles were merged under another policy than this store's."""

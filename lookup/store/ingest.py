@@ -70,6 +70,7 @@ EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 )
+NOTE_HELD = 100_000  # held-back events worth telling the operator about before storing them
 # The held-back events of a first load; rowid is the order of arrival.
 HOLD_BACK = (
     "CREATE TEMP TABLE held_events (event_id TEXT, person_id INTEGER, ts INTEGER, type TEXT,"
@@ -122,8 +123,10 @@ def ingest_lines(
     dataset: str,
     options: Options,
     progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Load ``lines`` of ``kind`` in chunks; see the module docstring."""
+    """Load ``lines`` of ``kind`` in chunks; see the module docstring. ``note`` is told of
+    a long step that reading lines does not show (storing a first load's events)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     loaded, rejected = 0, list[Rejection]()
@@ -131,7 +134,8 @@ def ingest_lines(
     first_events = kind == "events" and _holds_no_events(connections)
     finished = False
     while not finished:
-        with connections.writing() as connection, _held(connection, first_events) as held:
+        with connections.writing() as connection, \
+                _held(connection, first_events, note) as held:
             started, finished = time.monotonic(), True
             for chunk in chunks:
                 _write(connection, chunk.records, dataset, options, held)
@@ -151,23 +155,28 @@ class HeldEvents:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
+        self.count = 0  # held since the last ``store``
         connection.execute(HOLD_BACK)
 
-    def add(self, rows: Iterable[tuple[object, ...]]) -> None:
+    def add(self, rows: Iterable[tuple[object, ...]], count: int) -> None:
         self.connection.executemany(
             "INSERT INTO temp.held_events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.count += count
 
     def store(self) -> None:
         """Store the events held so far, ordered by person and time."""
         self.connection.execute(STORE_HELD)
         self.connection.execute("DELETE FROM temp.held_events")
+        self.count = 0
 
     def drop(self) -> None:
         self.connection.execute("DROP TABLE temp.held_events")
 
 
 @contextmanager
-def _held(connection: sqlite3.Connection, first_events: bool) -> Iterator[HeldEvents | None]:
+def _held(
+    connection: sqlite3.Connection, first_events: bool, note: Callable[[str], None] | None,
+) -> Iterator[HeldEvents | None]:
     """Held-back events for a first load of events, stored when the block ends well."""
     if not first_events:
         yield None
@@ -175,6 +184,8 @@ def _held(connection: sqlite3.Connection, first_events: bool) -> Iterator[HeldEv
     held = HeldEvents(connection)
     try:
         yield held
+        if note is not None and held.count >= NOTE_HELD:
+            note(f"storing {held.count:,} events in person order (a first load of events)")
         held.store()
     finally:
         if connection.in_transaction:
@@ -268,7 +279,7 @@ def _write_events(
     if held is None:
         connection.executemany(INSERT_EVENT, rows)
     else:
-        held.add(rows)
+        held.add(rows, len(records))
     created = resolution.created
     touched = Touched(resolution.changed | created.keys(), created, resolution.rows_of,
                       dict.fromkeys(created, "{}"))
