@@ -14,6 +14,8 @@ and for unknown numbers (a miss).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import mmap
 import os
 import random
 import sqlite3
@@ -46,7 +48,10 @@ class Result:
     events_per_s: float
     profiles_s: float
     events_s: float
-    hits_ms: list[float]
+    hits_ms: list[float]  # with the whole file read into the page cache first
+    cold_hits_ms: list[float]  # with the file as the load left it in the page cache
+    cached_before: float | None  # share of the file in the page cache, before and after
+    cached_after: float | None  # reading it all
     misses_ms: list[float]
     full_profiles: int  # hits that came back with ``event_limit`` events
     store_bytes: int
@@ -131,6 +136,33 @@ def settle(path: Path) -> None:
     time.sleep(2)
 
 
+def cached_share(path: Path) -> float | None:
+    """The share of ``path``'s pages in the page cache (mincore(2)), None where unknown."""
+    size = path.stat().st_size
+    if size == 0:
+        return 1.0
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pages = -(-size // mmap.PAGESIZE)
+        vector = (ctypes.c_ubyte * pages)()
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                  access=mmap.ACCESS_COPY) as mapped:
+            start = ctypes.c_char.from_buffer(mapped)  # a private mapping: nothing is read
+            failed = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)),
+                                  ctypes.c_size_t(size), vector)
+            del start
+    except (OSError, AttributeError):
+        return None
+    return None if failed else sum(byte & 1 for byte in vector) / pages
+
+
+def read_into_cache(path: Path) -> None:
+    """Read the whole file once, so that its pages are in the page cache (``vmtouch -t``)."""
+    with path.open("rb", buffering=0) as handle:
+        while handle.read(1 << 22):
+            pass
+
+
 def run_size(dataset: Dataset, lookups: int, seed: int, workdir: Path) -> Result:
     size = dataset.n_profiles
     path = workdir / f"store-{size}.sqlite3"
@@ -147,13 +179,18 @@ def run_size(dataset: Dataset, lookups: int, seed: int, workdir: Path) -> Result
         settle(path)
         rng = random.Random(seed)
         warm = [caller(phone_of(rng.randrange(size))) for _ in range(WARM_UP)]
+        first = [caller(phone_of(rng.randrange(size))) for _ in range(lookups)]
         known = [caller(phone_of(rng.randrange(size))) for _ in range(lookups)]
         # Numbers past the last profile are valid and distinct, and in no profile.
         unknown = [caller(phone_of(size + rng.randrange(10 * size))) for _ in range(lookups)]
+        cached_before = cached_share(path)
         time_lookups(store, warm)
+        cold_hits_ms, found_first = time_lookups(store, first)
+        read_into_cache(path)
+        cached_after = cached_share(path)
         hits_ms, found = time_lookups(store, known)
         misses_ms, missed = time_lookups(store, unknown)
-        if min(found) < 0 or max(missed) >= 0:
+        if min(found + found_first) < 0 or max(missed) >= 0:
             raise RuntimeError("a known caller was not found, or an unknown one was")
         full = found.count(event_limit)
     finally:
@@ -162,7 +199,8 @@ def run_size(dataset: Dataset, lookups: int, seed: int, workdir: Path) -> Result
     for leftover in workdir.glob(f"{path.name}*"):
         leftover.unlink()
     return Result(size, dataset.n_events, size / profiles_s, dataset.n_events / events_s,
-                  profiles_s, events_s, hits_ms, misses_ms, full, store_bytes)
+                  profiles_s, events_s, hits_ms, cold_hits_ms, cached_before, cached_after,
+                  misses_ms, full, store_bytes)
 
 
 def code_revision() -> str:
@@ -186,6 +224,10 @@ def label(size: int) -> str:
     return f"{size:,}"
 
 
+def share(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0%}"
+
+
 def verdict(ok: bool) -> str:
     return "meets" if ok else "**misses**"
 
@@ -205,7 +247,12 @@ def report(results: list[Result], command: str, lookups: int, code: str) -> str:
         row("ingest events (events/s)", [f"{r.events_per_s:,.0f}" for r in results]),
         row("ingest wall time, profiles + events (s)",
             [f"{r.profiles_s:,.1f} + {r.events_s:,.1f}" for r in results]),
-        row("lookup, known caller: p50 / p99 / max (ms)", [describe(r.hits_ms) for r in results],
+        row("share of the store file in the page cache after the load",
+            [share(r.cached_before) for r in results]),
+        row("lookup, known caller, the file as the load left it: p50 / p99 / max (ms)",
+            [describe(r.cold_hits_ms) for r in results]),
+        row("lookup, known caller, the file read into the page cache: p50 / p99 / max (ms)",
+            [describe(r.hits_ms) for r in results],
             f"p50 ≤ {P50_BAR_MS}, p99 ≤ {P99_BAR_MS:g} at 1 M / 10 M"),
         row("lookup, unknown number: p50 (ms)",
             [f"{statistics.median(r.misses_ms):.3f}" for r in results]),
@@ -233,13 +280,19 @@ def report(results: list[Result], command: str, lookups: int, code: str) -> str:
 
 Synthetic XDM JSON Lines from `bench/synthetic.py` (seeded; phones in several written
 formats, each event keyed by email or phone), {large.events // large.size} events per
-profile over 90 days, 8 audiences. Each size is loaded into a fresh store (ingest times
-include reading the files and the progress reports). Lookups are the hub's call path —
-`lookup([Phone_E.164, Phone])`, profile + 10 newest events + audiences — timed one at a
-time, in-process on one thread, for {lookups:,} random known callers after {WARM_UP}
-warm-up lookups, then {lookups:,} unknown numbers. Before timing, the load is
-checkpointed and flushed to disk (as a hub serving calls long after a load sees it); the
-file stays in the page cache, so these are warm-cache figures. Store code: {code}.
+profile over 90 days, interleaved in time order as an export is, 8 audiences. Each size is
+loaded into a fresh store (ingest times include reading the files, the progress reports
+and, for events, storing the first load in person order). Lookups are the hub's call
+path — `lookup([Phone_E.164, Phone])`, profile + 10 newest events + audiences — timed one
+at a time, in-process on one thread, for {lookups:,} random known callers, then
+{lookups:,} unknown numbers. Before timing, the load is checkpointed and flushed to disk.
+
+Lookups are timed twice, for different callers. First with the store file as the load
+left it in the page cache, after {WARM_UP} warm-up lookups. This machine reclaims file
+pages that have not been touched for a while even with memory free (a kernel
+`kdamond` runs), so by then part of a large store is read from disk again. Then after
+reading the whole file once (as `vmtouch -t` would), which is how a server with memory
+to spare holds a store it serves; the bars are judged on these. Store code: {code}.
 
 | figure | {heads} | bar (PRODUCT.md §9) |
 |{rule}|
