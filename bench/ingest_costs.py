@@ -1,0 +1,135 @@
+"""Where a profile record's ingest time goes: parsing, the writer's Python, each SQL statement.
+
+The profile lines of one synthetic size (``bench.synthetic``) are parsed in this process
+and timed, then written into a fresh store the way ``cahub ingest`` writes them (the same
+chunks, ``_write`` and transactions of ``COMMIT_EVERY`` seconds), through a connection
+that times every statement. The writer's Python is the rest of the write time. This is
+what bounds a single writer, whatever the number of parsing processes.
+
+    .venv/bin/python -m bench.ingest_costs [--size 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.report import machine, record
+from bench.synthetic import ensure_dataset
+from lookup.store import EmbeddedProfileStore
+from lookup.store.ingest import COMMIT_EVERY, Options, _write
+from lookup.store.merge import MergePolicy
+from lookup.store.parsing import Chunk, _numbered_chunks, parse_chunk
+from lookup.store.records import Rules
+
+SECTION = "Embedded store: where a profile record's ingest time goes"
+
+
+class TimedConnection:
+    """Passes statements to a connection, adding up the seconds each kind of statement takes."""
+
+    def __init__(self, connection: sqlite3.Connection, spent: Counter[str]) -> None:
+        self.connection, self.spent = connection, spent
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        started = time.perf_counter()
+        cursor = self.connection.execute(sql, parameters)
+        self.spent[_kind(sql)] += time.perf_counter() - started
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        rows = list(rows)  # building the rows is the writer's Python, not SQLite's
+        started = time.perf_counter()
+        cursor = self.connection.executemany(sql, rows)
+        self.spent[_kind(sql)] += time.perf_counter() - started
+        return cursor
+
+
+TABLES = ("identities", "fragments", "persons", "events", "meta", "shared_links")
+TABLE_NAME = re.compile(r"\b(?:INTO|FROM|UPDATE|JOIN)\s+(\w+)", re.IGNORECASE)
+
+
+def _kind(sql: str) -> str:
+    """"INSERT identities", "read persons", "COMMIT": what a statement does, to what."""
+    verb = sql.split()[0].upper()
+    table = next((name for name in TABLE_NAME.findall(sql) if name in TABLES), None)
+    if table is None:
+        return verb
+    return f"read {table}" if verb == "SELECT" else f"{verb} {table}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=100_000)
+    args = parser.parse_args()
+    dataset = ensure_dataset(args.size, 10)
+    rules = Rules.of("US", ("CRMID", "loyaltyId"))
+    with dataset.profiles.open(encoding="utf-8") as handle:
+        lines = handle.readlines()
+
+    started = time.perf_counter()
+    chunks: list[Chunk] = [parse_chunk("profiles", first, chunk, rules)
+                           for first, chunk in _numbered_chunks(lines)]
+    parse_s = time.perf_counter() - started
+
+    spent: Counter[str] = Counter()
+    options = Options(rules, MergePolicy("timestamp_ordered", ()), 50)
+    with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp:
+        store = EmbeddedProfileStore(Path(tmp) / "store.sqlite3")
+        connections = store._connections  # the store's own write path, timed
+        started = time.perf_counter()
+        with connections.bulk():
+            pending = iter(chunks)
+            done = False
+            while not done:
+                done = True
+                with connections.writing() as connection:
+                    opened = time.monotonic()
+                    timed = TimedConnection(connection, spent)
+                    for chunk in pending:
+                        _write(timed, chunk.records, "default", options)  # type: ignore[arg-type]
+                        if time.monotonic() - opened >= COMMIT_EVERY:
+                            done = False
+                            break
+                    committing = time.perf_counter()
+                spent["COMMIT"] += time.perf_counter() - committing
+        write_s = time.perf_counter() - started
+        store.close()
+
+    n = len(lines)
+    sql_s = sum(spent.values())
+    rows = [f"| parsing a line (JSON, identities), one process | {parse_s / n * 1e6:.1f} |",
+            f"| **writing a record, in all** | **{write_s / n * 1e6:.1f}** |",
+            f"| — of which SQLite, in all | {sql_s / n * 1e6:.1f} |"]
+    rows += [f"| — — {name} | {seconds / n * 1e6:.1f} |" for name, seconds in spent.most_common()
+             if seconds / n >= 0.05e-6]
+    rows.append(f"| — of which the writer's Python (linking, rows, merging) "
+                f"| {(write_s - sql_s) / n * 1e6:.1f} |")
+    ceiling = 1 / (write_s / n)
+    body = f"""`.venv/bin/python -m bench.ingest_costs --size {args.size}` — {machine()}.
+
+{n:,} synthetic profile records (`bench/synthetic.py`), parsed here, then written into a
+fresh store as `cahub ingest` writes them, with every statement timed. Parsing runs in
+worker processes during a real load; the writing does not: SQLite has one writer.
+
+| per profile record | µs |
+|---|---|
+{chr(10).join(rows)}
+
+One writer at these costs stores at most **{ceiling:,.0f} records/s**, however many
+processes parse.
+"""
+    record(SECTION, body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
