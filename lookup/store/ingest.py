@@ -33,7 +33,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,6 +156,7 @@ class HeldEvents:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
         self.count = 0  # held since the last ``store``
+        connection.execute("DROP TABLE IF EXISTS temp.held_events")
         connection.execute(HOLD_BACK)
 
     def add(self, rows: Iterable[tuple[object, ...]], count: int) -> None:
@@ -188,8 +189,9 @@ def _held(
             note(f"storing {held.count:,} events in person order (a first load of events)")
         held.store()
     finally:
-        if connection.in_transaction:
-            held.drop()
+        if connection.in_transaction:  # else SQLite rolled back, the table with the rest
+            with suppress(sqlite3.Error):  # never hide why the load failed
+                held.drop()
 
 
 def _holds_no_events(connections: ThreadConnections) -> bool:
