@@ -76,9 +76,14 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
         bar: ProgressBar[str] = click.progressbar(
             handle, length=_line_count(name), label=f"{kind} {label}", file=sys.stderr,
             show_pos=True)
+        noted: list[str] = []
+
+        def note(text: str) -> None:  # the first one ends the bar's line
+            click.echo(f"{'' if noted else chr(10)}{label}: {text}…", err=True)
+            noted.append(text)
+
         with bar as lines:
-            return store.ingest(kind, lines, dataset=dataset,
-                                note=lambda text: click.echo(f"\n{label}: {text}…", err=True))
+            return store.ingest(kind, lines, dataset=dataset, note=note)
     finally:
         if handle is not sys.stdin:
             handle.close()

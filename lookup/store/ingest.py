@@ -71,6 +71,8 @@ INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 )
 NOTE_HELD = 100_000  # held-back events worth telling the operator about before storing them
+HEARTBEAT_S = 15.0  # how often the operator hears that storing them goes on
+HEARTBEAT_STEPS = 100_000  # SQLite virtual machine steps between two looks at the clock
 # The held-back events of a first load; rowid is the order of arrival.
 HOLD_BACK = (
     "CREATE TEMP TABLE held_events (event_id TEXT, person_id INTEGER, ts INTEGER, type TEXT,"
@@ -164,9 +166,15 @@ class HeldEvents:
             "INSERT INTO temp.held_events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self.count += count
 
-    def store(self) -> None:
-        """Store the events held so far, ordered by person and time."""
-        self.connection.execute(STORE_HELD)
+    def store(self, note: Callable[[str], None] | None = None) -> None:
+        """Store the events held so far, ordered by person and time; ``note`` hears every
+        ``HEARTBEAT_S`` that it is still going (SQLite cannot tell how far it is)."""
+        if note is not None:
+            self.connection.set_progress_handler(_heartbeat(note), HEARTBEAT_STEPS)
+        try:
+            self.connection.execute(STORE_HELD)
+        finally:
+            self.connection.set_progress_handler(None, 0)
         self.connection.execute("DELETE FROM temp.held_events")
         self.count = 0
 
@@ -187,11 +195,28 @@ def _held(
         yield held
         if note is not None and held.count >= NOTE_HELD:
             note(f"storing {held.count:,} events in person order (a first load of events)")
-        held.store()
+            held.store(note)
+        else:
+            held.store()
     finally:
         if connection.in_transaction:  # else SQLite rolled back, the table with the rest
             with suppress(sqlite3.Error):  # never hide why the load failed
                 held.drop()
+
+
+def _heartbeat(note: Callable[[str], None]) -> Callable[[], int]:
+    """A SQLite progress handler that tells ``note`` the time taken every ``HEARTBEAT_S``."""
+    started = last = time.monotonic()
+
+    def beat() -> int:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= HEARTBEAT_S:
+            last = now
+            note(f"still storing events, {now - started:,.0f} s so far")
+        return 0  # go on
+
+    return beat
 
 
 def _holds_no_events(connections: ThreadConnections) -> bool:

@@ -7,6 +7,7 @@ shared during the load.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from hub.models import AmbiguousMatch, Profile
-from lookup.store import EmbeddedProfileStore, parsing
+from lookup.store import EmbeddedProfileStore, ingest, parsing
 
 ADA = {"identityMap": {"CRMID": [{"id": "A1", "primary": True}],
                        "Phone": [{"id": "+14155550134"}], "Email": [{"id": "ada@example.com"}]}}
@@ -133,3 +134,28 @@ def test_a_first_load_that_fails_leaves_no_event(load, store):
     assert 0 == store.counts()["events"]
     load("events", event(1, 1, Email="ada@example.com"))  # and the next load is a first one
     assert 1 == store.counts()["events"]
+
+
+def test_the_operator_hears_of_storing_a_large_first_load_and_that_it_goes_on(
+        monkeypatch, load, store):
+    monkeypatch.setattr(ingest, "NOTE_HELD", 3)
+    monkeypatch.setattr(ingest, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(ingest, "HEARTBEAT_STEPS", 10)
+    load("profiles", ADA)
+    heard: list[str] = []
+    store.ingest("events", [json.dumps(event(n, 1 + n % 20, Email="ada@example.com"))
+                            for n in range(3)], note=heard.append)
+
+    assert "storing 3 events in person order (a first load of events)" == heard[0]
+    assert len(heard) > 1  # at least one heartbeat
+    assert all(text.startswith("still storing events, ") for text in heard[1:])
+    assert 3 == store.counts()["events"]
+
+
+def test_a_small_first_load_is_stored_without_a_word(load, store):
+    load("profiles", ADA)
+    heard: list[str] = []
+    store.ingest("events", [json.dumps(event(1, 1, Email="ada@example.com"))],
+                 note=heard.append)
+
+    assert ([], 1) == (heard, store.counts()["events"])
