@@ -31,19 +31,21 @@ from hub.models import Delivery, DeliveryAction
 from hub.ports import HubError, TransientError
 from integrations.crm_http import (
     DEFAULT_TIMEOUT_S,
-    Activity,
     ApiClient,
     BearerAuth,
-    PhoneKeys,
-    RecordCache,
     SinkSettings,
-    activity_of,
-    activity_time,
     check_on_missing,
     field,
     parse_retry_after,
-    phone_keys,
     required,
+)
+from integrations.crm_records import (
+    Activity,
+    PhoneKeys,
+    RecordCache,
+    activity_of,
+    activity_time,
+    phone_keys,
     split_name,
 )
 

@@ -24,20 +24,22 @@ from hub.models import Delivery, DeliveryAction
 from hub.ports import HubError, TransientError
 from integrations.crm_http import (
     DEFAULT_TIMEOUT_S,
-    Activity,
     ApiClient,
-    PhoneKeys,
-    RecordCache,
     SinkSettings,
-    activity_of,
-    activity_time,
     check_on_missing,
     decode_json,
     field,
-    phone_keys,
     required,
-    split_name,
     vendor_code,
+)
+from integrations.crm_records import (
+    Activity,
+    PhoneKeys,
+    RecordCache,
+    activity_of,
+    activity_time,
+    phone_keys,
+    split_name,
 )
 
 SERVICE = "salesforce"

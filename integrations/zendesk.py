@@ -27,17 +27,13 @@ from hub.models import Delivery, DeliveryAction
 from integrations.crm_http import (
     DEFAULT_TIMEOUT_S,
     TRANSIENT_STATUSES,
-    Activity,
     ApiClient,
-    PhoneKeys,
-    RecordCache,
     SinkSettings,
-    activity_of,
     check_on_missing,
     field,
-    phone_keys,
     required,
 )
+from integrations.crm_records import Activity, PhoneKeys, RecordCache, activity_of, phone_keys
 
 SERVICE = "zendesk"
 TICKET_MODES = ("new", "open")

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from hub.models import Delivery, DeliveryAction
 from hub.ports import PermanentError, TransientError
-from integrations.crm_http import parse_retry_after, phone_keys
+from integrations.crm_http import parse_retry_after
+from integrations.crm_records import phone_keys
 from integrations.webhook import WebhookSink
 
 URL = "https://hooks.example.test/cahub?tenant=acme"
