@@ -124,8 +124,7 @@ def profile_of(
         profile_id=uid,
         attributes=attributes,
         identities=tuple(
-            Identity(namespace=ns, id=value)
-            for ns, value in orjson.loads(identities_json)
+            Identity(namespace=ns, id=value) for ns, value in orjson.loads(identities_json)
         ),
         audiences=(*_audiences(connection, attributes), *by_rule),
         events=_events(connection, person, event_limit, since),
