@@ -11,6 +11,7 @@ its raw path, so tests can check how values were encoded.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class StandIn:
     Subclasses build ``self.app``; each route's endpoint name is its kind of request.
     """
 
+    HELD_KIND = ""  # what ``hold_next`` holds unless told
+
     def __init__(self) -> None:
         self.app = Flask(type(self).__name__)
         self.app.before_request(self._before_request)
@@ -69,6 +72,10 @@ class StandIn:
         self.counts: Counter[str] = Counter()
         self.requests: list[Recorded] = []
         self.base_url = ""
+        self.throttled = 0  # 429s answered
+        self.holds_started = 0
+        self._holds: Counter[str] = Counter()
+        self._hold_seconds = 0.0
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -81,6 +88,31 @@ class StandIn:
         failure = Failure(status, hang, retry_after_ms, frozenset(kinds) if kinds else None)
         with self._lock:
             self._failures.extend([failure] * count)
+
+    def hold_next(self, count: int = 1, seconds: float = 30.0, kind: str = "") -> None:
+        """The next ``count`` requests of ``kind`` (the subclass's main write, by default)
+        do their work, then hold their answer ``seconds`` or until the stand-in stops."""
+        with self._lock:
+            self._holds[kind or self.HELD_KIND] += count
+            self._hold_seconds = seconds
+
+    def hold(self, kind: str) -> None:
+        """Where a request of ``kind`` has done its work: hold its answer if asked to."""
+        with self._lock:
+            held = self._holds[kind] > 0
+            if held:
+                self._holds[kind] -= 1
+                self.holds_started += 1
+        if held:
+            self._stopping.wait(self._hold_seconds)
+
+    def throttle(self, response: Response, retry_after_ms: int | None) -> Response:
+        """``response``, a 429, counted and with the ``Retry-After`` of ``retry_after_ms``."""
+        with self._lock:
+            self.throttled += 1
+        if retry_after_ms is not None:
+            response.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
+        return response
 
     def count(self, kind: str) -> None:
         """Count one request of ``kind`` (for kinds finer than the route's)."""

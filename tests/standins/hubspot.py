@@ -24,13 +24,9 @@ was lost.
 from __future__ import annotations
 
 import itertools
-import math
-import threading
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import phonenumbers
@@ -67,15 +63,12 @@ class CrmObject:
 class HubSpotStandIn(StandIn):
     """One HubSpot portal: its contacts, and the notes and calls written on them."""
 
+    HELD_KIND = "notes_create"
+
     def __init__(self, token: str = "pat-na1-standin") -> None:  # noqa: S107 - a test credential
         super().__init__()
         self.token = token
         self.objects: dict[str, dict[str, CrmObject]] = {"contacts": {}, "notes": {}, "calls": {}}
-        self.throttled = 0
-        self.holds_started = 0
-        self._holds: Counter[str] = Counter()
-        self._hold_seconds = 0.0
-        self._release = threading.Event()
         self._ids = itertools.count(10_001)
         self._routes()
 
@@ -88,30 +81,13 @@ class HubSpotStandIn(StandIn):
         return [o for o in self.objects[kind].values()
                 if any(to == contact for to, _ in o.associations)]
 
-    def hold_next(self, count: int = 1, seconds: float = 30.0,
-                  kind: str = "notes_create") -> None:
-        """The next ``count`` creates of ``kind`` keep the record, then hold the answer."""
-        with self._lock:
-            self._holds[kind] += count
-            self._hold_seconds = seconds
-
     def error_response(self, status: int, retry_after_ms: int | None) -> Response:
         if status != 429:
             return _error("INTERNAL_ERROR", "internal error", status)
-        with self._lock:
-            self.throttled += 1
-        response = _json({"status": "error", "errorType": "RATE_LIMIT",
-                          "message": "You have reached your ten_secondly_rolling limit.",
-                          "correlationId": str(uuid.uuid4()),
-                          "policyName": "TEN_SECONDLY_ROLLING"}, 429)
-        if retry_after_ms is not None:
-            response.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
-        return response
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self._release.set()
-        super().__exit__(kind, error, traceback)
+        return self.throttle(_json({"status": "error", "errorType": "RATE_LIMIT",
+                                    "message": "You have reached your ten_secondly_rolling limit.",
+                                    "correlationId": str(uuid.uuid4()),
+                                    "policyName": "TEN_SECONDLY_ROLLING"}, 429), retry_after_ms)
 
     def _routes(self) -> None:
         self.app.before_request(self._authenticate)
@@ -173,13 +149,7 @@ class HubSpotStandIn(StandIn):
             return _invalid(problem)
         associations = [(str(a["to"]["id"]), TO_CONTACT[kind]) for a in body["associations"]]
         record = self._store(kind, body["properties"], associations)
-        with self._lock:
-            hold = self._holds[f"{kind}_create"] > 0
-            if hold:
-                self._holds[f"{kind}_create"] -= 1
-                self.holds_started += 1
-        if hold:
-            self._release.wait(self._hold_seconds)
+        self.hold(f"{kind}_create")
         return _json(record.view(kind), 201)
 
     def _engagement_problem(self, kind: str, properties: dict[str, Any],

@@ -21,10 +21,8 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
-import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -61,16 +59,13 @@ def num_segments(body: str) -> int:
 class TwilioStandIn(StandIn):
     """One Twilio account's Messages API, keeping every message it accepted."""
 
+    HELD_KIND = "messages_create"
+
     def __init__(self, account_sid: str, auth_token: str) -> None:
         super().__init__()
         self.account_sid, self.auth_token = account_sid, auth_token
         self.messages: list[dict[str, Any]] = []
         self.refusals: dict[str, int] = {}
-        self.throttled = 0
-        self.holds_started = 0
-        self._holds = 0
-        self._hold_seconds = 0.0
-        self._release = threading.Event()
         self._serial = itertools.count(1)
         self.app.add_url_rule(f"{API}.json", "account", self._account)
         self.app.add_url_rule(f"{API}/Messages.json", "messages_list", self._list)
@@ -81,29 +76,13 @@ class TwilioStandIn(StandIn):
         """Answer every message to ``number`` with a synchronous 400 and ``code``."""
         self.refusals[number] = code
 
-    def hold_next(self, count: int = 1, seconds: float = 30.0) -> None:
-        """The next ``count`` creates keep the message, then hold their answer ``seconds``."""
-        with self._lock:
-            self._holds += count
-            self._hold_seconds = seconds
-
     def sent_to(self, number: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["to"] == number]
 
     def error_response(self, status: int, retry_after_ms: int | None) -> Response:
         code = {401: 20003, 429: 20429}.get(status, 20500 if status >= 500 else 21211)
         response = _error(code, status)
-        if status == 429:
-            with self._lock:
-                self.throttled += 1
-            if retry_after_ms is not None:
-                response.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
-        return response
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self._release.set()
-        super().__exit__(kind, error, traceback)
+        return self.throttle(response, retry_after_ms) if status == 429 else response
 
     def _account(self, account_sid: str) -> Response:
         refused = self._unauthorized(account_sid)
@@ -140,12 +119,7 @@ class TwilioStandIn(StandIn):
         message = self._message(account_sid, to, from_, body)
         with self._lock:
             self.messages.append(message)
-            hold = self._holds > 0
-            if hold:
-                self._holds -= 1
-                self.holds_started += 1
-        if hold:
-            self._release.wait(self._hold_seconds)
+        self.hold("messages_create")
         return _json(message, 201)
 
     def _message(self, account_sid: str, to: str, from_: str, body: str) -> dict[str, Any]:
