@@ -78,8 +78,10 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
             show_pos=True)
         noted: list[str] = []
 
-        def note(text: str) -> None:  # the first one ends the bar's line
-            click.echo(f"{'' if noted else chr(10)}{label}: {text}…", err=True)
+        def note(text: str) -> None:
+            if not noted:
+                click.echo(err=True)  # ends the progress bar's line
+            click.echo(f"{label}: {text}…", err=True)
             noted.append(text)
 
         with bar as lines:
