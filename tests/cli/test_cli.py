@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from hub.cli import main
@@ -93,3 +94,25 @@ def test_simulate_call_can_hang_up_with_signed_status_callbacks(
     assert 0 == result.exit_code, result.output
     assert "completed -> HTTP 200" in result.stderr
     assert 'cahub_calls_ended_total{status="completed"} 1.0' in text
+
+
+def test_simulate_call_tells_in_one_line_when_the_hub_goes_away_before_the_hang_up(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import responses
+
+    from tests.support import AUTH_TOKEN
+
+    monkeypatch.setenv("CAHUB_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    base = "http://127.0.0.1:5999"
+    with responses.RequestsMock() as mock:
+        mock.post(f"{base}/twilio/voice", body="<Response/>", status=200)
+        mock.post(f"{base}/twilio/status",
+                  body=requests.ConnectionError("[Errno 111] Connection refused"))
+        result = runner.invoke(main, ["simulate-call", "--from", "+14155550134",
+                                      "--url", base, "--hangup-after", "0"])
+
+    assert 1 == result.exit_code
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"could not reach the hub at {base}/twilio/status" in result.stderr
+    assert "Traceback" not in result.output
