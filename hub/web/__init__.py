@@ -42,11 +42,13 @@ def _count_request(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
     from hub.web.api import bp as api_bp
+    from hub.web.console import ConsoleSessions
     from hub.web.console import bp as console_bp
     from hub.web.twilio import bp as twilio_bp
 
     for blueprint in (twilio_bp, api_bp, console_bp):
         app.register_blueprint(blueprint)
+    app.session_interface = ConsoleSessions()
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_start_timer)
     app.after_request(_count_request)

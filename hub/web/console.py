@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 from flask import (
     Blueprint,
+    Flask,
+    Request,
     Response,
     current_app,
     jsonify,
@@ -25,6 +27,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.wrappers import Response as HttpResponse
 
 from hub.models import Summary
@@ -47,6 +50,17 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """The signed session cookie is the console's alone. Other routes (Twilio's webhooks,
+    the API) get an empty session and never read the cookie: it means nothing to them,
+    and a webhook is spared the cost of checking it."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path != "/console" and not request.path.startswith("/console/"):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 @bp.get("/console")

@@ -252,3 +252,27 @@ def test_the_console_assets_are_served_from_the_blueprint(console, asset):
     response.close()
 
     assert response.status_code == 200
+
+
+
+def test_only_console_routes_read_the_session_cookie(console_app: Flask, ada: FlaskClient) -> None:
+    """A webhook or API request that carries an agent's cookie gets an empty session."""
+    from hub.web.console import SESSION_AGENT, ConsoleSessions
+
+    console_app.session_interface = ConsoleSessions()
+    cookie = ada.get_cookie("session")
+    assert cookie is not None
+    headers = {"Cookie": f"session={cookie.value}"}
+    for path in ("/console", "/console/events"):
+        assert _opened(console_app, path, headers).get(SESSION_AGENT) == "ada"
+    for path in ("/twilio/voice", "/api/v1/lookup", "/consoles"):
+        opened = _opened(console_app, path, headers)
+        assert dict(opened) == {}
+        assert not opened.modified
+
+
+def _opened(app: Flask, path: str, headers: dict[str, str]) -> Any:
+    from flask import request
+
+    with app.test_request_context(path, headers=headers):
+        return app.session_interface.open_session(app, request._get_current_object())  # type: ignore[attr-defined]
