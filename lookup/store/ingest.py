@@ -29,11 +29,12 @@ is kept (in a later load, the one stored first).
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,6 +71,10 @@ EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 )
+# A load longer than this many chunks runs with the cyclic garbage collector paused: its
+# records and rows hold no reference cycles, yet the collector keeps scanning them, which
+# costs about a tenth of the load's time.
+GC_PAUSE_AFTER = 8
 NOTE_HELD = 100_000  # held-back events worth telling the operator about before storing them
 HEARTBEAT_S = 15.0  # how often the operator hears that storing them goes on
 HEARTBEAT_STEPS = 100_000  # SQLite virtual machine steps between two looks at the clock
@@ -134,21 +139,38 @@ def ingest_lines(
     loaded, rejected = 0, list[Rejection]()
     chunks = parsed_chunks(kind, lines, options.rules, options.workers)
     first_events = kind == "events" and _holds_no_events(connections)
-    finished = False
-    while not finished:
-        with connections.writing() as connection, \
-                _held(connection, first_events, note) as held:
-            started, finished = time.monotonic(), True
-            for chunk in chunks:
-                _write(connection, chunk.records, dataset, options, held)
-                loaded += len(chunk.records)
-                rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
-                if progress is not None:
-                    progress(chunk.lines)
-                if held is None and time.monotonic() - started >= COMMIT_EVERY:
-                    finished = False
-                    break
+    finished, written = False, 0
+    with ExitStack() as bulk:
+        while not finished:
+            with connections.writing() as connection, \
+                    _held(connection, first_events, note) as held:
+                started, finished = time.monotonic(), True
+                for chunk in chunks:
+                    _write(connection, chunk.records, dataset, options, held)
+                    written += 1
+                    if written == GC_PAUSE_AFTER:
+                        bulk.enter_context(collector_paused())
+                    loaded += len(chunk.records)
+                    rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
+                    if progress is not None:
+                        progress(chunk.lines)
+                    if held is None and time.monotonic() - started >= COMMIT_EVERY:
+                        finished = False
+                        break
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the block runs (see ``GC_PAUSE_AFTER``);
+    it is switched back on after, unless it was off already."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class HeldEvents:

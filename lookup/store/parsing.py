@@ -13,6 +13,7 @@ They travel back packed (``packing``), which makes them several times cheaper to
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 from collections import deque
@@ -97,7 +98,10 @@ def _pooled(
     pending: deque[tuple[int, list[str]]] = deque()  # submitted, not yet yielded
     futures: deque[Future[Packed]] = deque()
     # spawn: never fork a process that may be running a server's threads.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    # A worker only parses: its records hold no reference cycles, so the cyclic garbage
+    # collector would only scan them (see ``ingest.GC_PAUSE_AFTER``).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=gc.disable)
     try:
         started = pool.submit(warm_up)
         for first, lines in raw:

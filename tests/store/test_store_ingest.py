@@ -159,3 +159,50 @@ def test_an_audience_loaded_again_is_updated_not_duplicated(load, store):
 def test_an_unknown_kind_is_refused(store: EmbeddedProfileStore):
     with pytest.raises(ValueError, match="unknown kind 'people'"):
         store.ingest("people", [])  # type: ignore[arg-type]
+
+
+def _profile_lines(count: int) -> list[str]:
+    return [json.dumps({"identityMap": {"Email": [{"id": f"p{n}@example.com"}]}})
+            for n in range(count)]
+
+
+def test_a_long_load_pauses_the_garbage_collector_and_restores_it(store, monkeypatch):
+    import gc
+
+    from lookup.store import ingest, parsing
+
+    monkeypatch.setattr(parsing, "CHUNK_LINES", 10)
+    monkeypatch.setattr(ingest, "GC_PAUSE_AFTER", 3)
+    seen: list[bool] = []
+    assert gc.isenabled()
+
+    report = store.ingest("profiles", _profile_lines(60), progress=lambda _: seen.append(
+        gc.isenabled()))
+
+    assert report.loaded == 60
+    assert seen == [True, True, False, False, False, False]  # paused from the third chunk on
+    assert gc.isenabled()
+
+
+def test_a_load_leaves_a_paused_collector_paused_and_restores_it_after_a_failure(
+    store, monkeypatch,
+):
+    import gc
+
+    from lookup.store import ingest, parsing
+
+    monkeypatch.setattr(parsing, "CHUNK_LINES", 10)
+    monkeypatch.setattr(ingest, "GC_PAUSE_AFTER", 1)
+    gc.disable()
+    try:
+        store.ingest("profiles", _profile_lines(30))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def fail(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.ingest("profiles", _profile_lines(30), progress=fail)
+    assert gc.isenabled()
