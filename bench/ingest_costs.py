@@ -24,7 +24,7 @@ from typing import Any
 from bench.report import machine, record
 from bench.synthetic import ensure_dataset
 from lookup.store import EmbeddedProfileStore
-from lookup.store.ingest import COMMIT_EVERY, Options, _write
+from lookup.store.ingest import COMMIT_EVERY, Options, _write, collector_paused
 from lookup.store.merge import MergePolicy
 from lookup.store.parsing import Chunk, _numbered_chunks, parse_chunk
 from lookup.store.records import Rules
@@ -76,8 +76,9 @@ def main() -> None:
         lines = handle.readlines()
 
     started = time.perf_counter()
-    chunks: list[Chunk] = [parse_chunk("profiles", first, chunk, rules)
-                           for first, chunk in _numbered_chunks(lines)]
+    with collector_paused():  # as in a load's parsing workers
+        chunks: list[Chunk] = [parse_chunk("profiles", first, chunk, rules)
+                               for first, chunk in _numbered_chunks(lines)]
     parse_s = time.perf_counter() - started
 
     spent: Counter[str] = Counter()
@@ -86,7 +87,7 @@ def main() -> None:
         store = EmbeddedProfileStore(Path(tmp) / "store.sqlite3")
         connections = store._connections  # the store's own write path, timed
         started = time.perf_counter()
-        with connections.bulk():
+        with connections.bulk(), collector_paused():  # as a load's writer is
             pending = iter(chunks)
             done = False
             while not done:
@@ -117,8 +118,9 @@ def main() -> None:
     body = f"""`.venv/bin/python -m bench.ingest_costs --size {args.size}` — {machine()}.
 
 {n:,} synthetic profile records (`bench/synthetic.py`), parsed here, then written into a
-fresh store as `cahub ingest` writes them, with every statement timed. Parsing runs in
-worker processes during a real load; the writing does not: SQLite has one writer.
+fresh store as `cahub ingest` writes them (the cyclic garbage collector paused, as in a
+long load), with every statement timed. Parsing runs in worker processes during a real
+load; the writing does not: SQLite has one writer.
 
 | per profile record | µs |
 |---|---|
