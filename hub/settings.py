@@ -200,6 +200,11 @@ class Settings(BaseSettings):
 
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
+    # The JWT bearer flow, instead of the client secret: the user the hub acts for, the PEM
+    # private key of the app's certificate, and the login host the JWT is meant for.
+    salesforce_username: str | None = None
+    salesforce_private_key_file: Path | None = None
+    salesforce_audience: str = "https://login.salesforce.com"
     salesforce_api_version: str = "v62.0"
     salesforce_task_key_field: str | None = None
     hubspot_token: SecretStr | None = None

@@ -1,7 +1,8 @@
 """Salesforce sink: call notes and call logs as Task records on the caller's Contact or Lead.
 
-Auth is OAuth 2.0 client credentials against the org's My Domain
-(``CAHUB_SALESFORCE_BASE_URL``), the token kept until a 401. The caller is found with
+Auth is OAuth 2.0 against the org's My Domain (``CAHUB_SALESFORCE_BASE_URL``): the JWT
+bearer flow when a user and a private key are set, else client credentials
+(``salesforce_auth``); the token is kept until a 401. The caller is found with
 SOSL over phone fields, searching the number's digit variants (digits only, so nothing
 needs SOSL escaping); a Contact wins over a Lead.
 
@@ -15,6 +16,7 @@ CallSid, same Subject, and a ``CallDisposition`` only for call logs) before crea
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
@@ -41,6 +43,7 @@ from integrations.crm_records import (
     phone_keys,
     split_name,
 )
+from integrations.salesforce_auth import ClientCredentials, JwtBearer, TokenGrant
 
 SERVICE = "salesforce"
 DEFAULT_API_VERSION = "v62.0"
@@ -57,6 +60,12 @@ class SalesforceSettings(SinkSettings, Protocol):
     def salesforce_client_id(self) -> str | None: ...
     @property
     def salesforce_client_secret(self) -> SecretStr | None: ...
+    @property
+    def salesforce_username(self) -> str | None: ...
+    @property
+    def salesforce_private_key_file(self) -> Path | None: ...
+    @property
+    def salesforce_audience(self) -> str: ...
     @property
     def salesforce_api_version(self) -> str: ...
     @property
@@ -80,13 +89,13 @@ class SalesforceTaskSink:
 
     name = SERVICE
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, *,
+    def __init__(self, base_url: str, grant: TokenGrant, *,
                  api_version: str = DEFAULT_API_VERSION, task_key_field: str | None = None,
                  on_missing: str = "create", session: requests.Session | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._http = ApiClient(SERVICE, base_url.rstrip("/"), session=session, timeout_s=timeout_s,
                                classify=_request_limit)
-        self._credentials = (client_id, client_secret)
+        self._grant = grant
         self._data = f"/services/data/{api_version}"
         self._key_field = task_key_field
         self._on_missing = check_on_missing(on_missing)
@@ -97,12 +106,9 @@ class SalesforceTaskSink:
     @classmethod
     def from_settings(cls, settings: SalesforceSettings,
                       session: requests.Session | None = None) -> SalesforceTaskSink:
-        secret = settings.salesforce_client_secret
         return cls(
             required(settings.salesforce_base_url, "CAHUB_SALESFORCE_BASE_URL"),
-            required(settings.salesforce_client_id, "CAHUB_SALESFORCE_CLIENT_ID"),
-            required(secret.get_secret_value() if secret else None,
-                     "CAHUB_SALESFORCE_CLIENT_SECRET"),
+            grant_of(settings),
             api_version=settings.salesforce_api_version,
             task_key_field=settings.salesforce_task_key_field,
             on_missing=settings.crm_on_missing, session=session,
@@ -195,8 +201,8 @@ class SalesforceTaskSink:
     def _access_token(self) -> str:
         with self._token_lock:
             if self._token is None:
-                body = self._http.json("POST", "/services/oauth2/token", auth=self._credentials,
-                                       data={"grant_type": "client_credentials"})
+                body = self._http.json("POST", "/services/oauth2/token",
+                                       **self._grant.token_request())
                 self._token = str(field(SERVICE, body, "access_token"))
             return self._token
 
@@ -204,6 +210,24 @@ class SalesforceTaskSink:
         with self._token_lock:
             if self._token == token:
                 self._token = None
+
+
+def grant_of(settings: SalesforceSettings) -> TokenGrant:
+    """The JWT bearer grant when a user or a key file is set (both are needed then), else
+    client credentials."""
+    client_id = required(settings.salesforce_client_id, "CAHUB_SALESFORCE_CLIENT_ID")
+    key_file, username = settings.salesforce_private_key_file, settings.salesforce_username
+    if key_file is None and username is None:
+        secret = settings.salesforce_client_secret
+        return ClientCredentials(client_id, required(
+            secret.get_secret_value() if secret else None, "CAHUB_SALESFORCE_CLIENT_SECRET"))
+    username = required(username, "CAHUB_SALESFORCE_USERNAME (the JWT bearer flow's user)")
+    if key_file is None:
+        raise ValueError("CAHUB_SALESFORCE_PRIVATE_KEY_FILE is not set (the JWT bearer flow's key)")
+    try:
+        return JwtBearer.from_file(client_id, username, key_file, settings.salesforce_audience)
+    except ValueError as exc:
+        raise ValueError(f"CAHUB_SALESFORCE_PRIVATE_KEY_FILE: {exc}") from None
 
 
 def _type(record: Any) -> str | None:

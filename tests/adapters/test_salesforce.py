@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from hub.models import Delivery, DeliveryAction
 from hub.ports import PermanentError, TransientError
 from integrations.salesforce import SalesforceTaskSink, soql_quote
+from integrations.salesforce_auth import ClientCredentials
 
 BASE = "https://acme.my.salesforce.test"
 DATA = f"{BASE}/services/data/v62.0"
@@ -48,7 +49,7 @@ def rsps() -> Iterator[responses.RequestsMock]:
 
 @pytest.fixture
 def sink() -> Iterator[SalesforceTaskSink]:
-    sink = SalesforceTaskSink(BASE, "client-id", "client-secret")
+    sink = SalesforceTaskSink(BASE, ClientCredentials("client-id", "client-secret"))
     yield sink
     sink.close()
 
@@ -181,7 +182,8 @@ def test_a_lead_this_hub_made_is_found_by_soql_before_the_search_index_sees_it(
 def test_an_unknown_caller_is_skipped_when_configured(rsps: Mock) -> None:
     known_caller(rsps)
     rsps.replace("GET", f"{DATA}/search/", json={"searchRecords": []})
-    sink = SalesforceTaskSink(BASE, "client-id", "client-secret", on_missing="skip")
+    sink = SalesforceTaskSink(BASE, ClientCredentials("client-id", "client-secret"),
+                              on_missing="skip")
 
     sink.deliver(delivery())
     sink.close()
@@ -193,7 +195,8 @@ def test_with_an_external_id_field_salesforce_refuses_the_duplicate(rsps: Mock) 
     known_caller(rsps)
     rsps.replace("POST", f"{DATA}/sobjects/Task", status=400, json=[
         {"errorCode": "DUPLICATE_VALUE", "message": "duplicate value found", "fields": []}])
-    sink = SalesforceTaskSink(BASE, "id", "secret", task_key_field="Cahub_Key__c")
+    sink = SalesforceTaskSink(BASE, ClientCredentials("id", "secret"),
+                              task_key_field="Cahub_Key__c")
 
     sink.deliver(delivery())
     sink.close()
@@ -238,7 +241,9 @@ def test_settings_name_what_is_missing() -> None:
     settings = SimpleNamespace(
         salesforce_base_url=BASE, salesforce_client_id=None,
         salesforce_client_secret=SecretStr("s"), salesforce_api_version="v62.0",
-        salesforce_task_key_field=None, crm_on_missing="create", sink_timeout_s=5.0)
+        salesforce_task_key_field=None, crm_on_missing="create", sink_timeout_s=5.0,
+        salesforce_username=None, salesforce_private_key_file=None,
+        salesforce_audience="https://login.salesforce.com")
 
     with pytest.raises(ValueError, match="CAHUB_SALESFORCE_CLIENT_ID"):
         SalesforceTaskSink.from_settings(settings)

@@ -35,6 +35,7 @@ from hub.models import Delivery, DeliveryAction
 from hub.ports import HubError, PermanentError, TransientError
 from integrations.hubspot import HubSpotNoteSink
 from integrations.salesforce import SalesforceTaskSink
+from integrations.salesforce_auth import ClientCredentials
 from integrations.sms import TwilioSmsSink
 from integrations.webhook import WebhookSink
 from integrations.zendesk import ZendeskNoteSink
@@ -106,7 +107,7 @@ class Salesforce:
     data = f"{base}/services/data/v62.0"
 
     def build(self) -> SalesforceTaskSink:
-        return SalesforceTaskSink(self.base, "client-id", "client-secret")
+        return SalesforceTaskSink(self.base, ClientCredentials("client-id", "client-secret"))
 
     def install(self, rsps: responses.RequestsMock, far: FarEnd) -> None:
         rsps.add_callback("POST", f"{self.base}/services/oauth2/token", far.read(
