@@ -9,7 +9,8 @@ from typing import IO, TYPE_CHECKING, Literal, get_args
 
 import click
 
-from app import close_app, create_app
+from app import close_app
+from hub.command_app import command_app
 from hub.demo import demo
 from hub.models import CallerKind
 from hub.outbox_cli import outbox
@@ -17,7 +18,6 @@ from hub.ports import PermanentError
 from hub.privacy import configure_logging
 from hub.render import summary_text
 from hub.services import services
-from hub.settings import Settings
 from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
 from lookup.store import EmbeddedProfileStore, IngestReport
@@ -27,13 +27,6 @@ KINDS = get_args(Kind)
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
 
 
 @click.group()
@@ -48,7 +41,7 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def serve(host: str, port: int) -> None:
     """Run the server (development server; see the README for gunicorn)."""
-    app = create_app(_settings())
+    app = command_app()
     app.run(host=host, port=port, threaded=True)
 
 
@@ -104,7 +97,7 @@ def _report(name: str, report: IngestReport) -> None:
               help="Dataset the records belong to (merge policies rank datasets).")
 def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
     """Load XDM JSON Lines FILES (``-`` for stdin) into the embedded store."""
-    app = create_app(_settings(), start_background=False)
+    app = command_app(start_background=False)
     try:
         for name in files:
             _report(name, ingest_file(services(app).store, kind, name, dataset))
@@ -117,7 +110,7 @@ def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON only.")
 def lookup(phone: str, as_json: bool) -> None:
     """Print the summary for a caller number, as the agent would see it."""
-    app = create_app(_settings(), start_background=False)
+    app = command_app(start_background=False)
     try:
         hub = services(app)
         caller = hub.calls.classify(phone)
@@ -143,7 +136,7 @@ def lookup(phone: str, as_json: bool) -> None:
               help="For a number shared by several people, forget every one of them.")
 def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
     """Delete everything the embedded store holds about the person with IDENTITY."""
-    app = create_app(_settings(), start_background=False)
+    app = command_app(start_background=False)
     try:
         report = services(app).store.forget(namespace, identity, all_shared=all_shared)
     except PermanentError as exc:

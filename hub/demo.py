@@ -16,7 +16,8 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
-from app import close_app, create_app
+from app import close_app
+from hub.command_app import command_app
 from hub.services import services
 from hub.settings import Agent, HubConfig, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
@@ -80,8 +81,8 @@ def _banner(settings: Settings, host: str, port: int) -> str:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def demo(host: str, port: int) -> None:
     """Load the demo data into the embedded store and serve."""
-    settings = demo_settings(Settings())
-    app = create_app(settings)
+    app = command_app(lambda: demo_settings(Settings()))
+    settings = services(app).settings
     reports = load_demo(services(app).store)
     for (_, _, path), report in zip(DEMO_FILES, reports, strict=True):
         click.echo(f"  {path.name}: {report.loaded} loaded, {len(report.rejected)} rejected")

@@ -7,11 +7,11 @@ from datetime import timedelta
 import click
 from flask import Flask
 
-from app import close_app, create_app
+from app import close_app
+from hub.command_app import command_app
 from hub.models import Delivery
 from hub.outbox import SqliteOutbox
 from hub.services import services
-from hub.settings import Settings
 
 STATUSES = ("pending", "in_flight", "done", "dead")
 
@@ -30,7 +30,7 @@ def _line(d: Delivery) -> str:
 @click.pass_context
 def outbox(ctx: click.Context) -> None:
     """Inspect deliveries (CRM notes, SMS, call logs); with no command, list them."""
-    ctx.obj = create_app(Settings(), start_background=False)
+    ctx.obj = command_app(start_background=False)
     ctx.call_on_close(lambda: close_app(ctx.obj))
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_deliveries)

@@ -116,3 +116,20 @@ def test_simulate_call_tells_in_one_line_when_the_hub_goes_away_before_the_hang_
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"could not reach the hub at {base}/twilio/status" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["serve"], ["demo"], ["outbox"], ["lookup", "+14155550134"]])
+def test_a_sink_setting_that_cannot_work_ends_the_command_in_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str],
+) -> None:
+    monkeypatch.setenv("CAHUB_CRM", "salesforce")
+    monkeypatch.setenv("CAHUB_SALESFORCE_BASE_URL", "https://acme.my.salesforce.test")
+    monkeypatch.setenv("CAHUB_SALESFORCE_CLIENT_ID", "consumer-key")
+    monkeypatch.setenv("CAHUB_SALESFORCE_USERNAME", "integration@acme.example")
+    monkeypatch.setenv("CAHUB_SALESFORCE_PRIVATE_KEY_FILE", str(tmp_path / "missing.key"))
+
+    result = runner.invoke(main, command)
+
+    assert 1 == result.exit_code
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Error: configuration: CAHUB_SALESFORCE_PRIVATE_KEY_FILE: cannot read" in result.stderr
