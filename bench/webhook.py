@@ -40,9 +40,9 @@ from lookup.phone import to_e164
 from lookup.store import EmbeddedProfileStore
 
 TOKEN = "bench-auth-token"
-BLOCK = 50  # webhooks, then as many health checks, in turn
 AGENT_TOKEN = "bench-agent-token"
 TO = "+18005550100"
+BLOCK = 50  # webhooks, then as many health checks, in turn
 CONFIG = f"""
 [[agents]]
 id = "bench"
