@@ -84,3 +84,21 @@ def test_no_agent_gets_a_spoken_fallback_and_the_queue() -> None:
     assert [child.tag for child in root] == ["Say", "Enqueue"]
     assert root.findtext("Say") == Routing().fallback_message
     assert ET.fromstring(hold_in_queue(Routing())).find("Enqueue") is not None
+
+
+def test_twiml_text_is_the_librarys_own_xml_character_for_character() -> None:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    from integrations.twilio import twiml_text
+
+    response = VoiceResponse()
+    dial = response.dial(answer_on_bridge=True, timeout=20)
+    client = dial.client()
+    client.identity("grace")
+    for name, value in {"name": "Zoë O'Brien <&> \"Ç\"", "note": "日本語\n\ttab",
+                        "empty": ""}.items():
+        client.parameter(name=name, value=value)
+    response.say("Merci d'avoir appelé — un instant.")
+    response.enqueue("support", workflow_sid="WW" + "0" * 32)
+
+    assert response.to_xml() == twiml_text(response)
