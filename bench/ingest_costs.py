@@ -77,6 +77,10 @@ def _kind(sql: str) -> str:
 
 FLOOR_PYTHON = "building the rows (Python)"
 DEFERRED_INDEXES = ("identities_person", "fragments_key")
+FLOOR_FRAGMENT = (  # a plain append: no upsert, no unique index to check
+    "INSERT INTO fragments (person_id, dataset, key_space, key_value, modified_at,"
+    " ingested_seq, sole, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def floor_costs(records: list[Any]) -> dict[str, float]:
@@ -126,12 +130,6 @@ def floor_costs(records: list[Any]) -> dict[str, float]:
             spent["COMMIT"] = time.perf_counter() - started
         store.close()
     return spent
-
-
-FLOOR_FRAGMENT = (
-    "INSERT INTO fragments (person_id, dataset, key_space, key_value, modified_at,"
-    " ingested_seq, sole, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def main() -> None:
