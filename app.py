@@ -9,26 +9,21 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
-from flask import Flask
+from flask import Flask, current_app
 
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.dispatch import Dispatcher
-from hub.ledger import SCHEMA as LEDGER_SCHEMA
-from hub.ledger import SqliteCallLedger
 from hub.metrics import HubMetrics
-from hub.outbox import SCHEMA as OUTBOX_SCHEMA
-from hub.outbox import SqliteOutbox
-from hub.ports import ProfileProvider, Sink
+from hub.ports import ProfileProvider, ScreenPopBroker, Sink
 from hub.privacy import install_masking
 from hub.routing import AgentRouter
-from hub.services import EXTENSION_KEY, HubServices
 from hub.settings import Settings
-from hub.sqlite import ThreadLocalDatabase
-from integrations.screenpop import InProcessScreenPopBroker
 from integrations.sms import TwilioSmsSink, fit_sms
 from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
@@ -36,10 +31,37 @@ from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
+from state.ledger.sqlite import SqliteCallLedger
+from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
+from state.outbox.sqlite import SqliteOutbox
+from state.pops.memory import InProcessScreenPopBroker
+from state.sqlite import ThreadLocalDatabase
 
 log = logging.getLogger(__name__)
+EXTENSION_KEY = "cahub"
 STORE_FILE = "profiles.sqlite3"
 HUB_FILE = "hub.sqlite3"
+
+
+@dataclass
+class HubServices:
+    """Every adapter and use case of one app instance, kept on ``app.extensions["cahub"]``.
+
+    Entry points fetch them with ``services()``; tests swap in fakes by building it themselves.
+    """
+
+    settings: Settings
+    store: EmbeddedProfileStore
+    providers: list[ProfileProvider]
+    chain: ProviderChain
+    broker: ScreenPopBroker
+    calls: InboundCallHandler
+    metrics: HubMetrics
+    outbox: SqliteOutbox
+    sinks: dict[str, Sink]
+    dispatcher: Dispatcher
+    hub_db: ThreadLocalDatabase
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -145,7 +167,7 @@ def create_app(
     ``start_background`` starts the delivery dispatcher (commands that only read or
     load data turn it off).
     """
-    from hub import web
+    import web
 
     settings = settings if settings is not None else Settings()
     install_masking()
@@ -157,6 +179,12 @@ def create_app(
     if start_background:
         hub.dispatcher.start()
     return app
+
+
+def services(app: Flask | None = None) -> HubServices:
+    """The services of ``app`` (default: the current app), for the web and CLI entry points."""
+    target = app if app is not None else current_app
+    return cast(HubServices, target.extensions[EXTENSION_KEY])
 
 
 def close_app(app: Flask) -> None:

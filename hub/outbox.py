@@ -1,46 +1,12 @@
-"""The outbox: every delivery of an accepted call, kept durably in the hub's SQLite database.
-
-The webhook enqueues before it answers Twilio; the dispatcher claims due rows under a
-lease. A worker killed mid-delivery leaves its rows ``in_flight`` with a lease that runs
-out, after which they are claimed again: at-least-once, made once at the far end by the
-delivery's idempotency key. Finished rows (``done``, or ``dead`` for an operator to see and
-retry) stay until purged. Times are stored as Unix seconds, like the call ledger.
-"""
+"""What every outbox adapter shares: the delivery statuses, the clock, and how a failure's
+text is cleaned before it is stored (the port itself is ``hub.ports.Outbox``)."""
 
 from __future__ import annotations
 
-import builtins
-import json
 import re
-import sqlite3
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from hub.models import Delivery, NewDelivery
 from hub.privacy import mask_phone, mask_text
-from hub.sqlite import ThreadLocalDatabase
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    id              INTEGER PRIMARY KEY,
-    call_sid        TEXT NOT NULL,
-    sink            TEXT NOT NULL,
-    action          TEXT NOT NULL,
-    payload         TEXT NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'in_flight', 'done', 'dead')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    last_error      TEXT,
-    created_at      REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    leased_until    REAL,
-    done_at         REAL,
-    UNIQUE (call_sid, sink, action)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
-"""
 
 STATUSES = ("pending", "in_flight", "done", "dead")
 PURGEABLE = frozenset({"done", "dead"})
@@ -48,8 +14,6 @@ MAX_ERROR_CHARS = 500
 DEFAULT_LEASE = timedelta(seconds=60)
 # mask_text leaves runs shorter than a full number; a bare local number is personal data too.
 DIGIT_RUN = re.compile(r"\d{7,}")
-COLUMNS = ("id, call_sid, sink, action, payload, status, attempts, last_error, created_at,"
-           " next_attempt_at")
 
 
 def utc_now() -> datetime:
@@ -60,146 +24,3 @@ def clean_error(error: str) -> str:
     """``error`` fit to store: phone numbers, emails and long digit runs masked, then cut short."""
     masked = DIGIT_RUN.sub(lambda m: mask_phone(m.group(0)), mask_text(error[:10_000]))
     return masked if len(masked) <= MAX_ERROR_CHARS else masked[: MAX_ERROR_CHARS - 1] + "…"
-
-
-class SqliteOutbox:
-    """``hub.ports.Outbox`` on the hub's SQLite database, plus what ``cahub outbox`` needs.
-
-    ``lease`` is how long a claimed delivery stays with its worker; it must be well over
-    a sink's timeout, since a lease that runs out hands the delivery to another worker.
-    """
-
-    def __init__(self, db: ThreadLocalDatabase, clock: Callable[[], datetime] = utc_now,
-                 lease: timedelta = DEFAULT_LEASE) -> None:
-        self._db = db
-        self._clock = clock
-        self._lease = lease
-
-    def enqueue(self, deliveries: Sequence[NewDelivery], delay: float = 0.0) -> int:
-        """Store new deliveries, due after ``delay`` seconds; durable when this returns."""
-        now = self._now()
-        rows = [(d.call_sid, d.sink, d.action.value, json.dumps(d.payload), now, now + delay)
-                for d in deliveries]
-        with self._transaction() as conn:
-            inserted: int = conn.executemany(
-                "INSERT OR IGNORE INTO deliveries (call_sid, sink, action, payload,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)", rows,
-            ).rowcount
-        return inserted
-
-    def refresh(self, deliveries: Sequence[NewDelivery]) -> int:
-        """Give still-pending deliveries a new payload and make them due now.
-
-        A call answered before its profile arrived stores its deliveries deferred; the
-        late profile refreshes them. Ones already made or in flight are left alone.
-        """
-        now = self._now()
-        rows = [(json.dumps(d.payload), now, d.call_sid, d.sink, d.action.value)
-                for d in deliveries]
-        with self._transaction() as conn:
-            updated: int = conn.executemany(
-                "UPDATE deliveries SET payload = ?, next_attempt_at = ? WHERE call_sid = ?"
-                " AND sink = ? AND action = ? AND status = 'pending'", rows,
-            ).rowcount
-        return updated
-
-    def claim_due(self, limit: int, skip_sinks: Collection[str] = ()) -> list[Delivery]:
-        """Lease up to ``limit`` due pending rows and rows whose lease ran out, oldest first.
-
-        Rows of the sinks named in ``skip_sinks`` are left where they are.
-        """
-        now = self._now()
-        with self._transaction() as conn:
-            rows = conn.execute(
-                f"UPDATE deliveries SET status = 'in_flight', leased_until = ?,"  # noqa: S608 -- COLUMNS is a constant
-                f" attempts = attempts + 1 WHERE id IN (SELECT id FROM deliveries"
-                f" WHERE ((status = 'pending' AND next_attempt_at <= ?)"
-                f" OR (status = 'in_flight' AND leased_until <= ?))"
-                f" AND sink NOT IN (SELECT value FROM json_each(?))"
-                f" ORDER BY next_attempt_at, id LIMIT ?) RETURNING {COLUMNS}",
-                (now + self._lease.total_seconds(), now, now, json.dumps(sorted(skip_sinks)),
-                 limit),
-            ).fetchall()
-        return sorted((_delivery(row) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
-
-    def mark_done(self, delivery_id: int) -> None:
-        self._finish(delivery_id, "done", None)
-
-    def mark_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
-        """Record a failure: pending again at ``retry_at``, or dead when it is None."""
-        if retry_at is None:
-            self._finish(delivery_id, "dead", clean_error(error))
-            return
-        self._db.connection().execute(
-            "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?,"
-            " leased_until = NULL WHERE id = ? AND status = 'in_flight'",
-            (clean_error(error), retry_at.timestamp(), delivery_id),
-        )
-
-    def get(self, delivery_id: int) -> Delivery | None:
-        row = self._db.connection().execute(
-            f"SELECT {COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)  # noqa: S608 -- constant
-        ).fetchone()
-        return None if row is None else _delivery(row)
-
-    def list(self, status: str | None = None, limit: int = 100) -> builtins.list[Delivery]:
-        """The newest ``limit`` deliveries, of one status or of all."""
-        rows = self._db.connection().execute(
-            f"SELECT {COLUMNS} FROM deliveries WHERE ?1 IS NULL OR status = ?1"  # noqa: S608 -- constant
-            " ORDER BY id DESC LIMIT ?2", (status, limit),
-        ).fetchall()
-        return [_delivery(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        """How many deliveries are in each status (every status present, zero or not)."""
-        rows = self._db.connection().execute(
-            "SELECT status, count(*) FROM deliveries GROUP BY status"
-        ).fetchall()
-        return {status: 0 for status in STATUSES} | dict(rows)
-
-    def retry(self, delivery_id: int) -> bool:
-        """Make a dead delivery pending and due now; False when it is not dead.
-
-        ``attempts`` is kept: it is the row's history. The retry policy counts it, so a
-        delivery that had used up its attempts gets one more before it is dead again.
-        """
-        return self._db.connection().execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, done_at = NULL"
-            " WHERE id = ? AND status = 'dead'", (self._now(), delivery_id),
-        ).rowcount == 1
-
-    def purge(self, older_than: timedelta, statuses: Sequence[str] = ("done",)) -> int:
-        """Delete deliveries finished more than ``older_than`` ago; only done or dead ones."""
-        if not statuses or not set(statuses) <= PURGEABLE:
-            raise ValueError(f"only {sorted(PURGEABLE)} deliveries can be purged, not {statuses}")
-        marks = ", ".join("?" for _ in statuses)
-        return self._db.connection().execute(
-            f"DELETE FROM deliveries WHERE status IN ({marks}) AND done_at < ?",  # noqa: S608 -- placeholders only
-            (*statuses, self._now() - older_than.total_seconds()),
-        ).rowcount
-
-    def _finish(self, delivery_id: int, status: str, error: str | None) -> None:
-        """Close an in-flight delivery as done or dead (``done_at`` is when it finished)."""
-        self._db.connection().execute(
-            "UPDATE deliveries SET status = ?, last_error = coalesce(?, last_error),"
-            " done_at = ?, leased_until = NULL WHERE id = ? AND status = 'in_flight'",
-            (status, error, self._now(), delivery_id),
-        )
-
-    def _now(self) -> float:
-        return self._clock().timestamp()
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """The write lock at once, so two claims never see the same row (joins an outer one)."""
-        return self._db.transaction()
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    (id_, call_sid, sink, action, payload, status, attempts, last_error, created_at,
-     next_attempt_at) = row
-    return Delivery(
-        id=id_, call_sid=call_sid, sink=sink, action=action, payload=json.loads(payload),
-        status=status, attempts=attempts, last_error=last_error,
-        created_at=datetime.fromtimestamp(created_at, UTC),
-        next_attempt_at=datetime.fromtimestamp(next_attempt_at, UTC),
-    )

@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from hub.cli import main
+from cli.main import main
 
 ADA = {"identityMap": {"Phone": [{"id": "(415) 555-0134", "primary": True}],
                        "Email": [{"id": "ada@example.com"}]},
@@ -77,8 +77,7 @@ def test_lookup_of_an_unusable_number_fails_clearly(runner: CliRunner) -> None:
 def test_simulate_call_can_hang_up_with_signed_status_callbacks(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app import close_app, create_app
-    from hub.services import services
+    from app import close_app, create_app, services
     from tests.e2e.browser import serve
     from tests.support import AUTH_TOKEN, make_settings
 

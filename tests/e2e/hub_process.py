@@ -28,7 +28,7 @@ def cahub_command() -> list[str]:
     script = Path(sys.executable).parent / "cahub"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from hub.cli import main; main(prog_name='cahub')"]
+    return [sys.executable, "-c", "from cli.main import main; main(prog_name='cahub')"]
 
 
 def hub_environment(settings: Mapping[str, str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from app import EXTENSION_KEY
 from hub.models import (
     Ambiguity,
     CallerKind,
@@ -19,11 +20,10 @@ from hub.models import (
     SummaryAudience,
     SummaryEvent,
 )
-from hub.services import EXTENSION_KEY
 from hub.settings import Agent, HubConfig, Settings
-from hub.web.console import bp
-from integrations.screenpop import InProcessScreenPopBroker
+from state.pops.memory import InProcessScreenPopBroker
 from tests.e2e.browser import BROWSER_MARKS, serve
+from web.console import bp
 
 AGENT = Agent(id="ada", name="Ada Agent", client="ada", token="ada-browser-token")
 SCREENSHOT = "/tmp/console.png"

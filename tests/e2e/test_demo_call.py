@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app import close_app, create_app
-from hub.services import services
+from app import close_app, create_app, services
 from integrations.simulate import inbound_call_form, new_call_sid, post_signed
 from lookup.demo import DEMO_CALLER, load_demo
 from tests.e2e.browser import BROWSER_MARKS, serve

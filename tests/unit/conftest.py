@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.outbox import SCHEMA
-from hub.sqlite import ThreadLocalDatabase
+from state.outbox.sqlite import SCHEMA
+from state.sqlite import ThreadLocalDatabase
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -13,17 +13,17 @@ import pytest
 
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
-from hub.ledger import SCHEMA, SqliteCallLedger
 from hub.metrics import HubMetrics
 from hub.models import CallStatusUpdate, Identity, InboundCall, Profile
-from hub.outbox import SCHEMA as OUTBOX_SCHEMA
-from hub.outbox import SqliteOutbox
 from hub.policy import DataUsage
 from hub.ports import ProfileProvider, TransientError
 from hub.routing import AgentRouter
 from hub.settings import Settings
-from hub.sqlite import ThreadLocalDatabase
 from lookup.chain import ProviderChain
+from state.ledger.sqlite import SCHEMA, SqliteCallLedger
+from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
+from state.outbox.sqlite import SqliteOutbox
+from state.sqlite import ThreadLocalDatabase
 from tests.fakes import (
     FailingProvider,
     InMemoryProfileProvider,

@@ -19,9 +19,9 @@ import pytest
 from hub.dispatch import Dispatcher, DrainReport, RetryPolicy
 from hub.metrics import HubMetrics
 from hub.models import Delivery, DeliveryAction, NewDelivery
-from hub.outbox import SCHEMA, SqliteOutbox
 from hub.ports import PermanentError, TransientError
-from hub.sqlite import ThreadLocalDatabase
+from state.outbox.sqlite import SCHEMA, SqliteOutbox
+from state.sqlite import ThreadLocalDatabase
 from tests.fakes import wait_for
 from tests.unit.conftest import T0, FakeClock
 
@@ -375,8 +375,8 @@ CRASHING_WORKER = """
 import sys, time
 from pathlib import Path
 from hub.dispatch import Dispatcher
-from hub.outbox import SCHEMA, SqliteOutbox
-from hub.sqlite import ThreadLocalDatabase
+from state.outbox.sqlite import SCHEMA, SqliteOutbox
+from state.sqlite import ThreadLocalDatabase
 
 class HangingSink:
     name = "crm"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hub.models import DeliveryAction, NewDelivery
-from hub.outbox import SCHEMA, SqliteOutbox
-from hub.sqlite import ThreadLocalDatabase
+from state.outbox.sqlite import SCHEMA, SqliteOutbox
+from state.sqlite import ThreadLocalDatabase
 from tests.unit.conftest import T0, FakeClock
 
 

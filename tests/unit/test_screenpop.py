@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hub.models import CallerKind, CallInfo, Summary
-from integrations.screenpop import InProcessScreenPopBroker
+from state.pops.memory import InProcessScreenPopBroker
 
 
 def summary(number: int, name: str = "Ada Lovelace") -> Summary:

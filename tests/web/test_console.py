@@ -11,11 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app import EXTENSION_KEY
 from hub.models import CallerKind, CallInfo, Summary
-from hub.services import EXTENSION_KEY
 from hub.settings import Agent, HubConfig, Settings
-from hub.web.console import bp
-from integrations.screenpop import InProcessScreenPopBroker
+from state.pops.memory import InProcessScreenPopBroker
+from web.console import bp
 
 ADA = Agent(id="ada", name="Ada Agent", client="ada", token="ada-token-123")
 BOB = Agent(id="bob", name="Bob Agent", client="bob", token="bob-token-456")
@@ -257,7 +257,7 @@ def test_the_console_assets_are_served_from_the_blueprint(console, asset):
 
 def test_only_console_routes_read_the_session_cookie(console_app: Flask, ada: FlaskClient) -> None:
     """A webhook or API request that carries an agent's cookie gets an empty session."""
-    from hub.web.console import SESSION_AGENT, ConsoleSessions
+    from web.console import SESSION_AGENT, ConsoleSessions
 
     console_app.session_interface = ConsoleSessions()
     cookie = ada.get_cookie("session")

@@ -10,9 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import close_app, create_app
+from app import close_app, create_app, services
 from hub.models import Identity, Profile
-from hub.services import services
 from tests.fakes import InMemoryProfileProvider
 from tests.support import ADA_PHONE, AUTH_TOKEN, OTHER_NUMBER, call_form, make_settings, signed_post
 from tests.support import sign as sign_form

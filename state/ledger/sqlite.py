@@ -8,7 +8,7 @@ import time
 
 from hub.models import Summary
 from hub.ports import CallRecord
-from hub.sqlite import ThreadLocalDatabase
+from state.sqlite import ThreadLocalDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (

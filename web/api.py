@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
+from app import services
 from hub.models import CallerKind
 from hub.ports import ProfileProvider
-from hub.services import services
 from hub.summary import build_summary, caller_info
-from hub.web import json_error
+from web import json_error
 
 bp = Blueprint("api", __name__)
 

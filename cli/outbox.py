@@ -7,11 +7,10 @@ from datetime import timedelta
 import click
 from flask import Flask
 
-from app import close_app
-from hub.command_app import command_app
+from app import close_app, services
+from cli.command_app import command_app
 from hub.models import Delivery
-from hub.outbox import SqliteOutbox
-from hub.services import services
+from state.outbox.sqlite import SqliteOutbox
 
 STATUSES = ("pending", "in_flight", "done", "dead")
 

@@ -30,9 +30,9 @@ from flask import (
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.wrappers import Response as HttpResponse
 
+from app import services
 from hub.models import Summary
 from hub.ports import PopStream
-from hub.services import services
 from hub.settings import Agent
 
 bp = Blueprint(

@@ -10,8 +10,8 @@ import time
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
+from app import services
 from hub.models import CallStatusUpdate, InboundCall
-from hub.services import services
 from integrations.twilio import hold_in_queue, is_valid_signature, route_call, signed_url
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The HTTP surface (PRODUCT.md §6): blueprints, JSON errors and request metrics.
+"""The HTTP surface (PRODUCT.md §6), an entry point: blueprints, JSON errors and request metrics.
 
 Handlers only turn a request into a call of a use case and its answer into a response.
 """
@@ -10,7 +10,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from hub.services import services
+from app import services
 
 
 def json_error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -41,10 +41,10 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
-    from hub.web.api import bp as api_bp
-    from hub.web.console import ConsoleSessions
-    from hub.web.console import bp as console_bp
-    from hub.web.twilio import bp as twilio_bp
+    from web.api import bp as api_bp
+    from web.console import ConsoleSessions
+    from web.console import bp as console_bp
+    from web.twilio import bp as twilio_bp
 
     for blueprint in (twilio_bp, api_bp, console_bp):
         app.register_blueprint(blueprint)

@@ -16,9 +16,8 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
-from app import close_app
-from hub.command_app import command_app
-from hub.services import services
+from app import close_app, services
+from cli.command_app import command_app
 from hub.settings import Agent, HubConfig, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
 

@@ -9,15 +9,14 @@ from typing import IO, TYPE_CHECKING, Literal, get_args
 
 import click
 
-from app import close_app
-from hub.command_app import command_app
-from hub.demo import demo
+from app import close_app, services
+from cli.command_app import command_app
+from cli.demo import demo
+from cli.outbox import outbox
 from hub.models import CallerKind
-from hub.outbox_cli import outbox
 from hub.ports import PermanentError
 from hub.privacy import configure_logging
 from hub.render import summary_text
-from hub.services import services
 from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
 from lookup.store import EmbeddedProfileStore, IngestReport

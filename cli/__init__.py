@@ -1,0 +1,1 @@
+"""The ``cahub`` command line (PRODUCT.md §4): an entry point, like ``web``."""
