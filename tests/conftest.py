@@ -14,6 +14,9 @@ from app import close_app, create_app
 from hub.settings import Settings
 from tests.support import make_settings
 
+# Real Redis and PostgreSQL, isolated per test (redis_prefix, postgres_url).
+pytest_plugins = ["tests.backends"]
+
 
 @pytest.fixture(autouse=True)
 def _no_cahub_environment(monkeypatch: pytest.MonkeyPatch) -> None:

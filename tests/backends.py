@@ -1,0 +1,85 @@
+"""Real Redis and PostgreSQL servers for the tests that need them, isolated per test.
+
+The servers are the machine's own (``CAHUB_TEST_REDIS_URL``, default
+``redis://127.0.0.1:6379/0``; ``CAHUB_TEST_POSTGRES_URL``, default
+``postgresql://127.0.0.1:5432/postgres``). Each PostgreSQL test gets a database of its own,
+dropped afterwards; each Redis test a key prefix of its own, whose keys are deleted
+afterwards, so runs in parallel never see each other's data. A server that cannot be
+reached skips the test with the reason (and CI, with CAHUB_NO_SKIP, fails it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+REDIS_URL = os.environ.get("CAHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("CAHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
+
+
+def _database_url(name: str) -> str:
+    """``POSTGRES_URL`` with its database replaced by ``name``."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(POSTGRES_URL)
+    params["dbname"] = name
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The Redis URL, once it answers a PING."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_server: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"cahub-test-{secrets.token_hex(6)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_server)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The maintenance URL of the PostgreSQL server, once it answers."""
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a new, empty database of this test's own, dropped afterwards."""
+    import psycopg
+
+    name = f"cahub_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield _database_url(name)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
