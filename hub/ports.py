@@ -98,6 +98,24 @@ class CallLedger(Protocol):
         ...
 
 
+class SessionRevocations(Protocol):
+    """Agent console sessions ended before their time (a logout), shared by every server.
+
+    A revocation is kept for ``ttl_s`` seconds, as long as the session could otherwise still
+    be used, then forgotten: the store holds no more than the sessions that could be live.
+    """
+
+    def revoke(self, session_id: str, ttl_s: float) -> None:
+        """Refuse ``session_id`` for ``ttl_s`` seconds (never shortening an earlier revocation).
+
+        Raise ``TransientError`` when the store cannot be reached.
+        """
+        ...
+
+    def is_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` was revoked; ``TransientError`` when the store is away."""
+        ...
+
 
 class Sink(Protocol):
     """Somewhere deliveries go: a CRM, the Twilio Messages API, a webhook."""
