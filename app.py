@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import cast
 
 from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
-from hub.ports import ProfileProvider, ScreenPopBroker, Sink
+from hub.ports import ProfileProvider, ScreenPopBroker, SessionRevocations, Sink
 from hub.privacy import install_masking
 from hub.routing import AgentRouter
 from hub.settings import Settings
@@ -36,6 +37,8 @@ from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
 from state.pops.memory import InProcessScreenPopBroker
+from state.sessions.sqlite import SCHEMA as SESSIONS_SCHEMA
+from state.sessions.sqlite import SqliteSessionRevocations
 from state.sqlite import ThreadLocalDatabase
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class HubServices:
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
     hub_db: ThreadLocalDatabase
+    sessions: SessionRevocations
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -134,7 +138,8 @@ def build_services(
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
-    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
+    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE,
+                                 LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
     outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
     sinks = build_sinks(settings, store)
     # Each sink's share of a drain stays within half the lease, so no row outlives it.
@@ -147,7 +152,8 @@ def build_services(
                                notify=dispatcher.notify)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=hub_db)
+                       dispatcher=dispatcher, hub_db=hub_db,
+                       sessions=SqliteSessionRevocations(hub_db))
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -173,7 +179,10 @@ def create_app(
     install_masking()
     app = Flask(__name__.split(".")[0], instance_path=str(Path(settings.data_dir).resolve()))
     app.secret_key = _secret_key(settings, serving=start_background)
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    if settings.proxy_hops:
+        # Only the client address: rate limits count per client, not per load balancer.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=0, x_host=0, x_port=0, x_prefix=0)
     hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)
     if start_background:

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -40,6 +41,7 @@ from lookup.phone import to_e164
 from lookup.store import EmbeddedProfileStore
 
 TOKEN = "bench-auth-token"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 AGENT_TOKEN = "bench-agent-token"
 TO = "+18005550100"
 BLOCK = 50  # webhooks, then as many health checks, in turn
@@ -105,13 +107,27 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
     server.wait(10)
 
 
+def console_session(base: str, token: str) -> requests.Session:
+    """A signed-in agent console, as a browser signs in: the login page, then its form with
+    the page's CSRF token."""
+    session = requests.Session()
+    page = session.get(f"{base}/console", timeout=5).text
+    csrf = CSRF_META.search(page)
+    if csrf is None:
+        raise RuntimeError("the login page carries no CSRF token")
+    reply = session.post(f"{base}/console", data={"token": token, "csrf_token": csrf.group(1)},
+                         allow_redirects=False, timeout=5)
+    if reply.status_code != 303:
+        raise RuntimeError(f"the console login was refused with {reply.status_code}")
+    return session
+
+
 class ConsoleListener(threading.Thread):
     """An agent console: records when each call's first pop arrives."""
 
     def __init__(self, base: str) -> None:
         super().__init__(daemon=True)
-        self.session = requests.Session()
-        self.session.get(f"{base}/console", params={"token": AGENT_TOKEN}, timeout=5)
+        self.session = console_session(base, AGENT_TOKEN)
         self.response = self.session.get(f"{base}/console/events", stream=True, timeout=30)
         self.arrived: dict[str, float] = {}
 

@@ -67,7 +67,8 @@ def _banner(settings: Settings, host: str, port: int) -> str:
     return "\n".join([
         "",
         f"  Agent console ({agent.name}):",
-        f"    {base}/console?token={agent.token.get_secret_value()}",
+        # After "#": browsers never send it, so the token stays out of every server log.
+        f"    {base}/console#token={agent.token.get_secret_value()}",
         "  Place a call from a known customer (in another terminal):",
         f"    CAHUB_TWILIO_AUTH_TOKEN={token} {_cahub_command()} simulate-call "
         f"--from '{DEMO_CALLER}' --to '{to}' --url {base}",

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import limits
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -148,6 +149,22 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     secret_key: SecretStr | None = None
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Agent console sessions: a cookie left unused this long expires (an open console renews
+    # its own), and every session ends this long after its login (a long shift).
+    console_session_idle_s: int = Field(default=3600, ge=1, le=7 * 86400)
+    console_session_max_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
+    # Rate limits, in Flask-Limiter's notation: refused console logins per client address (a
+    # browser that signed in before counts on its own), requests with a wrong API key per
+    # client address, lookups per API key.
+    console_login_limit: str = "10 per minute; 50 per hour"
+    api_auth_limit: str = "20 per minute; 200 per hour"
+    api_lookup_limit: str = "100 per second"
+    # Reverse proxies in front of the hub that append to X-Forwarded-For: the client address
+    # is read that many hops back (0: the connection's own peer; the header is not trusted).
+    proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Several servers: Redis keeps what they share (the rate limits' counters), under a prefix.
+    redis_url: str | None = None
+    redis_prefix: str = "cahub:"
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -228,6 +245,16 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in KNOWN_PROVIDERS]
         if unknown:
             raise ValueError(f"unknown provider(s) {unknown}; choose from {list(KNOWN_PROVIDERS)}")
+        return value
+
+    @field_validator("console_login_limit", "api_auth_limit", "api_lookup_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as '10 per minute': "
+                             f"{exc}") from exc
         return value
 
     @field_validator("crm")

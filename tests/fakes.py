@@ -77,3 +77,26 @@ class RecordingBroker:
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:
         raise NotImplementedError("RecordingBroker only records")
+
+
+class RecordingRevocations:
+    """``SessionRevocations`` in memory, keeping the time to live each revocation was given."""
+
+    def __init__(self) -> None:
+        self.ttls: dict[str, float] = {}
+
+    def revoke(self, session_id: str, ttl_s: float) -> None:
+        self.ttls[session_id] = ttl_s
+
+    def is_revoked(self, session_id: str) -> bool:
+        return session_id in self.ttls
+
+
+class UnreachableRevocations:
+    """A revocation store that cannot be reached (its server is down)."""
+
+    def revoke(self, session_id: str, ttl_s: float) -> None:
+        raise TransientError("the session store is unreachable")
+
+    def is_revoked(self, session_id: str) -> bool:
+        raise TransientError("the session store is unreachable")

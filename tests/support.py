@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,24 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str],
     """POST ``form`` as Twilio would, signed for the test server's URL."""
     signature = sign(token, f"http://localhost{path}", form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/console") -> str:
+    """The CSRF token the console page at ``path`` holds, as its script would read it."""
+    page = client.get(path).get_data(as_text=True)
+    match = CSRF_META.search(page)
+    assert match is not None, f"{path} carries no <meta name=\"csrf-token\">"
+    return match.group(1)
+
+
+def console_login(client: FlaskClient, token: str) -> Any:
+    """Log in as a browser does: the login page, then its form with the CSRF token."""
+    return client.post("/console", data={"token": token, "csrf_token": csrf_token(client)})
+
+
+def console_logout(client: FlaskClient) -> Any:
+    """The console's "Sign out" form, with the page's CSRF token."""
+    return client.post("/console/logout", data={"csrf_token": csrf_token(client)})

@@ -41,14 +41,16 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
+    from web import limits, sessions
     from web.api import bp as api_bp
-    from web.console import ConsoleSessions
     from web.console import bp as console_bp
     from web.twilio import bp as twilio_bp
 
     for blueprint in (twilio_bp, api_bp, console_bp):
         app.register_blueprint(blueprint)
-    app.session_interface = ConsoleSessions()
+    settings = services(app).settings
+    sessions.init_app(app, settings)
+    limits.init_app(app, settings)
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_start_timer)
     app.after_request(_count_request)

@@ -17,7 +17,8 @@ from web import json_error
 bp = Blueprint("api", __name__)
 
 
-def _authorized() -> bool:
+def authorized() -> bool:
+    """Whether the request carries one of ``CAHUB_API_KEYS`` as its bearer token."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -31,7 +32,7 @@ def _authorized() -> bool:
 @bp.get("/api/v1/lookup")
 def lookup() -> tuple[Response, int] | Response:
     """The summary JSON for ``?phone=``, as an agent would see it."""
-    if not _authorized():
+    if not authorized():
         return json_error(401, "unauthorized", "send 'Authorization: Bearer <api key>'")
     raw = request.args.get("phone", "")
     hub = services()

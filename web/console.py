@@ -1,39 +1,42 @@
-"""The agent console: token login, the console page and its server-sent-events stream.
+"""The agent console: sign-in, the console page, its session check and its event stream.
 
-An agent logs in with the token from the TOML ``[[agents]]`` table (``?token=`` once, or the
-login form); the signed Flask session then holds the agent id plus a keyed fingerprint of the
-token, so rotating an agent's token logs out its open consoles. ``/console/events`` streams
-only that agent's pops from the ``ScreenPopBroker`` and honours ``Last-Event-ID``.
+An agent signs in with the token from the TOML ``[[agents]]`` table through the login form.
+The link ``cahub demo`` prints carries the token after ``#``, which browsers never send to a
+server: the login page's script puts it in the form and submits it. A token in the query
+string signs nobody in: a GET cannot carry the CSRF token, and the URL would be kept in
+access logs, proxies' logs and the browser's history. ``web.sessions`` owns the session;
+``/console/events`` streams only the agent's pops from the ``ScreenPopBroker``, honours
+``Last-Event-ID``, and ends with a ``signedout`` event once the session has ended.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from flask import (
     Blueprint,
-    Flask,
-    Request,
     Response,
     current_app,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_limiter import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as HttpResponse
 
 from app import services
 from hub.models import Summary
 from hub.ports import PopStream
 from hub.settings import Agent
+from web import sessions
+from web.limits import remember_browser, retry_after_s
 
 bp = Blueprint(
     "console",
@@ -43,63 +46,74 @@ bp = Blueprint(
     static_url_path="/console/static",
 )
 
-SESSION_AGENT = "console_agent"
-SESSION_FINGERPRINT = "console_token"
 LOGIN_REFUSED = "That token is not valid. Check it, or ask your supervisor for a new one."
+FORM_EXPIRED = "This sign-in form expired. Sign in again."
+TOO_MANY = "Too many refused sign-ins from here. Try again in {wait} s."
+OLD_LINK = ("Links with ?token= no longer sign in: the token would be kept in server logs. "
+            "Use a link with #token= instead, or sign in below.")
+SIGNED_OUT = "event: signedout\ndata: {}\n\n"
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 
-class ConsoleSessions(SecureCookieSessionInterface):
-    """The signed session cookie is the console's alone. Other routes (Twilio's webhooks,
-    the API) get an empty session and never read the cookie: it means nothing to them,
-    and a webhook is spared the cost of checking it."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path != "/console" and not request.path.startswith("/console/"):
-            return self.session_class()
-        return super().open_session(app, request)
-
-
 @bp.get("/console")
 def page() -> HttpResponse:
-    """The console for a logged-in agent; ``?token=`` logs in; otherwise the login form."""
-    token = request.args.get("token")
-    if token is not None:
-        return _log_in(token)
-    agent = _session_agent()
-    if agent is None:
-        return _html(render_template("console_login.html"))
+    """The console for a signed-in agent; otherwise the login form."""
+    console = sessions.current()
+    if console is None:
+        notice = OLD_LINK if "token" in request.args else None
+        return _login_page(notice=notice)
+    settings = services().settings
     currency = current_app.config.get("CAHUB_CONSOLE_CURRENCY", "USD")
-    return _html(render_template("console.html", agent=agent, currency=currency))
+    renew_ms = settings.console_session_idle_s * 1000 // 3
+    return _html(render_template("console.html", agent=console.agent, currency=currency,
+                                 renew_ms=renew_ms))
 
 
 @bp.post("/console")
 def log_in() -> HttpResponse:
-    """The login form's target."""
-    return _log_in(request.form.get("token", ""))
+    """The login form's target: a good token starts a new session."""
+    agent = _agent_for_token(request.form.get("token", ""))
+    if agent is None:
+        return _login_page(error=LOGIN_REFUSED, status=403)
+    sessions.end()  # whoever was signed in on this browser is signed out first
+    sessions.start(agent)
+    response = redirect(url_for("console.page"), code=303)
+    remember_browser(response, agent)
+    return response
 
 
 @bp.post("/console/logout")
 def log_out() -> HttpResponse:
-    """Forget the agent; the console's stream stops at its next reconnect."""
-    session.pop(SESSION_AGENT, None)
-    session.pop(SESSION_FINGERPRINT, None)
+    """End the session on every server; an open stream of it ends at its next keep-alive."""
+    sessions.end()
     return redirect(url_for("console.page"), code=303)
+
+
+@bp.get("/console/session")
+def session_check() -> HttpResponse:
+    """Whether the console is still signed in; asking renews the cookie (the page asks)."""
+    console = sessions.current()
+    if console is None:
+        return _unauthorized()
+    ends_in = console.since + services().settings.console_session_max_s - time.time()
+    response = jsonify(agent=console.agent.id, ends_in_s=int(ends_in))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/console/events")
 def events() -> HttpResponse:
-    """The logged-in agent's screen pops as ``text/event-stream``."""
-    agent = _session_agent()
-    if agent is None:
+    """The signed-in agent's screen pops as ``text/event-stream``."""
+    console = sessions.current()
+    if console is None:
         return _unauthorized()
-    stream = services().broker.subscribe(agent.id, _last_event_id())
+    stream = services().broker.subscribe(console.agent.id, _last_event_id())
     keepalive = float(current_app.config.get("CAHUB_SSE_KEEPALIVE", 15.0))
     response = Response(
-        stream_with_context(_event_stream(stream, keepalive)),
+        stream_with_context(_event_stream(stream, keepalive, lambda: sessions.is_open(console))),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -117,12 +131,23 @@ def _last_event_id() -> str | None:
     return request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or None
 
 
-def _event_stream(stream: PopStream, keepalive: float) -> Iterator[str]:
-    """``retry`` first, then each pop as a ``screenpop`` event, with keep-alive comments."""
+def _event_stream(stream: PopStream, keepalive: float,
+                  still_open: Callable[[], bool]) -> Iterator[str]:
+    """``retry`` first, then each pop as a ``screenpop`` event, with keep-alive comments.
+
+    At least once a keep-alive interval (pops or none) the session is checked; once it has
+    ended, a ``signedout`` event ends the stream and no further pop is sent.
+    """
     try:
         yield "retry: 2000\n\n"
+        check_at = time.monotonic() + keepalive
         while True:
             pop = stream.next(keepalive)
+            if time.monotonic() >= check_at:
+                if not still_open():
+                    yield SIGNED_OUT
+                    return
+                check_at = time.monotonic() + keepalive
             yield ": keep-alive\n\n" if pop is None else format_event(*pop)
     finally:
         stream.close()
@@ -132,17 +157,6 @@ def format_event(event_id: str, summary: Summary) -> str:
     """One SSE ``screenpop`` event whose data is the summary JSON on a single line."""
     data = json.dumps(summary.to_json_dict(), separators=(",", ":"))
     return f"id: {event_id}\nevent: screenpop\ndata: {data}\n\n"
-
-
-def _log_in(token: str) -> HttpResponse:
-    agent = _agent_for_token(token)
-    if agent is None:
-        return _html(render_template("console_login.html", error=LOGIN_REFUSED), status=403)
-    session.clear()
-    session[SESSION_AGENT] = agent.id
-    session[SESSION_FINGERPRINT] = _fingerprint(agent)
-    # Redirecting takes the token out of the address bar and the browser history.
-    return redirect(url_for("console.page"), code=303)
 
 
 def _agent_for_token(token: str) -> Agent | None:
@@ -155,22 +169,28 @@ def _agent_for_token(token: str) -> Agent | None:
     return found if offered else None
 
 
-def _session_agent() -> Agent | None:
-    """The logged-in agent, while it still exists with the token it logged in with."""
-    agent_id = session.get(SESSION_AGENT)
-    agent = services().settings.agent(agent_id) if isinstance(agent_id, str) else None
-    if agent is None:
-        return None
-    fingerprint = str(session.get(SESSION_FINGERPRINT, ""))
-    return agent if hmac.compare_digest(fingerprint, _fingerprint(agent)) else None
+@bp.errorhandler(CSRFError)
+def _csrf_failed(exc: CSRFError) -> HttpResponse | tuple[Response, int]:
+    """The login form shows itself again; a sign-out that failed its check changes nothing
+    (the console shows again); other console requests get the JSON error."""
+    if request.endpoint == "console.log_in":
+        return _login_page(error=FORM_EXPIRED, status=400)
+    if request.endpoint == "console.log_out":
+        return redirect(url_for("console.page"), code=303)
+    return sessions.csrf_failed(exc)
 
 
-def _fingerprint(agent: Agent) -> str:
-    """A keyed digest of the agent's token: changes when the token does, reveals nothing."""
-    key = current_app.secret_key or ""
-    key_bytes = key.encode() if isinstance(key, str) else key
-    token = agent.token.get_secret_value().encode()
-    return hmac.new(key_bytes, b"console:" + token, hashlib.sha256).hexdigest()[:32]
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(exc: RateLimitExceeded) -> HttpResponse:
+    wait = retry_after_s()
+    response = _login_page(error=TOO_MANY.format(wait=wait), status=429)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _login_page(error: str | None = None, notice: str | None = None,
+                status: int = 200) -> Response:
+    return _html(render_template("console_login.html", error=error, notice=notice), status)
 
 
 def _html(body: str, status: int = 200) -> Response:
@@ -178,7 +198,8 @@ def _html(body: str, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = PAGE_POLICY
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # The CSRF check over https compares the Referer with the host; no other site gets one.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 
-from app import EXTENSION_KEY
+from app import close_app, create_app, services
 from hub.models import (
     Ambiguity,
     CallerKind,
@@ -20,10 +21,9 @@ from hub.models import (
     SummaryAudience,
     SummaryEvent,
 )
-from hub.settings import Agent, HubConfig, Settings
-from state.pops.memory import InProcessScreenPopBroker
+from hub.settings import Agent, HubConfig
 from tests.e2e.browser import BROWSER_MARKS, serve
-from web.console import bp
+from tests.support import make_settings
 
 AGENT = Agent(id="ada", name="Ada Agent", client="ada", token="ada-browser-token")
 SCREENSHOT = "/tmp/console.png"
@@ -54,33 +54,45 @@ def rich_summary(sid_number: int = 1, **changes: Any) -> Summary:
 
 def _trigger_pop(app: Flask, agent_id: str, summary: Summary) -> None:
     """Make the hub pop ``summary`` on ``agent_id``'s console (later: a signed /twilio/voice)."""
-    app.extensions[EXTENSION_KEY].broker.publish(agent_id, summary)
+    services(app).broker.publish(agent_id, summary)
 
 
 @pytest.fixture
-def console_app() -> Flask:
-    app = Flask(__name__)
-    app.secret_key = "browser-test-secret"
+def console_app(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(make_settings(tmp_path, hub=HubConfig(agents=(AGENT,))),
+                     start_background=False)
     app.config["CAHUB_SSE_KEEPALIVE"] = 0.25
-    settings = Settings(_env_file=None, hub=HubConfig(agents=(AGENT,)))
-    app.extensions[EXTENSION_KEY] = SimpleNamespace(settings=settings,
-                                                    broker=InProcessScreenPopBroker())
-    app.register_blueprint(bp)
-    return app
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
-def base_url(console_app: Flask) -> Iterator[str]:
+def requested(console_app: Flask) -> list[str]:
+    """Every URL the server was asked for (path and query), as an access log would show it."""
+    urls: list[str] = []
+    inner = console_app.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        query = environ.get("QUERY_STRING", "")
+        urls.append(environ["PATH_INFO"] + (f"?{query}" if query else ""))
+        return inner(environ, start_response)
+
+    console_app.wsgi_app = recording  # type: ignore[method-assign]
+    return urls
+
+
+@pytest.fixture
+def base_url(console_app: Flask, requested: list[str]) -> Iterator[str]:
     with serve(console_app) as url:
         yield url
 
 
 @pytest.fixture
 def live_console(page: Any, base_url: str) -> Any:
-    """The console, logged in and connected to its event stream."""
+    """The console, logged in through the URL ``cahub demo`` prints, and connected."""
     from playwright.sync_api import expect
 
-    page.goto(f"{base_url}/console?token={AGENT.token.get_secret_value()}")
+    page.goto(f"{base_url}/console#token={AGENT.token.get_secret_value()}")
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
     return page
 
@@ -141,6 +153,43 @@ def test_signing_out_returns_to_the_login_form(live_console):
     live_console.get_by_test_id("logout").click()
 
     expect(live_console.get_by_test_id("token-input")).to_be_visible()
+
+
+def test_the_fragment_login_keeps_the_token_out_of_every_url_the_server_sees(
+        live_console, base_url, requested):
+    token = AGENT.token.get_secret_value()
+
+    assert f"{base_url}/console" == live_console.url
+    assert [] == [url for url in requested if token in url]
+
+
+def test_after_logout_the_old_cookie_no_longer_opens_the_stream(console_app, live_console,
+                                                                base_url):
+    from playwright.sync_api import expect
+
+    _trigger_pop(console_app, "ada", rich_summary())
+    expect(live_console.get_by_test_id("caller-name")).to_have_text("Grace Hopper")
+    saved = {c["name"]: c["value"] for c in live_console.context.cookies()}
+
+    live_console.get_by_test_id("logout").click()
+    expect(live_console.get_by_test_id("token-input")).to_be_visible()
+
+    reply = requests.get(f"{base_url}/console/events", cookies=saved, stream=True, timeout=5)
+    reply.close()
+    assert 401 == reply.status_code
+
+
+def test_signing_out_in_one_tab_signs_out_the_others_open_console(live_console):
+    from playwright.sync_api import expect
+
+    other_tab = live_console.context.new_page()
+    other_tab.goto(live_console.url)
+    expect(other_tab.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+
+    other_tab.get_by_test_id("logout").click()
+
+    expect(live_console.get_by_test_id("connection")).to_have_attribute(
+        "data-state", "signed-out", timeout=3000)
 
 
 def shared_number_summary() -> Summary:

@@ -31,7 +31,7 @@ def test_a_simulated_call_pops_the_callers_card(demo_app: Flask, page: Any) -> N
     from playwright.sync_api import expect
 
     with serve(demo_app) as base:
-        page.goto(f"{base}/console?token=grace-token")
+        page.goto(f"{base}/console#token=grace-token")
         expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
         form = inbound_call_form(new_call_sid(), DEMO_CALLER, AGENT_NUMBER, "AC" + "0" * 32)
         reply = post_signed(f"{base}/twilio/voice", form, AUTH_TOKEN)

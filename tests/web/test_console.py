@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import EXTENSION_KEY
+from app import close_app, create_app, services
 from hub.models import CallerKind, CallInfo, Summary
-from hub.settings import Agent, HubConfig, Settings
+from hub.settings import Agent, HubConfig
 from state.pops.memory import InProcessScreenPopBroker
-from web.console import bp
+from tests.support import console_login, console_logout, make_settings
 
 ADA = Agent(id="ada", name="Ada Agent", client="ada", token="ada-token-123")
 BOB = Agent(id="bob", name="Bob Agent", client="bob", token="bob-token-456")
 
 
-def hub_settings(*agents: Agent) -> Settings:
-    return Settings(_env_file=None, hub=HubConfig(agents=agents or (ADA, BOB)))
+def with_agents(app: Flask, *agents: Agent) -> None:
+    """Reconfigure the running app's agents (a token rotated, an agent removed)."""
+    hub = services(app)
+    hub.settings = hub.settings.model_copy(update={"hub": HubConfig(agents=agents)})
 
 
 def summary(sid_number: int = 1, name: str | None = "Grace Hopper") -> Summary:
@@ -32,19 +34,17 @@ def summary(sid_number: int = 1, name: str | None = "Grace Hopper") -> Summary:
 
 
 @pytest.fixture
-def console_app() -> Flask:
-    app = Flask(__name__)
-    app.secret_key = "console-test-secret"
+def console_app(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(make_settings(tmp_path, hub=HubConfig(agents=(ADA, BOB))),
+                     start_background=False)
     app.config["CAHUB_SSE_KEEPALIVE"] = 0.02
-    broker = InProcessScreenPopBroker()
-    app.extensions[EXTENSION_KEY] = SimpleNamespace(settings=hub_settings(), broker=broker)
-    app.register_blueprint(bp)
-    return app
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
 def broker(console_app: Flask) -> InProcessScreenPopBroker:
-    return console_app.extensions[EXTENSION_KEY].broker  # type: ignore[no-any-return]
+    return services(console_app).broker  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def console(console_app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def ada(console: FlaskClient) -> FlaskClient:
-    console.get(f"/console?token={ADA.token.get_secret_value()}")
+    console_login(console, ADA.token.get_secret_value())
     return console
 
 
@@ -90,13 +90,22 @@ def test_the_console_without_a_session_shows_the_login_form(console):
     assert b'name="token"' in response.data
 
 
-def test_a_good_token_logs_in_and_redirects_the_token_out_of_the_url(console):
-    response = console.get("/console?token=ada-token-123")
+def test_a_good_token_logs_in_and_redirects_to_the_console(console):
+    response = console_login(console, "ada-token-123")
 
     assert response.status_code == 303
     assert response.headers["Location"] == "/console"
-    with console.session_transaction() as session:
+    with console.session_transaction("/console") as session:
         assert session["console_agent"] == "ada"
+
+
+def test_a_token_in_the_query_string_does_not_log_in(console):
+    response = console.get("/console?token=ada-token-123")
+
+    assert response.status_code == 200
+    assert b'name="token"' in response.data
+    assert b"#token=" in response.data
+    assert console.get("/console/events").status_code == 401
 
 
 def test_the_logged_in_console_names_the_agent(ada):
@@ -108,7 +117,7 @@ def test_the_logged_in_console_names_the_agent(ada):
 
 
 def test_the_login_form_posts_the_token(console):
-    response = console.post("/console", data={"token": "bob-token-456"})
+    response = console_login(console, "bob-token-456")
 
     assert response.status_code == 303
     assert b"Bob Agent" in console.get("/console").data
@@ -116,16 +125,12 @@ def test_the_login_form_posts_the_token(console):
 
 @pytest.mark.parametrize("token", ["wrong", "", "ada-token-12", "ada-token-1234", "ädä"])
 def test_a_wrong_token_gets_the_form_again_with_a_message_and_403(console, token):
-    response = console.post("/console", data={"token": token})
+    response = console_login(console, token)
 
     assert response.status_code == 403
     assert b"not valid" in response.data
-    with console.session_transaction() as session:
+    with console.session_transaction("/console") as session:
         assert "console_agent" not in session
-
-
-def test_a_wrong_token_in_the_url_is_refused_too(console):
-    assert console.get("/console?token=nope").status_code == 403
 
 
 def test_the_console_page_forbids_framing_and_caching(ada):
@@ -136,7 +141,7 @@ def test_the_console_page_forbids_framing_and_caching(ada):
 
 
 def test_logout_forgets_the_agent(ada):
-    response = ada.post("/console/logout")
+    response = console_logout(ada)
 
     assert response.status_code == 303
     assert ada.get("/console/events").status_code == 401
@@ -144,13 +149,13 @@ def test_logout_forgets_the_agent(ada):
 
 def test_rotating_an_agents_token_logs_out_its_consoles(console_app, ada):
     rotated = Agent(id="ada", name="Ada Agent", client="ada", token="a-new-token")
-    console_app.extensions[EXTENSION_KEY].settings = hub_settings(rotated, BOB)
+    with_agents(console_app, rotated, BOB)
 
     assert ada.get("/console/events").status_code == 401
 
 
 def test_a_session_for_an_agent_no_longer_configured_is_not_honoured(console_app, ada):
-    console_app.extensions[EXTENSION_KEY].settings = hub_settings(BOB)
+    with_agents(console_app, BOB)
 
     assert b'name="token"' in ada.get("/console").data
 
@@ -246,7 +251,7 @@ def test_a_stream_closed_before_it_started_ends_the_subscription_too(ada, broker
     assert broker.listening("ada") == 0
 
 
-@pytest.mark.parametrize("asset", ["console.js", "console.css"])
+@pytest.mark.parametrize("asset", ["console.js", "console_login.js", "console.css"])
 def test_the_console_assets_are_served_from_the_blueprint(console, asset):
     response = console.get(f"/console/static/{asset}")
     response.close()
@@ -254,15 +259,22 @@ def test_the_console_assets_are_served_from_the_blueprint(console, asset):
     assert response.status_code == 200
 
 
+def test_the_console_assets_are_served_without_the_session_cookie(ada):
+    response = ada.get("/console/static/console.js")
+    response.close()
+
+    assert [] == response.headers.getlist("Set-Cookie")
+
+
 
 def test_only_console_routes_read_the_session_cookie(console_app: Flask, ada: FlaskClient) -> None:
     """A webhook or API request that carries an agent's cookie gets an empty session."""
-    from web.console import SESSION_AGENT, ConsoleSessions
+    from web.sessions import SESSION_AGENT
 
-    console_app.session_interface = ConsoleSessions()
-    cookie = ada.get_cookie("session")
+    name = console_app.config["SESSION_COOKIE_NAME"]
+    cookie = ada.get_cookie(name, path="/console")
     assert cookie is not None
-    headers = {"Cookie": f"session={cookie.value}"}
+    headers = {"Cookie": f"{name}={cookie.value}"}
     for path in ("/console", "/console/events"):
         assert _opened(console_app, path, headers).get(SESSION_AGENT) == "ada"
     for path in ("/twilio/voice", "/api/v1/lookup", "/consoles"):

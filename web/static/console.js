@@ -4,8 +4,10 @@
  * HTML). A later pop for the same call sid replaces that call's card where it stands; other
  * pops go on top. The EventSource reconnects by itself and sends Last-Event-ID, so the
  * server replays what was missed; when the browser gives up (a proxy error, a restart, a
- * signed-out session) we probe the stream, then reconnect with the last id as a query
- * parameter, or say that the agent has been signed out.
+ * signed-out session) we ask whether the session is still open, then reconnect with the last
+ * id as a query parameter, or say that the agent has been signed out. A session that ends
+ * while the stream is open (a sign-out in another tab or on another device, the end of the
+ * shift) ends the stream with a "signedout" event.
  */
 (() => {
   "use strict";
@@ -18,6 +20,8 @@
 
   const body = document.body;
   const eventsUrl = body.dataset.eventsUrl;
+  const sessionUrl = body.dataset.sessionUrl;
+  const renewMs = Math.max(Number(body.dataset.renewMs) || 0, 5000);
   const list = document.querySelector('[data-testid="cards"]');
   const empty = document.querySelector('[data-testid="empty"]');
   const announcer = document.querySelector('[data-testid="announcer"]');
@@ -31,6 +35,7 @@
   let source = null;
   let lastEventId = "";
   let retryDelay = 1000;
+  let signedOut = false;
 
   function currencyFormat(currency) {
     try {
@@ -298,6 +303,14 @@
     source.addEventListener("open", () => { retryDelay = 1000; setConnection("live", "Live"); });
     source.addEventListener("error", onError);
     source.addEventListener("screenpop", onPop);
+    source.addEventListener("signedout", signOut);
+  }
+
+  /* The session ended (signed out in another tab or elsewhere, or the shift is over). */
+  function signOut() {
+    signedOut = true;
+    if (source) source.close();
+    setConnection("signed-out", "Signed out — reload to sign in");
   }
 
   function onPop(message) {
@@ -318,10 +331,8 @@
 
   async function probe() {
     try {
-      const controller = new AbortController();
-      const response = await fetch(eventsUrl, { cache: "no-store", signal: controller.signal });
-      controller.abort();
-      if (response.status === 401) return setConnection("signed-out", "Signed out — reload to sign in");
+      const response = await fetch(sessionUrl, { cache: "no-store" });
+      if (response.status === 401) return signOut();
     } catch (error) {
       /* the hub is unreachable: keep trying */
     }
@@ -329,12 +340,28 @@
     window.setTimeout(connect, retryDelay);
   }
 
+  /* The session's cookie expires when unused: the open console renews it now and then (the
+   * stream alone would not), and so also learns early that its session has ended. */
+  async function renewSession() {
+    if (signedOut) return;
+    try {
+      const response = await fetch(sessionUrl, { cache: "no-store" });
+      if (response.status === 401) signOut();
+    } catch (error) {
+      /* the hub is unreachable: the stream's reconnects take care of it */
+    }
+  }
+
   /* Close the stream before leaving, so signing out never shows as a broken connection. */
   const logoutForm = document.querySelector("[data-testid=logout-form]");
   if (logoutForm) logoutForm.addEventListener("submit", () => { if (source) source.close(); });
   window.addEventListener("pagehide", () => { if (source) source.close(); });
 
+  /* A sign-in link's #token= has done its work on the login page: keep it out of sight. */
+  if (window.location.hash) window.history.replaceState(null, "", window.location.pathname);
+
   trimFeed();
   connect();
   window.setInterval(refreshRelativeTimes, 30000);
+  window.setInterval(renewSession, renewMs);
 })();
