@@ -35,6 +35,7 @@ from web import json_error
 from web.api import authorized
 
 LIMITER_KEY = "cahub.limiter"
+LIMITED = ("console.log_in", "api.lookup")
 KNOWN_BROWSER_COOKIE = "cahub_known_browser"
 KNOWN_BROWSER_DAYS = 30
 REDIS_TIMEOUT_S = 0.5
@@ -120,11 +121,16 @@ def _storage(settings: Settings) -> tuple[str, dict[str, str | float]]:
 def init_app(app: Flask, settings: Settings) -> None:
     """Limit the login form and the lookup API."""
     uri, options = _storage(settings)
-    limiter = Limiter(client_address, storage_uri=uri, storage_options=options,  # type: ignore[arg-type]
+    # A moving window counts exactly (a sliding-window counter lets a guess more through at
+    # a window's edge); a store error is logged and the limiter falls back to memory.
+    limiter = Limiter(client_address, storage_uri=uri,
+                      storage_options=options,  # type: ignore[arg-type]  # redis-py takes float timeouts
                       strategy="moving-window", swallow_errors=True,
                       in_memory_fallback_enabled=True)
     limiter.init_app(app)
     app.extensions[LIMITER_KEY] = limiter
+    # Only the views below are limited: other requests (webhooks above all) skip the check.
+    limiter.request_filter(lambda: request.endpoint not in LIMITED)
     _limit(app, "console.log_in", limiter.limit(
         settings.console_login_limit, key_func=_login_key, deduct_when=_answered(403),
         error_message="too many refused sign-ins from here"))
@@ -139,4 +145,5 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def _limit(app: Flask, endpoint: str, decorator: Callable[[Callable[..., object]], object]) -> None:
     """Apply a limit to one app's view: each app has a limiter of its own."""
+    # Flask types views as returning responses; the decorator keeps that, untyped.
     app.view_functions[endpoint] = decorator(app.view_functions[endpoint])  # type: ignore[assignment]
