@@ -143,6 +143,17 @@ def test_an_open_stream_of_a_logged_out_session_ends_at_its_next_keepalive(serve
     assert time.monotonic() - started < 1.0  # the keep-alive is 0.05 s here, 15 s by default
 
 
+def test_an_open_stream_ends_when_its_agents_token_is_rotated(server, ada):
+    stream = ada.get("/console/events")
+    next(iter(stream.response))
+    rotated = Agent(id="ada", name="Ada Agent", client="ada", token="a-new-token")
+    hub = services(server)
+
+    hub.settings = hub.settings.model_copy(update={"hub": HubConfig(agents=(rotated, BOB))})
+
+    assert "signedout" == events_until_end(stream)[-1]
+
+
 def test_the_revocation_lasts_as_long_as_the_session_could_be_used(server, ada):
     revocations = services(server).sessions = RecordingRevocations()
     with ada.session_transaction("/console") as session:
