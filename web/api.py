@@ -67,7 +67,7 @@ def _provider_check(provider: ProfileProvider) -> dict[str, object]:
 
 
 def _ping_state() -> None:
-    services().hub_db.connection().execute("SELECT 1 FROM calls LIMIT 1")
+    services().hub_db.ping()
 
 
 @bp.get("/healthz")

@@ -22,8 +22,7 @@ from hub.models import Delivery, DeliveryAction, NewDelivery
 from hub.ports import PermanentError, TransientError
 from state.outbox.sqlite import SCHEMA, SqliteOutbox
 from state.sqlite import ThreadLocalDatabase
-from tests.fakes import wait_for
-from tests.unit.conftest import T0, FakeClock
+from tests.fakes import T0, FakeClock, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NO_JITTER = RetryPolicy(jitter=lambda low, high: high)
@@ -308,6 +307,22 @@ def test_the_background_thread_delivers_soon_after_notify(outbox: SqliteOutbox) 
         worker.notify()
         assert wait_for(lambda: sink.delivered, timeout=2)
         assert time.perf_counter() - started < 0.5
+    finally:
+        worker.stop()
+
+
+def test_the_background_thread_deletes_rows_delivered_longer_ago_than_kept(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    outbox.enqueue([new(1), new(2)])
+    dispatcher(outbox, clock, RecordingSink()).drain_once()
+    clock.advance(3 * 3600)
+    outbox.enqueue([new(3)])
+    worker = Dispatcher(outbox, {"crm": RecordingSink()}, clock=clock,
+                        keep_done=timedelta(hours=2))
+    worker.start()
+    try:
+        assert wait_for(lambda: [new(3).call_sid] == [d.call_sid for d in outbox.list()])
     finally:
         worker.stop()
 

@@ -1,0 +1,83 @@
+"""PostgreSQL connections for the hub's state: one pool per app, transactions bound to the caller.
+
+``create_app`` builds one ``PostgresDatabase`` from ``CAHUB_DATABASE_URL``; every adapter
+that keeps state in PostgreSQL borrows from its pool. A statement outside a transaction
+borrows a connection (in autocommit) for itself alone. ``transaction()`` keeps one
+connection for its whole block and binds it to the current thread or greenlet (a context
+variable), so the adapters' calls inside it, and nested ``transaction()`` calls, join it:
+a call's ledger row and its deliveries are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from state.migrations import migrate
+
+Connection = psycopg.Connection[tuple[object, ...]]
+# How long a request waits for a free connection before it fails (the pool is exhausted).
+CHECKOUT_TIMEOUT_S = 5.0
+
+
+class PostgresDatabase:
+    """A pool of connections to one database, with transactions that nested calls join."""
+
+    def __init__(self, url: str, max_size: int = 10, *, name: str = "cahub") -> None:
+        self._bound: ContextVar[Connection | None] = ContextVar(f"{name}-transaction",
+                                                                default=None)
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url, min_size=1, max_size=max_size, name=name, open=False,
+            kwargs={"autocommit": True}, timeout=CHECKOUT_TIMEOUT_S,
+            # A connection broken by a database restart is replaced, not handed out.
+            check=ConnectionPool.check_connection,
+        )
+
+    @classmethod
+    def open(cls, url: str, max_size: int = 10) -> PostgresDatabase:
+        """Bring the schema up to date (safe with several servers starting), then connect."""
+        migrate(url)
+        database = cls(url, max_size)
+        database._pool.open(wait=True, timeout=CHECKOUT_TIMEOUT_S)
+        return database
+
+    @property
+    def pool(self) -> ConnectionPool[Connection]:
+        """The pool itself, for other PostgreSQL adapters of the same app to share."""
+        return self._pool
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """The transaction's connection when one is open here; otherwise one of the pool's."""
+        bound = self._bound.get()
+        if bound is not None:
+            yield bound
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on one connection; calls made inside it (nested ones too) join it."""
+        bound = self._bound.get()
+        if bound is not None:
+            yield bound
+            return
+        with self._pool.connection() as conn, conn.transaction():
+            token = self._bound.set(conn)
+            try:
+                yield conn
+            finally:
+                self._bound.reset(token)
+
+    def ping(self) -> None:
+        """Raise when the database cannot be reached or the hub's tables are missing."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1 FROM calls LIMIT 1")
+
+    def close(self) -> None:
+        self._pool.close()
