@@ -118,8 +118,13 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="cahub-dispatcher", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread; deliveries still running stay leased and are retried later."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop, giving running groups ``timeout`` s to end; True when every one ended.
+
+        A group ends after its current delivery and puts the rest of its rows back, due
+        now; a delivery still running after ``timeout`` stays leased, retried later.
+        """
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -129,6 +134,14 @@ class Dispatcher:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        while self._running() and time.monotonic() < deadline:
+            self._wake.wait(0.05)  # each group that ends sets it
+            self._wake.clear()
+        return not self._running()
+
+    def _running(self) -> bool:
+        with self._lock:
+            return bool(self._busy)
 
     def drain_once(self, limit: int = DRAIN_LIMIT) -> DrainReport:
         """Claim up to ``limit`` due deliveries of the sinks not busy, and make them."""
@@ -192,16 +205,23 @@ class Dispatcher:
         self._wake.set()
 
     def _run_group(self, group: Sequence[Delivery], started: float) -> list[str]:
-        """One sink's deliveries in order; once the budget is spent, the rest go back."""
+        """One sink's deliveries in order; once the budget is spent or the dispatcher
+        stops, the rest go back."""
         outcomes = []
         for delivery in group:
-            if time.perf_counter() - started > self._budget:
-                self._outbox.mark_failed(delivery.id, "not attempted: drain ran out of time",
-                                         self._clock())
+            if skipped := self._why_not_now(started):
+                self._outbox.mark_failed(delivery.id, f"not attempted: {skipped}", self._clock())
                 outcomes.append(self._count(delivery, "retry"))
             else:
                 outcomes.append(self._count(delivery, self._attempt(delivery)))
         return outcomes
+
+    def _why_not_now(self, started: float) -> str | None:
+        if self._stopping.is_set():
+            return "the dispatcher stopped"
+        if time.perf_counter() - started > self._budget:
+            return "drain ran out of time"
+        return None
 
     def _attempt(self, delivery: Delivery) -> str:
         sink = self._sinks.get(delivery.sink)

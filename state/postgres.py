@@ -22,6 +22,8 @@ from state.migrations import migrate
 Connection = psycopg.Connection[tuple[object, ...]]
 # How long a request waits for a free connection before it fails (the pool is exhausted).
 CHECKOUT_TIMEOUT_S = 5.0
+# How long a health check waits: a load balancer should hear of a lost database at once.
+PING_TIMEOUT_S = 2.0
 
 
 class PostgresDatabase:
@@ -76,7 +78,7 @@ class PostgresDatabase:
 
     def ping(self) -> None:
         """Raise when the database cannot be reached or the hub's tables are missing."""
-        with self.connection() as conn:
+        with self._pool.connection(timeout=PING_TIMEOUT_S) as conn:
             conn.execute("SELECT 1 FROM calls LIMIT 1")
 
     def close(self) -> None:

@@ -327,6 +327,32 @@ def test_the_background_thread_deletes_rows_delivered_longer_ago_than_kept(
         worker.stop()
 
 
+def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    crm = BlockingSink()
+    outbox.enqueue([new(1), new(2), new(3)])
+    worker = Dispatcher(outbox, {"crm": crm}, clock=clock, idle=0.01)
+    worker.start()
+    assert wait_for(lambda: "in_flight" in statuses(outbox), timeout=2)
+    threading.Timer(0.2, crm.release.set).start()
+    assert worker.stop(timeout=5)
+    due_now = [d for d in outbox.list() if d.status == "pending" and d.next_attempt_at == T0]
+    assert (1, 2) == (len(crm.delivered), len(due_now))
+
+
+def test_a_delivery_hung_past_the_stop_timeout_stays_leased(outbox: SqliteOutbox) -> None:
+    crm = BlockingSink()
+    outbox.enqueue([new(1)])
+    worker = Dispatcher(outbox, {"crm": crm}, idle=0.01)
+    worker.start()
+    assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+    try:
+        assert (False, ["in_flight"]) == (worker.stop(timeout=0.2), statuses(outbox))
+    finally:
+        crm.release.set()
+
+
 def test_a_hung_crm_request_does_not_delay_an_sms_enqueued_after_it(
     outbox: SqliteOutbox,
 ) -> None:
