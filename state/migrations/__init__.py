@@ -10,6 +10,7 @@ failed migration leaves the schema as it was.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 # pg_advisory_xact_lock's key: "cahub_db" in ASCII, so no other application's lock collides.
 LOCK_KEY = int.from_bytes(b"cahub_db", "big")
@@ -30,6 +32,8 @@ _in_process = threading.Lock()
 def migrate(url: str) -> list[str]:
     """Apply every revision ``url``'s database lacks; return those this call applied."""
     applied: list[str] = []
+    # Alembic narrates every start (plugins, dialect); the hub says what was applied.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(HERE))
     # The URL is handed to psycopg as it is (a URL or a key=value string alike).
@@ -42,4 +46,6 @@ def migrate(url: str) -> list[str]:
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+    if applied:
+        log.info("database schema migrated: %s applied", ", ".join(applied))
     return applied
