@@ -6,6 +6,9 @@ borrows a connection (in autocommit) for itself alone. ``transaction()`` keeps o
 connection for its whole block and binds it to the current thread or greenlet (a context
 variable), so the adapters' calls inside it, and nested ``transaction()`` calls, join it:
 a call's ledger row and its deliveries are committed together or not at all.
+psycopg's errors leave here as the hub's own: a lost connection, an exhausted pool, a
+deadlock or a serialization failure (``OperationalError``) is a ``TransientError``,
+anything else a ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from contextvars import ContextVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from hub.ports import PermanentError, TransientError
 from state.migrations import migrate
 
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -24,6 +28,17 @@ Connection = psycopg.Connection[tuple[object, ...]]
 CHECKOUT_TIMEOUT_S = 5.0
 # How long a health check waits: a load balancer should hear of a lost database at once.
 PING_TIMEOUT_S = 2.0
+
+
+@contextmanager
+def translated(action: str = "hub database") -> Iterator[None]:
+    """psycopg's errors as the hub's: transient when trying again later may work."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:  # the pool's PoolTimeout is one too
+        raise TransientError(f"{action}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise PermanentError(f"{action}: {exc}") from exc
 
 
 class PostgresDatabase:
@@ -59,7 +74,7 @@ class PostgresDatabase:
         if bound is not None:
             yield bound
             return
-        with self._pool.connection() as conn:
+        with translated(), self._pool.connection() as conn:
             yield conn
 
     @contextmanager
@@ -69,7 +84,7 @@ class PostgresDatabase:
         if bound is not None:
             yield bound
             return
-        with self._pool.connection() as conn, conn.transaction():
+        with translated(), self._pool.connection() as conn, conn.transaction():
             token = self._bound.set(conn)
             try:
                 yield conn
@@ -77,9 +92,14 @@ class PostgresDatabase:
                 self._bound.reset(token)
 
     def ping(self) -> None:
-        """Raise when the database cannot be reached or the hub's tables are missing."""
-        with self._pool.connection(timeout=PING_TIMEOUT_S) as conn:
+        """Raise ``TransientError`` unless a call could be recorded now: the database answers
+        within ``PING_TIMEOUT_S``, has the hub's tables, and takes writes (a standby or a
+        database made read-only answers reads only)."""
+        with translated(), self._pool.connection(timeout=PING_TIMEOUT_S) as conn:
             conn.execute("SELECT 1 FROM calls LIMIT 1")
+            row = conn.execute("SHOW transaction_read_only").fetchone()
+        if row is None or row[0] != "off":
+            raise TransientError("hub database: it takes no writes (read-only or a standby)")
 
     def close(self) -> None:
         self._pool.close()

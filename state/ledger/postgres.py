@@ -58,6 +58,10 @@ class PostgresCallLedger:
             conn.execute("UPDATE calls SET summary = %s, updated_at = now() WHERE call_sid = %s",
                          (_json(summary), call_sid))
 
+    def ping(self) -> None:
+        """Raise ``TransientError`` unless a call could be recorded now."""
+        self._db.ping()
+
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:
         """Apply a status callback; True only the first time the call reaches an end."""

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from hub.models import DeliveryAction, NewDelivery
+from hub.ports import TransientError
 from state.ledger.postgres import PostgresCallLedger
 from state.outbox.postgres import PostgresOutbox
 from state.postgres import PostgresDatabase
@@ -113,7 +114,7 @@ def test_a_connection_lost_between_the_claim_and_its_deliveries_stores_neither(
     postgres_url: str, db: PostgresDatabase
 ) -> None:
     sid = note(1).call_sid
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(TransientError):
         accept(db, ConnectionLostOutbox(db, postgres_url), sid)
     assert (None, 0) == (PostgresCallLedger(db).get(sid), PostgresOutbox(db).counts()["pending"])
 
@@ -121,7 +122,7 @@ def test_a_connection_lost_between_the_claim_and_its_deliveries_stores_neither(
 def test_the_pool_serves_again_after_a_connection_died(
     postgres_url: str, db: PostgresDatabase
 ) -> None:
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(TransientError):
         accept(db, ConnectionLostOutbox(db, postgres_url), note(1).call_sid)
     accept(db, PostgresOutbox(db), note(1).call_sid)
     assert 1 == PostgresOutbox(db).counts()["pending"]
