@@ -57,9 +57,10 @@ class PostgresDatabase:
     @classmethod
     def open(cls, url: str, max_size: int = 10) -> PostgresDatabase:
         """Bring the schema up to date (safe with several servers starting), then connect."""
-        migrate(url)
-        database = cls(url, max_size)
-        database._pool.open(wait=True, timeout=CHECKOUT_TIMEOUT_S)
+        with translated("opening the hub database"):
+            migrate(url)
+            database = cls(url, max_size)
+            database._pool.open(wait=True, timeout=CHECKOUT_TIMEOUT_S)
         return database
 
     @property

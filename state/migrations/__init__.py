@@ -15,9 +15,8 @@ import threading
 from pathlib import Path
 
 import psycopg
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,9 @@ def migrate(url: str) -> list[str]:
     applied: list[str] = []
     # Alembic narrates every start (plugins, dialect); the hub says what was applied.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from alembic import command  # imported after, as its import narrates too
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(HERE))
     # The URL is handed to psycopg as it is (a URL or a key=value string alike).
@@ -44,6 +46,10 @@ def migrate(url: str) -> list[str]:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             config.attributes.update(connection=connection, applied=applied)
             command.upgrade(config, "head")
+    except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):  # psycopg's own, as the caller knows them
+            raise exc.orig from exc
+        raise
     finally:
         engine.dispose()
     if applied:

@@ -12,6 +12,7 @@ from app import close_app, create_app, services
 from cli.main import main
 from hub.models import DeliveryAction, NewDelivery
 from hub.ports import InspectableOutbox
+from tests.e2e.hub_process import free_port
 from tests.support import make_settings
 
 
@@ -63,3 +64,16 @@ def test_purge_removes_finished_deliveries_and_keeps_dead_ones(outbox: Inspectab
     result = CliRunner().invoke(main, ["outbox", "purge", "--older-than-days", "0"])
     assert (0, "purged 1 deliveries", ["dead"]) == (
         result.exit_code, result.stdout.strip(), [d.status for d in outbox.list()])
+
+
+def test_an_unreachable_database_ends_the_command_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAHUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CAHUB_DATABASE_URL",
+                       f"postgresql://127.0.0.1:{free_port()}/cahub?connect_timeout=2")
+    result = CliRunner().invoke(main, ["outbox", "list"])
+    assert (1, True, False) == (
+        result.exit_code,
+        result.stderr.startswith("Error: cannot start: opening the hub database: connection"),
+        "Traceback" in result.output)
