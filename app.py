@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,7 +21,14 @@ from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
-from hub.ports import ProfileProvider, ScreenPopBroker, SessionRevocations, Sink
+from hub.ports import (
+    CallLedger,
+    InspectableOutbox,
+    ProfileProvider,
+    ScreenPopBroker,
+    SessionRevocations,
+    Sink,
+)
 from hub.privacy import install_masking
 from hub.routing import AgentRouter
 from hub.settings import Settings
@@ -40,6 +47,11 @@ from state.pops.memory import InProcessScreenPopBroker
 from state.sessions.sqlite import SCHEMA as SESSIONS_SCHEMA
 from state.sessions.sqlite import SqliteSessionRevocations
 from state.sqlite import ThreadLocalDatabase
+
+if TYPE_CHECKING:
+    from state.postgres import PostgresDatabase
+
+    HubDatabase = ThreadLocalDatabase | PostgresDatabase
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "cahub"
@@ -61,10 +73,10 @@ class HubServices:
     broker: ScreenPopBroker
     calls: InboundCallHandler
     metrics: HubMetrics
-    outbox: SqliteOutbox
+    outbox: InspectableOutbox
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
-    hub_db: ThreadLocalDatabase
+    hub_db: HubDatabase
     sessions: SessionRevocations
 
 
@@ -125,6 +137,38 @@ def build_sinks(settings: Settings, store: EmbeddedProfileStore) -> dict[str, Si
     return {sink.name: sink for sink in sinks}
 
 
+@dataclass(frozen=True)
+class HubState:
+    """The hub's own state: its database and the adapters of the ports kept in it."""
+
+    db: HubDatabase
+    ledger: CallLedger
+    outbox: InspectableOutbox
+    sessions: SessionRevocations
+
+
+def build_state(settings: Settings) -> HubState:
+    """The hub's own state: in PostgreSQL with ``CAHUB_DATABASE_URL``, else in a SQLite file.
+
+    PostgreSQL's modules (and Alembic's, for its migrations) are imported only when chosen.
+    """
+    lease = timedelta(seconds=settings.outbox_lease_s)
+    if settings.database_url is None:
+        sqlite = ThreadLocalDatabase(Path(settings.data_dir) / HUB_FILE,
+                                     LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
+        return HubState(sqlite, SqliteCallLedger(sqlite), SqliteOutbox(sqlite, lease=lease),
+                        SqliteSessionRevocations(sqlite))
+    from state.ledger.postgres import PostgresCallLedger
+    from state.outbox.postgres import PostgresOutbox
+    from state.postgres import PostgresDatabase
+    from state.sessions.postgres import PostgresSessionRevocations
+
+    postgres = PostgresDatabase.open(settings.database_url.get_secret_value(),
+                                     settings.database_pool_size)
+    return HubState(postgres, PostgresCallLedger(postgres), PostgresOutbox(postgres, lease=lease),
+                    PostgresSessionRevocations(postgres))
+
+
 def build_services(
     settings: Settings, providers: Sequence[ProfileProvider] | None = None
 ) -> HubServices:
@@ -138,22 +182,25 @@ def build_services(
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
-    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE,
-                                 LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
-    outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
+    state = build_state(settings)
+    outbox = state.outbox
     sinks = build_sinks(settings, store)
     # Each sink's share of a drain stays within half the lease, so no row outlives it.
-    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2)
+    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2,
+                            keep_done=_retention(settings.outbox_done_retention_h))
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics,
-                               outbox=outbox, planner=planner, transaction=hub_db.transaction,
+    calls = InboundCallHandler(settings, chain, router, state.ledger, broker, metrics,
+                               outbox=outbox, planner=planner, transaction=state.db.transaction,
                                notify=dispatcher.notify)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=hub_db,
-                       sessions=SqliteSessionRevocations(hub_db))
+                       dispatcher=dispatcher, hub_db=state.db, sessions=state.sessions)
+
+
+def _retention(hours: float) -> timedelta | None:
+    return timedelta(hours=hours) if hours > 0 else None
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -171,7 +218,8 @@ def create_app(
     """The Flask app, with its services on ``app.extensions["cahub"]``.
 
     ``start_background`` starts the delivery dispatcher (commands that only read or
-    load data turn it off).
+    load data turn it off), unless ``CAHUB_DELIVERIES_IN_SERVER`` leaves deliveries to
+    ``cahub worker``.
     """
     import web
 
@@ -185,7 +233,7 @@ def create_app(
                                 x_proto=0, x_host=0, x_port=0, x_prefix=0)
     hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)
-    if start_background:
+    if start_background and settings.deliveries_in_server:
         hub.dispatcher.start()
     return app
 

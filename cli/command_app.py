@@ -1,5 +1,5 @@
-"""The app as a ``cahub`` command builds it: a setting that is missing or wrong ends the
-command with one line naming it, not with a traceback."""
+"""The app as a ``cahub`` command builds it: a setting that is missing or wrong, or a hub
+database that cannot be reached, ends the command with one line, not with a traceback."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from flask import Flask
 
 from app import create_app
+from hub.ports import TransientError
 from hub.settings import Settings
 
 
@@ -21,3 +22,5 @@ def command_app(make_settings: Callable[[], Settings] = Settings, *,
         return create_app(make_settings(), start_background=start_background)
     except ValueError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
+    except TransientError as exc:  # the hub's database cannot be reached
+        raise click.ClickException(f"cannot start: {exc}") from exc

@@ -10,12 +10,11 @@ from flask import Flask
 from app import close_app, services
 from cli.command_app import command_app
 from hub.models import Delivery
-from state.outbox.sqlite import SqliteOutbox
+from hub.outbox import STATUSES
+from hub.ports import InspectableOutbox
 
-STATUSES = ("pending", "in_flight", "done", "dead")
 
-
-def _outbox(app: Flask) -> SqliteOutbox:
+def _outbox(app: Flask) -> InspectableOutbox:
     return services(app).outbox
 
 

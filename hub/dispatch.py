@@ -27,6 +27,7 @@ from hub.privacy import mask_text
 log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 50  # deliveries claimed at most by one drain
+PURGE_EVERY_S = 600.0  # how often the background thread deletes delivered rows
 Jitter = Callable[[float, float], float]
 
 
@@ -83,16 +84,20 @@ class Dispatcher:
     not still busy with their previous group and starts one group per sink, each on its
     own worker, so a slow CRM never holds up SMS. A sink is busy until its group ends,
     however it ends. A group stops after ``lease_budget`` seconds and puts the rest back,
-    so no row outlives its lease (keep it under half of it).
+    so no row outlives its lease (keep it under half of it). With ``keep_done``, the
+    background thread also deletes rows delivered longer ago than that, every
+    ``PURGE_EVERY_S`` (queue tables that only grow slow every claim down).
     """
 
     def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink],
                  metrics: HubMetrics | None = None, policy: RetryPolicy = DEFAULT_POLICY,
                  clock: Callable[[], datetime] = utc_now, *, idle: float = 0.2,
-                 workers: int = 4, lease_budget: float = 30.0) -> None:
+                 workers: int = 4, lease_budget: float = 30.0,
+                 keep_done: timedelta | None = None) -> None:
         self._outbox, self._sinks, self._policy, self._clock = outbox, sinks, policy, clock
         # A worker per sink, and one for rows left for a sink no longer configured.
         self._idle, self._workers, self._budget = idle, max(workers, len(sinks) + 1), lease_budget
+        self._keep_done, self._next_purge = keep_done, 0.0
         self._metrics = None if metrics is None else register_delivery_metrics(
             metrics.registry, getattr(outbox, "counts", None))
         self._wake, self._stopping = threading.Event(), threading.Event()
@@ -113,8 +118,13 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="cahub-dispatcher", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread; deliveries still running stay leased and are retried later."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop, giving running groups ``timeout`` s to end; True when every one ended.
+
+        A group ends after its current delivery and puts the rest of its rows back, due
+        now; a delivery still running after ``timeout`` stays leased, retried later.
+        """
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -124,6 +134,14 @@ class Dispatcher:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        while self._running() and time.monotonic() < deadline:
+            self._wake.wait(0.05)  # each group that ends sets it
+            self._wake.clear()
+        return not self._running()
+
+    def _running(self) -> bool:
+        with self._lock:
+            return bool(self._busy)
 
     def drain_once(self, limit: int = DRAIN_LIMIT) -> DrainReport:
         """Claim up to ``limit`` due deliveries of the sinks not busy, and make them."""
@@ -136,6 +154,7 @@ class Dispatcher:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                self._purge_when_due()
                 started = self._start_groups(DRAIN_LIMIT)
             except Exception:
                 log.error("outbox drain failed:\n%s", mask_text(traceback.format_exc()))
@@ -143,6 +162,14 @@ class Dispatcher:
                 continue
             if not started:
                 self._wake.wait(self._idle)  # a group that ends wakes it too
+
+    def _purge_when_due(self) -> None:
+        if self._keep_done is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_S
+        removed = self._outbox.purge(self._keep_done, ("done",))
+        if removed:
+            log.info("purged %d delivered rows from the outbox", removed)
 
     def _start_groups(self, limit: int) -> list[Future[list[str]]]:
         """Claim the due deliveries of the sinks not busy; one group per sink on the pool."""
@@ -178,16 +205,23 @@ class Dispatcher:
         self._wake.set()
 
     def _run_group(self, group: Sequence[Delivery], started: float) -> list[str]:
-        """One sink's deliveries in order; once the budget is spent, the rest go back."""
+        """One sink's deliveries in order; once the budget is spent or the dispatcher
+        stops, the rest go back."""
         outcomes = []
         for delivery in group:
-            if time.perf_counter() - started > self._budget:
-                self._outbox.mark_failed(delivery.id, "not attempted: drain ran out of time",
-                                         self._clock())
+            if skipped := self._why_not_now(started):
+                self._outbox.mark_failed(delivery.id, f"not attempted: {skipped}", self._clock())
                 outcomes.append(self._count(delivery, "retry"))
             else:
                 outcomes.append(self._count(delivery, self._attempt(delivery)))
         return outcomes
+
+    def _why_not_now(self, started: float) -> str | None:
+        if self._stopping.is_set():
+            return "the dispatcher stopped"
+        if time.perf_counter() - started > self._budget:
+            return "drain ran out of time"
+        return None
 
     def _attempt(self, delivery: Delivery) -> str:
         sink = self._sinks.get(delivery.sink)

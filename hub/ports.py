@@ -6,9 +6,10 @@ translate vendor errors into ``TransientError`` or ``PermanentError`` at their e
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from hub.models import AmbiguousMatch, Delivery, Identity, NewDelivery, Profile, Summary
@@ -152,4 +153,26 @@ class Outbox(Protocol):
 
     def mark_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
         """Record a failure: retried at ``retry_at``, or dead-lettered when it is None."""
+        ...
+
+    def purge(self, older_than: timedelta, statuses: Sequence[str] = ("done",)) -> int:
+        """Delete deliveries finished (done or dead) more than ``older_than`` ago."""
+        ...
+
+
+class InspectableOutbox(Outbox, Protocol):
+    """The outbox as an operator sees it: ``cahub outbox`` and ``/healthz``."""
+
+    def get(self, delivery_id: int) -> Delivery | None: ...
+
+    def list(self, status: str | None = None, limit: int = 100) -> builtins.list[Delivery]:
+        """The newest ``limit`` deliveries, of one status or of all."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each status."""
+        ...
+
+    def retry(self, delivery_id: int) -> bool:
+        """Make a dead delivery pending and due now; False when it is not dead."""
         ...

@@ -213,6 +213,15 @@ class Settings(BaseSettings):
     crm_on_missing: Literal["create", "skip"] = "create"
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     outbox_lease_s: float = Field(default=60.0, gt=0)
+    # Delivered rows are deleted this long after they were made (dead ones stay for an
+    # operator); 0 keeps them until `cahub outbox purge`.
+    outbox_done_retention_h: float = Field(default=24.0, ge=0)
+    # False: the web servers leave deliveries to `cahub worker` processes.
+    deliveries_in_server: bool = True
+    # The call ledger and the outbox in PostgreSQL (several servers), instead of SQLite
+    # files in data_dir; a secret, since the URL may carry a password.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None

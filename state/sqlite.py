@@ -77,6 +77,10 @@ class ThreadLocalDatabase:
             self._local.depth = 0
         conn.execute("COMMIT")
 
+    def ping(self) -> None:
+        """Raise when the database cannot be read or the hub's tables are missing."""
+        self.connection().execute("SELECT 1 FROM calls LIMIT 1")
+
     def close(self) -> None:
         """Close every thread's connection (at app shutdown and in tests)."""
         with self._lock:

@@ -5,9 +5,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from hub.models import Identity, Profile, Summary
 from hub.ports import PopStream, TransientError
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 class InMemoryProfileProvider:

@@ -68,7 +68,7 @@ def _provider_check(provider: ProfileProvider) -> dict[str, object]:
 
 
 def _ping_state() -> None:
-    services().hub_db.connection().execute("SELECT 1 FROM calls LIMIT 1")
+    services().hub_db.ping()
 
 
 @bp.get("/healthz")
@@ -86,8 +86,9 @@ def healthz() -> tuple[Response, int]:
     failing = not state["ok"] or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values()])
     status = "failing" if failing else "degraded" if degraded else "ok"
+    # The counts come from the same database: none when it cannot be reached.
     body = {"status": status, "state": state, "providers": providers, "sinks": sinks,
-            "outbox": hub.outbox.counts()}
+            "outbox": hub.outbox.counts() if state["ok"] else None}
     return jsonify(body), 503 if failing else 200
 
 

@@ -21,8 +21,12 @@ from pathlib import Path
 import pytest
 
 from hub.ports import SessionRevocations, TransientError
+from state.postgres import PostgresDatabase
+from state.sessions.postgres import PostgresSessionRevocations
 from state.sessions.sqlite import SCHEMA, SqliteSessionRevocations
 from state.sqlite import ThreadLocalDatabase
+
+Database = ThreadLocalDatabase | PostgresDatabase
 
 
 @dataclass
@@ -31,7 +35,8 @@ class Backend:
     unreachable: Callable[[], SessionRevocations]
 
 
-def sqlite_backend(tmp_path: Path, closing: list[ThreadLocalDatabase]) -> Backend:
+def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path,
+                   closing: list[Database]) -> Backend:
     def on(path: Path) -> SessionRevocations:
         closing.append(ThreadLocalDatabase(path, SCHEMA))
         return SqliteSessionRevocations(closing[-1])
@@ -41,13 +46,30 @@ def sqlite_backend(tmp_path: Path, closing: list[ThreadLocalDatabase]) -> Backen
                    unreachable=lambda: on(tmp_path / "not-a-file.sqlite3"))
 
 
-BACKENDS = {"sqlite": sqlite_backend}
+def postgres_backend(request: pytest.FixtureRequest, tmp_path: Path,
+                     closing: list[Database]) -> Backend:
+    url = request.getfixturevalue("postgres_url")
+
+    def on(database_url: str) -> SessionRevocations:
+        closing.append(PostgresDatabase(database_url, max_size=2))
+        return PostgresSessionRevocations(closing[-1])
+
+    def opened() -> SessionRevocations:
+        closing.append(PostgresDatabase.open(url, max_size=2))
+        return PostgresSessionRevocations(closing[-1])
+
+    # Nothing listens on port 1: the pool cannot get a connection.
+    return Backend(open=opened, unreachable=lambda: on("postgresql://127.0.0.1:1/none"
+                                                         "?connect_timeout=1"))
+
+
+BACKENDS = {"sqlite": sqlite_backend, "postgres": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    closing: list[ThreadLocalDatabase] = []
-    yield BACKENDS[request.param](tmp_path, closing)
+    closing: list[Database] = []
+    yield BACKENDS[request.param](request, tmp_path, closing)
     for db in closing:
         db.close()
 

@@ -22,8 +22,7 @@ from hub.models import Delivery, DeliveryAction, NewDelivery
 from hub.ports import PermanentError, TransientError
 from state.outbox.sqlite import SCHEMA, SqliteOutbox
 from state.sqlite import ThreadLocalDatabase
-from tests.fakes import wait_for
-from tests.unit.conftest import T0, FakeClock
+from tests.fakes import T0, FakeClock, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NO_JITTER = RetryPolicy(jitter=lambda low, high: high)
@@ -310,6 +309,48 @@ def test_the_background_thread_delivers_soon_after_notify(outbox: SqliteOutbox) 
         assert time.perf_counter() - started < 0.5
     finally:
         worker.stop()
+
+
+def test_the_background_thread_deletes_rows_delivered_longer_ago_than_kept(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    outbox.enqueue([new(1), new(2)])
+    dispatcher(outbox, clock, RecordingSink()).drain_once()
+    clock.advance(3 * 3600)
+    outbox.enqueue([new(3)])
+    worker = Dispatcher(outbox, {"crm": RecordingSink()}, clock=clock,
+                        keep_done=timedelta(hours=2))
+    worker.start()
+    try:
+        assert wait_for(lambda: [new(3).call_sid] == [d.call_sid for d in outbox.list()])
+    finally:
+        worker.stop()
+
+
+def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    crm = BlockingSink()
+    outbox.enqueue([new(1), new(2), new(3)])
+    worker = Dispatcher(outbox, {"crm": crm}, clock=clock, idle=0.01)
+    worker.start()
+    assert wait_for(lambda: "in_flight" in statuses(outbox), timeout=2)
+    threading.Timer(0.2, crm.release.set).start()
+    assert worker.stop(timeout=5)
+    due_now = [d for d in outbox.list() if d.status == "pending" and d.next_attempt_at == T0]
+    assert (1, 2) == (len(crm.delivered), len(due_now))
+
+
+def test_a_delivery_hung_past_the_stop_timeout_stays_leased(outbox: SqliteOutbox) -> None:
+    crm = BlockingSink()
+    outbox.enqueue([new(1)])
+    worker = Dispatcher(outbox, {"crm": crm}, idle=0.01)
+    worker.start()
+    assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+    try:
+        assert (False, ["in_flight"]) == (worker.stop(timeout=0.2), statuses(outbox))
+    finally:
+        crm.release.set()
 
 
 def test_a_hung_crm_request_does_not_delay_an_sms_enqueued_after_it(

@@ -1,16 +1,18 @@
-"""The SQLite outbox: idempotent enqueue, leased claims that survive a crash, the CLI's views."""
+"""The outbox's contract, kept by every adapter (SQLite, PostgreSQL): idempotent enqueue,
+leased claims that survive a crash, lanes per sink, dead letters, late payloads, the CLI's views.
+"""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.models import DeliveryAction, NewDelivery
-from state.outbox.sqlite import SCHEMA, SqliteOutbox
-from state.sqlite import ThreadLocalDatabase
-from tests.unit.conftest import T0, FakeClock
+from tests.adapters.conftest import HubState
+from tests.fakes import T0, FakeClock
 
 
 def new(call: int = 1, sink: str = "crm", action: DeliveryAction = DeliveryAction.NOTE,
@@ -20,43 +22,70 @@ def new(call: int = 1, sink: str = "crm", action: DeliveryAction = DeliveryActio
 
 
 @pytest.fixture
-def outbox(db: ThreadLocalDatabase, clock: FakeClock) -> SqliteOutbox:
-    return SqliteOutbox(db, clock=clock, lease=timedelta(seconds=60))
+def outbox(state: HubState, clock: FakeClock) -> Any:
+    return state.outbox(clock=clock, lease=60)
 
 
-def test_enqueue_counts_what_it_stored(outbox: SqliteOutbox) -> None:
+def test_enqueue_counts_what_it_stored(outbox: Any) -> None:
     assert 2 == outbox.enqueue([new(1), new(1, "sms", DeliveryAction.SMS)])
 
 
-def test_a_retried_webhook_enqueues_nothing_new(outbox: SqliteOutbox) -> None:
+def test_a_retried_webhook_enqueues_nothing_new(outbox: Any) -> None:
     outbox.enqueue([new(1), new(2)])
     assert (0, 2) == (outbox.enqueue([new(1), new(2)]), outbox.counts()["pending"])
 
 
-def test_the_same_call_and_sink_may_have_several_actions(outbox: SqliteOutbox) -> None:
+def test_the_same_call_and_sink_may_have_several_actions(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     assert 1 == outbox.enqueue([new(1, action=DeliveryAction.CALL_LOG)])
 
 
-def test_enqueued_deliveries_are_on_disk_when_enqueue_returns(
-    outbox: SqliteOutbox, tmp_path: Path
+def test_enqueued_deliveries_are_stored_when_enqueue_returns(
+    outbox: Any, state: HubState
 ) -> None:
     outbox.enqueue([new(1)])
-    other_process = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA)
-    try:
-        assert 1 == SqliteOutbox(other_process).counts()["pending"]
-    finally:
-        other_process.close()
+    assert 1 == state.outbox(state.open()).counts()["pending"]
 
 
-def test_claim_leases_due_deliveries_and_counts_the_attempt(outbox: SqliteOutbox) -> None:
+def test_a_delayed_delivery_is_not_due_before_its_delay(outbox: Any, clock: FakeClock) -> None:
+    outbox.enqueue([new(1)], delay=5.0)
+    clock.advance(4.9)
+    assert [] == outbox.claim_due(10)
+    clock.advance(0.1)
+    assert ["call 1"] == [d.payload["text"] for d in outbox.claim_due(10)]
+
+
+def late(call: int, text: str) -> NewDelivery:
+    return new(call).model_copy(update={"payload": {"text": text}})
+
+
+def test_a_late_profile_refreshes_a_pending_delivery_and_makes_it_due(
+    outbox: Any, clock: FakeClock
+) -> None:
+    outbox.enqueue([new(1)], delay=5.0)
+    assert 1 == outbox.refresh([late(1, "Ada Lovelace")])
+    assert ["Ada Lovelace"] == [d.payload["text"] for d in outbox.claim_due(10)]
+
+
+def test_a_refresh_leaves_a_delivery_in_flight_alone(outbox: Any, clock: FakeClock) -> None:
+    outbox.enqueue([new(1)])
+    [claimed] = outbox.claim_due(10)
+    assert (0, {"text": "call 1"}) == (outbox.refresh([late(1, "Ada Lovelace")]),
+                                       outbox.get(claimed.id).payload)
+
+
+def test_a_refresh_of_nothing_stored_changes_nothing(outbox: Any) -> None:
+    assert (0, 0) == (outbox.refresh([late(1, "Ada Lovelace")]), outbox.enqueue([]))
+
+
+def test_claim_leases_due_deliveries_and_counts_the_attempt(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     assert ("in_flight", 1, {"text": "call 1"}) == (claimed.status, claimed.attempts,
                                                     claimed.payload)
 
 
-def test_claim_takes_the_oldest_first_up_to_its_limit(outbox: SqliteOutbox,
+def test_claim_takes_the_oldest_first_up_to_its_limit(outbox: Any,
                                                       clock: FakeClock) -> None:
     for call in (1, 2, 3):
         outbox.enqueue([new(call)])
@@ -64,14 +93,14 @@ def test_claim_takes_the_oldest_first_up_to_its_limit(outbox: SqliteOutbox,
     assert ["call 1", "call 2"] == [d.payload["text"] for d in outbox.claim_due(2)]
 
 
-def test_claim_leaves_the_deliveries_of_skipped_sinks_pending(outbox: SqliteOutbox) -> None:
+def test_claim_leaves_the_deliveries_of_skipped_sinks_pending(outbox: Any) -> None:
     outbox.enqueue([new(1), new(1, "sms", DeliveryAction.SMS), new(1, "hubspot")])
     claimed = outbox.claim_due(10, skip_sinks={"crm", "hubspot"})
     assert (["sms"], ["pending", "in_flight", "pending"]) == (
         [d.sink for d in claimed], [d.status for d in reversed(outbox.list())])
 
 
-def test_a_skipped_sinks_expired_lease_is_not_taken_back(outbox: SqliteOutbox,
+def test_a_skipped_sinks_expired_lease_is_not_taken_back(outbox: Any,
                                                          clock: FakeClock) -> None:
     outbox.enqueue([new(1)])
     outbox.claim_due(10)
@@ -79,14 +108,33 @@ def test_a_skipped_sinks_expired_lease_is_not_taken_back(outbox: SqliteOutbox,
     assert ([], 1) == (outbox.claim_due(10, skip_sinks=["crm"]), len(outbox.claim_due(10)))
 
 
-def test_a_leased_delivery_is_not_claimed_twice(outbox: SqliteOutbox) -> None:
+def test_a_leased_delivery_is_not_claimed_twice(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     outbox.claim_due(10)
     assert [] == outbox.claim_due(10)
 
 
+def test_claims_from_several_threads_take_each_delivery_once(state: HubState) -> None:
+    outbox = state.outbox()
+    outbox.enqueue([new(call) for call in range(200)])
+    claimed: list[int] = []
+    start = threading.Barrier(4)
+
+    def claim() -> None:
+        start.wait()
+        while batch := outbox.claim_due(7):
+            claimed.extend(d.id for d in batch)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert (200, 200) == (len(claimed), len(set(claimed)))
+
+
 def test_a_crashed_workers_delivery_comes_back_after_its_lease(
-    outbox: SqliteOutbox, clock: FakeClock
+    outbox: Any, clock: FakeClock
 ) -> None:
     outbox.enqueue([new(1)])
     outbox.claim_due(10)  # ...and the worker is killed before it marks the delivery
@@ -96,7 +144,7 @@ def test_a_crashed_workers_delivery_comes_back_after_its_lease(
     assert [2] == [d.attempts for d in outbox.claim_due(10)]
 
 
-def test_a_done_delivery_is_not_claimed_again(outbox: SqliteOutbox, clock: FakeClock) -> None:
+def test_a_done_delivery_is_not_claimed_again(outbox: Any, clock: FakeClock) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     outbox.mark_done(claimed.id)
@@ -104,7 +152,7 @@ def test_a_done_delivery_is_not_claimed_again(outbox: SqliteOutbox, clock: FakeC
     assert ([], "done") == (outbox.claim_due(10), outbox.list()[0].status)
 
 
-def test_a_failed_delivery_waits_for_its_retry_time(outbox: SqliteOutbox,
+def test_a_failed_delivery_waits_for_its_retry_time(outbox: Any,
                                                     clock: FakeClock) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
@@ -115,7 +163,7 @@ def test_a_failed_delivery_waits_for_its_retry_time(outbox: SqliteOutbox,
     assert [(claimed.id, "503")] == [(d.id, d.last_error) for d in outbox.claim_due(10)]
 
 
-def test_a_failure_without_a_retry_time_is_dead(outbox: SqliteOutbox) -> None:
+def test_a_failure_without_a_retry_time_is_dead(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     outbox.mark_failed(claimed.id, "401 invalid credentials", None)
@@ -124,7 +172,7 @@ def test_a_failure_without_a_retry_time_is_dead(outbox: SqliteOutbox) -> None:
 
 
 @pytest.mark.parametrize("number", ["+14155550134", "(415) 555-0134", "4155550134", "5550134"])
-def test_stored_errors_carry_no_phone_number(outbox: SqliteOutbox, number: str) -> None:
+def test_stored_errors_carry_no_phone_number(outbox: Any, number: str) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     outbox.mark_failed(claimed.id, f"400 bad 'To' {number} for ada@example.com", None)
@@ -132,21 +180,21 @@ def test_stored_errors_carry_no_phone_number(outbox: SqliteOutbox, number: str) 
     assert ("…34" in error, "0134" in error, "ada@" in error) == (True, False, False)
 
 
-def test_stored_errors_are_cut_short(outbox: SqliteOutbox) -> None:
+def test_stored_errors_are_cut_short(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     outbox.mark_failed(claimed.id, "<html>" + "x" * 100_000, None)
     assert 500 == len(outbox.list()[0].last_error or "")
 
 
-def test_counts_cover_every_status(outbox: SqliteOutbox) -> None:
+def test_counts_cover_every_status(outbox: Any) -> None:
     outbox.enqueue([new(1), new(2), new(3)])
     first, _in_flight = outbox.claim_due(2)
     outbox.mark_done(first.id)
     assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0} == outbox.counts()
 
 
-def test_list_shows_one_status_newest_first(outbox: SqliteOutbox) -> None:
+def test_list_shows_one_status_newest_first(outbox: Any) -> None:
     outbox.enqueue([new(1), new(2), new(3)])
     [claimed] = outbox.claim_due(1)
     assert ["call 3", "call 2"] == [d.payload["text"] for d in outbox.list("pending")]
@@ -154,7 +202,7 @@ def test_list_shows_one_status_newest_first(outbox: SqliteOutbox) -> None:
 
 
 def test_retry_makes_a_dead_delivery_due_now_and_keeps_its_attempts(
-    outbox: SqliteOutbox, clock: FakeClock
+    outbox: Any, clock: FakeClock
 ) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
@@ -165,13 +213,13 @@ def test_retry_makes_a_dead_delivery_due_now_and_keeps_its_attempts(
     assert (claimed.id, 2) == (again.id, again.attempts)
 
 
-def test_only_a_dead_delivery_can_be_retried(outbox: SqliteOutbox) -> None:
+def test_only_a_dead_delivery_can_be_retried(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [claimed] = outbox.claim_due(10)
     assert (False, False) == (outbox.retry(claimed.id), outbox.retry(999))
 
 
-def finish(outbox: SqliteOutbox, dead: bool = False) -> None:
+def finish(outbox: Any, dead: bool = False) -> None:
     for delivery in outbox.claim_due(100):
         if dead:
             outbox.mark_failed(delivery.id, "gone", None)
@@ -179,7 +227,7 @@ def finish(outbox: SqliteOutbox, dead: bool = False) -> None:
             outbox.mark_done(delivery.id)
 
 
-def test_purge_removes_done_deliveries_older_than_asked(outbox: SqliteOutbox,
+def test_purge_removes_done_deliveries_older_than_asked(outbox: Any,
                                                         clock: FakeClock) -> None:
     outbox.enqueue([new(1)])
     finish(outbox)
@@ -191,7 +239,7 @@ def test_purge_removes_done_deliveries_older_than_asked(outbox: SqliteOutbox,
                                [d.payload["text"] for d in outbox.list()])
 
 
-def test_purge_keeps_dead_deliveries_unless_asked(outbox: SqliteOutbox, clock: FakeClock) -> None:
+def test_purge_keeps_dead_deliveries_unless_asked(outbox: Any, clock: FakeClock) -> None:
     outbox.enqueue([new(1)])
     finish(outbox, dead=True)
     clock.advance(3600)
@@ -199,19 +247,19 @@ def test_purge_keeps_dead_deliveries_unless_asked(outbox: SqliteOutbox, clock: F
     assert 1 == outbox.purge(timedelta(0), statuses=("done", "dead"))
 
 
-def test_purge_never_touches_unfinished_work(outbox: SqliteOutbox, clock: FakeClock) -> None:
+def test_purge_never_touches_unfinished_work(outbox: Any, clock: FakeClock) -> None:
     outbox.enqueue([new(1), new(2)])
     outbox.claim_due(1)
     clock.advance(10 * 86_400)
     assert (0, 2) == (outbox.purge(timedelta(0), ("done", "dead")), len(outbox.list()))
 
 
-def test_purge_refuses_to_delete_pending_deliveries(outbox: SqliteOutbox) -> None:
+def test_purge_refuses_to_delete_pending_deliveries(outbox: Any) -> None:
     with pytest.raises(ValueError, match="can be purged"):
         outbox.purge(timedelta(0), statuses=("pending",))
 
 
-def test_get_finds_one_delivery_by_id(outbox: SqliteOutbox) -> None:
+def test_get_finds_one_delivery_by_id(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [stored] = outbox.list()
     assert (stored, None) == (outbox.get(stored.id), outbox.get(stored.id + 1))

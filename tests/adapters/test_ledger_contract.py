@@ -1,0 +1,154 @@
+"""The call ledger's contract, kept by every adapter (SQLite, PostgreSQL): one decision per
+CallSid, status callbacks that only move a call forward, and a transaction that a call's
+ledger row and its deliveries share.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from hub.models import CallerKind, CallInfo, DeliveryAction, Identity, NewDelivery, Summary
+from tests.adapters.conftest import HubState
+
+SID = "CA" + "a" * 32
+
+
+def summary(name: str | None = None, sid: str = SID) -> Summary:
+    found = name is not None
+    return Summary(
+        call=CallInfo(sid=sid, **{"from": "+14155550134"}, to="+18005550100",
+                      caller_kind=CallerKind.NUMBER),
+        identity=Identity(namespace="Phone", id="+14155550134") if found else None,
+        found=found, name=name, lookup_ms=1.5 if found else None,
+    )
+
+
+@pytest.fixture
+def ledger(state: HubState) -> Any:
+    return state.ledger()
+
+
+def test_a_claimed_call_is_remembered_with_its_agent_and_summary(ledger: Any) -> None:
+    ledger.claim(SID, "grace", summary("Ada Lovelace"))
+    record = ledger.get(SID)
+    assert ("grace", summary("Ada Lovelace")) == (record.agent_id, record.summary)
+
+
+def test_a_call_routed_to_no_agent_is_remembered_too(ledger: Any) -> None:
+    assert ledger.claim(SID, None, summary())
+    assert (None, False) == (ledger.get(SID).agent_id, ledger.get(SID).summary.found)
+
+
+def test_a_callsid_is_claimed_once_and_keeps_its_first_decision(ledger: Any) -> None:
+    assert (True, False) == (ledger.claim(SID, "grace", summary("Ada Lovelace")),
+                             ledger.claim(SID, "alan", summary()))
+    assert "grace" == ledger.get(SID).agent_id
+
+
+def test_an_unknown_callsid_has_no_record(ledger: Any) -> None:
+    assert ledger.get(SID) is None
+
+
+def test_a_late_profile_updates_the_stored_summary(ledger: Any) -> None:
+    ledger.claim(SID, "grace", summary())
+    ledger.update_summary(SID, summary("Ada Lovelace"))
+    assert "Ada Lovelace" == ledger.get(SID).summary.name
+
+
+def test_of_callers_racing_on_one_callsid_exactly_one_claims_it(state: HubState) -> None:
+    ledger, won = state.ledger(), []
+    start = threading.Barrier(8)
+
+    def claim(agent: str) -> None:
+        start.wait()
+        if ledger.claim(SID, agent, summary()):
+            won.append(agent)
+
+    threads = [threading.Thread(target=claim, args=(f"agent{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert [ledger.get(SID).agent_id] == won
+
+
+def test_a_status_callback_that_ends_the_call_says_so_once(ledger: Any) -> None:
+    steps = [("ringing", 0), ("in-progress", 1), ("completed", 2), ("completed", 2)]
+    assert [False, False, True, False] == [
+        ledger.record_status(SID, status, sequence, None) for status, sequence in steps]
+
+
+def test_a_callback_older_than_the_stored_one_is_ignored(ledger: Any) -> None:
+    ledger.record_status(SID, "in-progress", 3, None)
+    assert (False, True) == (ledger.record_status(SID, "ringing", 2, None),
+                             ledger.record_status(SID, "busy", 4, None))
+
+
+def test_a_call_that_ended_never_unends(ledger: Any) -> None:
+    ledger.record_status(SID, "completed", 3, 65)
+    assert (False, False) == (ledger.record_status(SID, "in-progress", 4, None),
+                              ledger.record_status(SID, "completed", 5, 70))
+
+
+@pytest.mark.parametrize("end", ["completed", "busy", "failed", "no-answer", "canceled"])
+def test_every_end_status_ends_the_call(ledger: Any, end: str) -> None:
+    assert ledger.record_status(SID, end, 1, None)
+
+
+def note(sid: str = SID) -> NewDelivery:
+    return NewDelivery(call_sid=sid, sink="crm", action=DeliveryAction.NOTE, payload={"n": 1})
+
+
+def test_a_claim_and_its_deliveries_commit_together(state: HubState) -> None:
+    ledger, outbox = state.ledger(), state.outbox()
+    with state.db.transaction():
+        ledger.claim(SID, "grace", summary())
+        outbox.enqueue([note()])
+    assert (True, 1) == (ledger.get(SID) is not None, outbox.counts()["pending"])
+
+
+def claim_then_fail(state: HubState) -> None:
+    with state.db.transaction():
+        state.ledger().claim(SID, "grace", summary())
+        raise RuntimeError("the process fails before the deliveries are stored")
+
+
+def test_a_failure_between_the_claim_and_its_deliveries_leaves_neither(state: HubState) -> None:
+    with pytest.raises(RuntimeError):
+        claim_then_fail(state)
+    assert (None, 0) == (state.ledger().get(SID), state.outbox().counts()["pending"])
+
+
+def claim_in_outer_enqueue_in_inner_then_fail(state: HubState) -> None:
+    with state.db.transaction():
+        state.ledger().claim(SID, "grace", summary())
+        with state.db.transaction():
+            state.outbox().enqueue([note()])
+        raise RuntimeError("the outer transaction fails after the inner one ended")
+
+
+def test_a_nested_transaction_joins_the_outer_one(state: HubState) -> None:
+    with pytest.raises(RuntimeError):
+        claim_in_outer_enqueue_in_inner_then_fail(state)
+    assert (None, 0) == (state.ledger().get(SID), state.outbox().counts()["pending"])
+
+
+def test_a_claim_is_seen_elsewhere_only_once_committed(state: HubState) -> None:
+    ledger, elsewhere = state.ledger(), state.ledger(state.open())
+    with state.db.transaction():
+        ledger.claim(SID, "grace", summary())
+        seen_inside = elsewhere.get(SID)
+    assert (None, "grace") == (seen_inside, elsewhere.get(SID).agent_id)
+
+
+def test_another_thread_does_not_join_a_transaction_open_on_this_one(state: HubState) -> None:
+    ledger, seen = state.ledger(), []
+    with state.db.transaction():
+        ledger.claim(SID, "grace", summary())
+        thread = threading.Thread(target=lambda: seen.append(ledger.get(SID)))
+        thread.start()
+        thread.join(10)
+    assert [None] == seen
