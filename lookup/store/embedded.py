@@ -34,8 +34,10 @@ from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
+from lookup.store.parsing import Line
 from lookup.store.read import PERSON, SOURCE, Derivation, find, profile_of, read_profile
 from lookup.store.records import Rules
+from lookup.store.validation import FieldMap
 
 COUNTS = {
     "persons": "SELECT count(*) FROM persons WHERE NOT shared",
@@ -72,6 +74,7 @@ class EmbeddedProfileStore:
         ingest_workers: int = 0,
         computed: Sequence[ComputedAttribute] = (),
         audience_rules: Sequence[AudienceRule] = (),
+        fields: FieldMap | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_identities < 1:
@@ -82,7 +85,7 @@ class EmbeddedProfileStore:
         self.policy = MergePolicy(merge_policy, tuple(dataset_order))
         self.retention_days = event_retention_days
         self.clock = clock
-        self._rules = Rules.of(region, unique_namespaces)
+        self._rules = Rules.of(region, unique_namespaces, fields)
         self._max_identities = max_identities
         self._workers = ingest_workers
         self._connections = ThreadConnections(self.path)
@@ -126,14 +129,14 @@ class EmbeddedProfileStore:
     def ingest(
         self,
         kind: Kind,
-        lines: Iterable[str],
+        lines: Iterable[Line],
         *,
         dataset: str = "default",
         progress: Callable[[int], None] | None = None,
         note: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Load JSON Lines of ``kind``; bad lines are reported, never fatal. ``note`` hears
-        of long steps after the last line is read."""
+        """Load JSON Lines of ``kind`` (text, or bytes read as UTF-8); bad lines are
+        reported, never fatal. ``note`` hears of long steps after the last line is read."""
         with _translated("ingest"), self._connections.bulk():
             self._merge_as_configured()
             self.purge_expired()

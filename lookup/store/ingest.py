@@ -44,7 +44,7 @@ from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
 from lookup.store.numbering import take_sequence
-from lookup.store.parsing import Record, parsed_chunks
+from lookup.store.parsing import Line, Record, parsed_chunks
 from lookup.store.records import AudienceRecord, EventRecord, ProfileRecord, Rules
 
 Kind = Literal["profiles", "events", "audiences"]
@@ -103,12 +103,24 @@ class Rejection(Frozen):
         return f"line {self.line}: {self.reason}"
 
 
+class IngestWarning(Frozen):
+    """Something left out of a loaded line (a field dropped): its 1-based number and why."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
 class IngestReport(Frozen):
-    """The outcome of one ingest: how many lines were loaded and which were rejected."""
+    """The outcome of one ingest: how many lines were loaded, which were rejected, and
+    what was left out of loaded ones."""
 
     kind: str
     loaded: int
     rejected: tuple[Rejection, ...] = ()
+    warnings: tuple[IngestWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,7 @@ class Options:
 def ingest_lines(
     connections: ThreadConnections,
     kind: Kind,
-    lines: Iterable[str],
+    lines: Iterable[Line],
     *,
     dataset: str,
     options: Options,
@@ -136,7 +148,7 @@ def ingest_lines(
     a long step that reading lines does not show (storing a first load's events)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    loaded, rejected = 0, list[Rejection]()
+    loaded, rejected, warnings = 0, list[Rejection](), list[IngestWarning]()
     chunks = parsed_chunks(kind, lines, options.rules, options.workers)
     first_events = kind == "events" and _holds_no_events(connections)
     finished, written = False, 0
@@ -152,12 +164,15 @@ def ingest_lines(
                         bulk.enter_context(collector_paused())
                     loaded += len(chunk.records)
                     rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
+                    warnings += [IngestWarning(line=line, reason=why)
+                                 for line, why in chunk.warnings()]
                     if progress is not None:
                         progress(chunk.lines)
                     if held is None and time.monotonic() - started >= COMMIT_EVERY:
                         finished = False
                         break
-    return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected))
+    return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
+                        warnings=tuple(warnings))
 
 
 @contextmanager

@@ -27,18 +27,19 @@ from lookup.store.records import (
     AudienceRecord,
     EventRecord,
     ProfileRecord,
-    RecordError,
     Rules,
     parse_audience,
     parse_event,
     parse_profile,
 )
+from lookup.store.validation import RecordError, text_of
 
 CHUNK_LINES = 1000  # one transaction and one progress report per chunk
 POOL_AFTER = 8  # chunks parsed inline before a pool is worth starting
 AHEAD = 3  # chunks queued per worker
 
 Record = ProfileRecord | EventRecord | AudienceRecord
+Line = str | bytes  # bytes are decoded here, line by line: a bad byte costs its line only
 Parser = Callable[[int, str, Rules], Record]
 PARSERS: dict[str, Parser] = {
     "profiles": parse_profile,
@@ -55,16 +56,21 @@ class Chunk:
     records: list[Record] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
+    def warnings(self) -> list[tuple[int, str]]:
+        """(line number, what was left out of its record) for every field dropped."""
+        return [(record.line, why) for record in self.records
+                if type(record) is ProfileRecord for why in record.dropped]
 
-def parse_chunk(kind: str, first: int, lines: list[str], rules: Rules) -> Chunk:
+
+def parse_chunk(kind: str, first: int, lines: list[Line], rules: Rules) -> Chunk:
     """Parse ``lines``, numbered from ``first``; blank lines are skipped silently."""
     parse = PARSERS[kind]
     chunk = Chunk(len(lines))
-    for number, text in enumerate(lines, start=first):
-        if not text or text.isspace():
+    for number, line in enumerate(lines, start=first):
+        if not line or line.isspace():
             continue
         try:
-            chunk.records.append(parse(number, text, rules))
+            chunk.records.append(parse(number, text_of(line), rules))
         except RecordError as exc:
             chunk.rejected.append((number, str(exc)))
     return chunk
@@ -74,13 +80,13 @@ def warm_up() -> None:
     """Nothing: a worker that runs it has imported the parsers, and is ready."""
 
 
-def parse_packed(kind: str, first: int, lines: list[str], rules: Rules) -> Packed:
+def parse_packed(kind: str, first: int, lines: list[Line], rules: Rules) -> Packed:
     """``parse_chunk`` in a worker: the chunk packed for the trip back."""
     chunk = parse_chunk(kind, first, lines, rules)
     return pack(chunk.records, chunk.rejected, first, lines)
 
 
-def parsed_chunks(kind: str, lines: Iterable[str], rules: Rules, workers: int) -> Iterator[Chunk]:
+def parsed_chunks(kind: str, lines: Iterable[Line], rules: Rules, workers: int) -> Iterator[Chunk]:
     """The chunks of ``lines``, parsed, in order."""
     raw = _numbered_chunks(lines)
     for first, chunk in itertools.islice(raw, POOL_AFTER) if workers else raw:
@@ -90,12 +96,12 @@ def parsed_chunks(kind: str, lines: Iterable[str], rules: Rules, workers: int) -
 
 
 def _pooled(
-    kind: str, raw: Iterator[tuple[int, list[str]]], rules: Rules, workers: int
+    kind: str, raw: Iterator[tuple[int, list[Line]]], rules: Rules, workers: int
 ) -> Iterator[Chunk]:
     """Chunks parsed by a pool, once its workers have started (until then, here); if the
     pool cannot start or dies (a script without a ``__main__`` guard, say), the rest is
     parsed here."""
-    pending: deque[tuple[int, list[str]]] = deque()  # submitted, not yet yielded
+    pending: deque[tuple[int, list[Line]]] = deque()  # submitted, not yet yielded
     futures: deque[Future[Packed]] = deque()
     # spawn: never fork a process that may be running a server's threads.
     # A worker only parses: its records hold no reference cycles, so the cyclic garbage
@@ -123,11 +129,11 @@ def _pooled(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _received(kind: str, packed: Packed, first: int, lines: list[str]) -> Chunk:
+def _received(kind: str, packed: Packed, first: int, lines: list[Line]) -> Chunk:
     return Chunk(packed[0], unpack(kind, packed, first, lines), packed[1])
 
 
-def _numbered_chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+def _numbered_chunks(lines: Iterable[Line]) -> Iterator[tuple[int, list[Line]]]:
     """``(number of the first line, lines)`` per chunk of ``CHUNK_LINES``."""
     iterator = iter(lines)
     first = 1
