@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from hub.models import AmbiguousMatch, Identity, Profile
@@ -30,7 +30,7 @@ from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
 from lookup.store.deletion import ForgetReport, forget, locate, purge_events
-from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
+from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines, is_bulk
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
@@ -55,7 +55,7 @@ class EmbeddedProfileStore:
     Safe to share between threads: each thread uses its own connection. ``clock`` gives
     the current time in seconds since the epoch (for event retention). With
     ``ingest_workers``, a large ingest parses its lines in that many spawned processes
-    (see ``lookup.store.parsing``): worth it for a command-line bulk load, not in a server.
+    (see ``lookup.store.parsing``); a small one, such as a call's write-back, starts none.
     """
 
     name = "embedded"
@@ -136,8 +136,11 @@ class EmbeddedProfileStore:
         note: Callable[[str], None] | None = None,
     ) -> IngestReport:
         """Load JSON Lines of ``kind`` (text, or bytes read as UTF-8); bad lines are
-        reported, never fatal. ``note`` hears of long steps after the last line is read."""
-        with _translated("ingest"), self._connections.bulk():
+        reported, never fatal. ``note`` hears of long steps after the last line is read.
+        Only a bulk load runs with the bulk settings (``ingest.BULK_AFTER``) and may
+        start worker processes (``parsing.POOL_AFTER``)."""
+        lines, bulk = is_bulk(lines)
+        with _translated("ingest"), self._connections.bulk() if bulk else nullcontext():
             self._merge_as_configured()
             self.purge_expired()
             options = Options(self._rules, self.policy, self._max_identities,

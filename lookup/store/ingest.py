@@ -30,6 +30,7 @@ is kept (in a later load, the one stored first).
 from __future__ import annotations
 
 import gc
+import itertools
 import sqlite3
 import time
 from collections import Counter
@@ -71,6 +72,11 @@ EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 )
+# A load of more lines than this is a bulk load, written with the connection's bulk
+# settings (``connection.BULK_PRAGMAS``: no fsync, a large cache). A smaller one (a call's
+# write-back, a few records through the API) keeps the store's durable settings, and
+# does not resize a server thread's page cache and back for a line or two.
+BULK_AFTER = 1000
 # A load longer than this many chunks runs with the cyclic garbage collector paused: its
 # records and rows hold no reference cycles, yet the collector keeps scanning them, which
 # costs about a tenth of the load's time.
@@ -173,6 +179,14 @@ def ingest_lines(
                         break
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
                         warnings=tuple(warnings))
+
+
+def is_bulk(lines: Iterable[Line]) -> tuple[Iterator[Line], bool]:
+    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``);
+    the first ``BULK_AFTER + 1`` are read ahead to tell."""
+    iterator = iter(lines)
+    head = list(itertools.islice(iterator, BULK_AFTER + 1))
+    return itertools.chain(head, iterator), len(head) > BULK_AFTER
 
 
 @contextmanager
