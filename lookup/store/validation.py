@@ -18,6 +18,11 @@ and costs nothing else. What each check keeps out, and why:
   be shown in every time zone: an event at ``0001-01-01T00:00:00+14:00`` loaded, then
   made every lookup of its person fail.
 
+A key written twice in one object means its last value, as orjson, Python's json module
+and PostgreSQL's ``jsonb`` all read it; a profile's line may be stored as it came, so a
+backend must read stored lines that way too (SQLite's JSON functions, which take the
+first, are never run on them).
+
 Known score fields (where the field map puts ``lifetime_value`` and
 ``churn_propensity``, PRODUCT.md §7) that are not finite numbers in their range are not a
 reason to lose the line: they are dropped from the record, with a warning, so that an

@@ -273,3 +273,20 @@ def test_the_hubs_store_checks_the_scores_where_its_settings_field_map_puts_them
 
     assert ["dropped _acme.ltv (lifetime_value): 'Infinity' is not a finite number"] == [
         w.reason for w in report.warnings]
+
+
+def test_a_key_written_twice_means_its_last_value_now_and_after_a_merge(load, find):
+    twice = '{"identityMap": {"Email": [{"id": "ada@example.com"}]}, "tier": "a", "tier": "b"}'
+    load("profiles", twice)
+    shown_first = find("Email", "ada@example.com").attributes["tier"]
+    load("profiles", {**ADA, "loyalty": {"tier": "gold"}}, dataset="crm")
+
+    assert ("b", "b") == (shown_first, find("Email", "ada@example.com").attributes["tier"])
+
+
+def test_an_identity_map_written_twice_links_its_last_value(load, find):
+    load("profiles", '{"identityMap": {"Email": [{"id": "old@example.com"}]},'
+                     ' "identityMap": {"Email": [{"id": "ada@example.com"}]}}')
+
+    assert (None, True) == (find("Email", "old@example.com"),
+                            find("Email", "ada@example.com") is not None)
