@@ -30,13 +30,14 @@ from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
 from lookup.store.deletion import ForgetReport, forget, locate, purge_events
-from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines, is_bulk
+from lookup.store.ingest import Kind, Options, ingest_lines, is_bulk
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
 from lookup.store.parsing import Line
 from lookup.store.read import PERSON, SOURCE, Derivation, find, profile_of, read_profile
 from lookup.store.records import Rules
+from lookup.store.report import IngestReport
 from lookup.store.validation import FieldMap
 
 COUNTS = {

@@ -39,7 +39,6 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
-from hub.models import Frozen
 from lookup.store.connection import ThreadConnections
 from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
@@ -47,6 +46,7 @@ from lookup.store.merge import MergePolicy
 from lookup.store.numbering import take_sequence
 from lookup.store.parsing import Line, Record, parsed_chunks
 from lookup.store.records import AudienceRecord, EventRecord, ProfileRecord, Rules
+from lookup.store.report import IngestReport, IngestWarning, Rejection
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = ("profiles", "events", "audiences")
@@ -97,36 +97,6 @@ UPSERT_AUDIENCE = """
 INSERT INTO audiences (id, name, description) VALUES (?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description
 """
-
-
-class Rejection(Frozen):
-    """A line that was not loaded: its 1-based number and why."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-class IngestWarning(Frozen):
-    """Something left out of a loaded line (a field dropped): its 1-based number and why."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-class IngestReport(Frozen):
-    """The outcome of one ingest: how many lines were loaded, which were rejected, and
-    what was left out of loaded ones."""
-
-    kind: str
-    loaded: int
-    rejected: tuple[Rejection, ...] = ()
-    warnings: tuple[IngestWarning, ...] = ()
 
 
 @dataclass(frozen=True)
