@@ -81,14 +81,15 @@ class HubServices:
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
-    """The embedded store with the TOML file's identity rules, merge policy and retention."""
+    """The embedded store with the TOML file's identity rules, merge policy, retention and
+    field map (whose score fields are checked as records are loaded)."""
     hub = settings.hub
     return EmbeddedProfileStore(
         path, region=settings.default_region,
         unique_namespaces=hub.identity.unique_namespaces,
         max_identities=hub.identity.max_identities, merge_policy=hub.merge.policy,
         dataset_order=hub.merge.order, event_retention_days=hub.events.retention_days,
-        computed=hub.computed, audience_rules=hub.audiences,
+        computed=hub.computed, audience_rules=hub.audiences, fields=hub.fields,
         ingest_workers=settings.ingest_workers,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, get_args
 
@@ -21,6 +22,7 @@ from hub.render import summary_text
 from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
 from lookup.store import EmbeddedProfileStore, IngestReport
+from lookup.store.validation import MAX_LINE_BYTES
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = get_args(Kind)
@@ -45,13 +47,24 @@ def serve(host: str, port: int) -> None:
     app.run(host=host, port=port, threaded=True)
 
 
-def _open(name: str) -> IO[str]:
+def _open(name: str) -> IO[bytes]:
+    """The file as bytes: the store decodes each line, so a bad byte costs one line."""
     if name == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     try:
-        return open(name, encoding="utf-8")
+        return open(name, "rb")
     except OSError as exc:
         raise click.ClickException(f"cannot read {name}: {exc.strerror}") from exc
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``handle``, each read up to one byte past the longest the store takes
+    (it rejects that one): a line without end never fills the memory."""
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+        yield line
 
 
 def _line_count(name: str) -> int | None:
@@ -66,9 +79,9 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
     handle = _open(name)
     label = "stdin" if name == "-" else Path(name).name
     try:
-        bar: ProgressBar[str] = click.progressbar(
-            handle, length=_line_count(name), label=f"{kind} {label}", file=sys.stderr,
-            show_pos=True)
+        bar: ProgressBar[bytes] = click.progressbar(
+            _lines(handle), length=_line_count(name), label=f"{kind} {label}",
+            file=sys.stderr, show_pos=True)
         noted: list[str] = []
 
         def note(text: str) -> None:
@@ -80,14 +93,18 @@ def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str
         with bar as lines:
             return store.ingest(kind, lines, dataset=dataset, note=note)
     finally:
-        if handle is not sys.stdin:
+        if name != "-":
             handle.close()
 
 
 def _report(name: str, report: IngestReport) -> None:
     for rejection in report.rejected:
         click.echo(f"{name}:{rejection.line}: rejected: {rejection.reason}", err=True)
-    click.echo(f"{name}: {report.loaded} loaded, {len(report.rejected)} rejected")
+    for warning in report.warnings:
+        click.echo(f"{name}:{warning.line}: warning: {warning.reason}", err=True)
+    warned = len(report.warnings)
+    warnings = f", {warned} warning{'s' if warned > 1 else ''}" if warned else ""
+    click.echo(f"{name}: {report.loaded} loaded, {len(report.rejected)} rejected{warnings}")
 
 
 @main.command()

@@ -6,6 +6,7 @@ Common event types get a sentence built from their fields ("Purchased 2× Trail 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,19 +69,37 @@ def _page_view(data: Mapping[str, Any]) -> str:
 
 
 def _support(data: Mapping[str, Any]) -> str:
-    support = data.get("support") or data.get("_cah", {}).get("support")
+    support = data.get("support") or _inside(data, "_cah", "support")
     topic = support.get("topic") if isinstance(support, Mapping) else None
     return f"Contacted support: {topic}" if topic else "Contacted support"
 
 
 def _call(data: Mapping[str, Any]) -> str:
-    call = data.get("_cah", {}).get("call") if isinstance(data.get("_cah"), Mapping) else None
+    call = _inside(data, "_cah", "call")
     if not isinstance(call, Mapping):
         return "Phone call"
-    minutes = round(float(call.get("durationSeconds") or 0) / 60)
+    minutes = round(_seconds(call.get("durationSeconds")) / 60)
     outcome = call.get("outcome")
     length = f", {minutes} min" if minutes else ""
     return f"Called{length}" + (f" ({outcome})" if outcome else "")
+
+
+def _inside(data: Mapping[str, Any], *path: str) -> Any:
+    """The value at ``path``, or None where a step is missing or not an object (an
+    event's fields are whatever its source wrote)."""
+    value: Any = data
+    for step in path:
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return value
+
+
+def _seconds(value: Any) -> float:
+    """A duration in seconds as written (a number, or a string holding one); else 0."""
+    try:
+        seconds = float(value) if isinstance(value, int | float | str) else 0.0
+    except (ValueError, OverflowError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and not isinstance(value, bool) else 0.0
 
 
 RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {

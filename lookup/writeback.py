@@ -15,6 +15,7 @@ from typing import Any
 from hub.models import Delivery
 from hub.ports import PermanentError
 from lookup.store import EmbeddedProfileStore
+from lookup.store.validation import EARLIEST, LATEST
 
 WRITE_BACK_DATASET = "calls"
 
@@ -34,12 +35,14 @@ def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
 
 
 def _ended_at(value: object, now: datetime) -> datetime:
-    """Twilio's RFC 2822 ``Timestamp`` when it parses, else now."""
+    """Twilio's RFC 2822 ``Timestamp`` when it parses into a moment the store takes, else
+    now: the call is recorded either way."""
     if isinstance(value, str):
         try:
-            return parsedate_to_datetime(value).astimezone(UTC)
-        except (TypeError, ValueError):
-            pass
+            moment = parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):
+            return now
+        return moment if EARLIEST <= moment <= LATEST else now
     return now
 
 

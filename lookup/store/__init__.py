@@ -2,6 +2,6 @@
 
 from lookup.store.deletion import ForgetReport
 from lookup.store.embedded import EmbeddedProfileStore
-from lookup.store.ingest import IngestReport, Rejection
+from lookup.store.report import IngestReport, IngestWarning, Rejection
 
-__all__ = ["EmbeddedProfileStore", "ForgetReport", "IngestReport", "Rejection"]
+__all__ = ["EmbeddedProfileStore", "ForgetReport", "IngestReport", "IngestWarning", "Rejection"]

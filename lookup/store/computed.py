@@ -167,7 +167,7 @@ def _selector(field: str | None) -> _Selector:
     container = f"j{len(lists) - 1}" if lists else ""
     if lists and not last:  # "tags[]": the items themselves
         return _Selector(joins, len(lists), f"{container}.value", f"{container}.type", params)
-    container = f"{container}.value" if lists else "e.body"
+    container = _object(container) if lists else "e.body"
     params["value"] = json_path(last)
     value, kind = f"json_extract({container}, :value)", f"json_type({container}, :value)"
     return _Selector(joins, len(lists), value, kind, params)
@@ -182,8 +182,14 @@ def _list_joins(lists: Sequence[str]) -> tuple[str, dict[str, str]]:
             f" JOIN json_each({container}, :list{n}) AS j{n}"
             f" ON json_type({container}, :list{n}) = 'array'"
         )
-        container = f"j{n}.value"
+        container = _object(f"j{n}")
     return joins, params
+
+
+def _object(item: str) -> str:
+    """The list item ``item`` when it is an object, else NULL: json_each hands a string
+    item over as bare text, which the JSON functions would fail to read as JSON."""
+    return f"(CASE WHEN {item}.type = 'object' THEN {item}.value END)"
 
 
 def json_path(dotted: str) -> str:

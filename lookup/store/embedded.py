@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from hub.models import AmbiguousMatch, Identity, Profile
@@ -30,12 +30,15 @@ from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
 from lookup.store.deletion import ForgetReport, forget, locate, purge_events
-from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
+from lookup.store.ingest import Kind, Options, ingest_lines, is_bulk
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
+from lookup.store.parsing import Line
 from lookup.store.read import PERSON, SOURCE, Derivation, find, profile_of, read_profile
 from lookup.store.records import Rules
+from lookup.store.report import IngestReport
+from lookup.store.validation import FieldMap
 
 COUNTS = {
     "persons": "SELECT count(*) FROM persons WHERE NOT shared",
@@ -53,7 +56,7 @@ class EmbeddedProfileStore:
     Safe to share between threads: each thread uses its own connection. ``clock`` gives
     the current time in seconds since the epoch (for event retention). With
     ``ingest_workers``, a large ingest parses its lines in that many spawned processes
-    (see ``lookup.store.parsing``): worth it for a command-line bulk load, not in a server.
+    (see ``lookup.store.parsing``); a small one, such as a call's write-back, starts none.
     """
 
     name = "embedded"
@@ -72,6 +75,7 @@ class EmbeddedProfileStore:
         ingest_workers: int = 0,
         computed: Sequence[ComputedAttribute] = (),
         audience_rules: Sequence[AudienceRule] = (),
+        fields: FieldMap | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_identities < 1:
@@ -82,7 +86,7 @@ class EmbeddedProfileStore:
         self.policy = MergePolicy(merge_policy, tuple(dataset_order))
         self.retention_days = event_retention_days
         self.clock = clock
-        self._rules = Rules.of(region, unique_namespaces)
+        self._rules = Rules.of(region, unique_namespaces, fields)
         self._max_identities = max_identities
         self._workers = ingest_workers
         self._connections = ThreadConnections(self.path)
@@ -126,15 +130,18 @@ class EmbeddedProfileStore:
     def ingest(
         self,
         kind: Kind,
-        lines: Iterable[str],
+        lines: Iterable[Line],
         *,
         dataset: str = "default",
         progress: Callable[[int], None] | None = None,
         note: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Load JSON Lines of ``kind``; bad lines are reported, never fatal. ``note`` hears
-        of long steps after the last line is read."""
-        with _translated("ingest"), self._connections.bulk():
+        """Load JSON Lines of ``kind`` (text, or bytes read as UTF-8); bad lines are
+        reported, never fatal. ``note`` hears of long steps after the last line is read.
+        Only a bulk load runs with the bulk settings (``ingest.BULK_AFTER``) and may
+        start worker processes (``parsing.POOL_AFTER``)."""
+        lines, bulk = is_bulk(lines)
+        with _translated("ingest"), self._connections.bulk() if bulk else nullcontext():
             self._merge_as_configured()
             self.purge_expired()
             options = Options(self._rules, self.policy, self._max_identities,

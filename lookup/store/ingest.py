@@ -30,6 +30,7 @@ is kept (in a later load, the one stored first).
 from __future__ import annotations
 
 import gc
+import itertools
 import sqlite3
 import time
 from collections import Counter
@@ -38,14 +39,14 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
-from hub.models import Frozen
 from lookup.store.connection import ThreadConnections
 from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
 from lookup.store.numbering import take_sequence
-from lookup.store.parsing import Record, parsed_chunks
+from lookup.store.parsing import Line, Record, parsed_chunks
 from lookup.store.records import AudienceRecord, EventRecord, ProfileRecord, Rules
+from lookup.store.report import IngestReport, IngestWarning, Rejection
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = ("profiles", "events", "audiences")
@@ -71,6 +72,11 @@ EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 INSERT_EVENT = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 )
+# A load of more lines than this is a bulk load, written with the connection's bulk
+# settings (``connection.BULK_PRAGMAS``: no fsync, a large cache). A smaller one (a call's
+# write-back, a few records through the API) keeps the store's durable settings, and
+# does not resize a server thread's page cache and back for a line or two.
+BULK_AFTER = 1000
 # A load longer than this many chunks runs with the cyclic garbage collector paused: its
 # records and rows hold no reference cycles, yet the collector keeps scanning them, which
 # costs about a tenth of the load's time.
@@ -93,24 +99,6 @@ ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.desc
 """
 
 
-class Rejection(Frozen):
-    """A line that was not loaded: its 1-based number and why."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-class IngestReport(Frozen):
-    """The outcome of one ingest: how many lines were loaded and which were rejected."""
-
-    kind: str
-    loaded: int
-    rejected: tuple[Rejection, ...] = ()
-
-
 @dataclass(frozen=True)
 class Options:
     """How records are read, linked and merged."""
@@ -125,7 +113,7 @@ class Options:
 def ingest_lines(
     connections: ThreadConnections,
     kind: Kind,
-    lines: Iterable[str],
+    lines: Iterable[Line],
     *,
     dataset: str,
     options: Options,
@@ -136,7 +124,7 @@ def ingest_lines(
     a long step that reading lines does not show (storing a first load's events)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    loaded, rejected = 0, list[Rejection]()
+    loaded, rejected, warnings = 0, list[Rejection](), list[IngestWarning]()
     chunks = parsed_chunks(kind, lines, options.rules, options.workers)
     first_events = kind == "events" and _holds_no_events(connections)
     finished, written = False, 0
@@ -152,12 +140,23 @@ def ingest_lines(
                         bulk.enter_context(collector_paused())
                     loaded += len(chunk.records)
                     rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
+                    warnings += [IngestWarning(line=line, reason=why)
+                                 for line, why in chunk.warnings()]
                     if progress is not None:
                         progress(chunk.lines)
                     if held is None and time.monotonic() - started >= COMMIT_EVERY:
                         finished = False
                         break
-    return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected))
+    return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
+                        warnings=tuple(warnings))
+
+
+def is_bulk(lines: Iterable[Line]) -> tuple[Iterator[Line], bool]:
+    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``);
+    the first ``BULK_AFTER + 1`` are read ahead to tell."""
+    iterator = iter(lines)
+    head = list(itertools.islice(iterator, BULK_AFTER + 1))
+    return itertools.chain(head, iterator), len(head) > BULK_AFTER
 
 
 @contextmanager

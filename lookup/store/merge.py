@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lookup.store.records import dump_json
+from lookup.store.records import DECODE, dump_json
 
 PolicyName = Literal["timestamp_ordered", "dataset_precedence"]
 POLICIES = ("timestamp_ordered", "dataset_precedence")
@@ -65,9 +65,11 @@ class MergePolicy:
             return "{}"
         if len(ordered) == 1:
             return None
-        merged: dict[str, Any] = json.loads(ordered[0][3])
+        # The reader that checked the lines at ingest reads them here: two JSON readers
+        # could disagree on what a line holds.
+        merged: dict[str, Any] = DECODE(ordered[0][3])
         for fragment in ordered[1:]:
-            patch(merged, json.loads(fragment[3]))
+            patch(merged, DECODE(fragment[3]))
         merged.pop("identityMap", None)
         return dump_json(merged)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lookup.store.records import AudienceRecord, EventRecord, IdentityKey, ProfileRecord
+from lookup.store.validation import text_of
 
 Record = ProfileRecord | EventRecord | AudienceRecord
 # (lines, rejected (number, reason), index of each record's line, identity strings,
@@ -20,7 +21,7 @@ Packed = tuple[int, list[tuple[int, str]], list[int], list[str], list[int], list
 
 
 def pack(
-    records: list[Record], rejected: list[tuple[int, str]], first: int, lines: list[str]
+    records: list[Record], rejected: list[tuple[int, str]], first: int, lines: list[str | bytes]
 ) -> Packed:
     """``records`` parsed from ``lines`` (numbered from ``first``), packed."""
     indexes: list[int] = []
@@ -40,7 +41,7 @@ def pack(
     return len(lines), rejected, indexes, flat, counts, fields
 
 
-def unpack(kind: str, packed: Packed, first: int, lines: list[str]) -> list[Record]:
+def unpack(kind: str, packed: Packed, first: int, lines: list[str | bytes]) -> list[Record]:
     """The records of a packed chunk of ``lines``."""
     _, _, indexes, flat, counts, fields = packed
     records: list[Record] = []
@@ -52,11 +53,16 @@ def unpack(kind: str, packed: Packed, first: int, lines: list[str]) -> list[Reco
     return records
 
 
-def _fields(record: ProfileRecord | EventRecord, line: str) -> tuple[Any, ...]:
+def _fields(record: ProfileRecord | EventRecord, line: str | bytes) -> tuple[Any, ...]:
     if isinstance(record, EventRecord):
         return (record.event_id, record.timestamp, record.event_type, record.body)
-    as_read = record.attributes == line.rstrip("\r\n")
-    return (record.modified_at, None if as_read else record.attributes)
+    as_read = record.attributes == _as_read(line)
+    return (record.modified_at, None if as_read else record.attributes, record.dropped)
+
+
+def _as_read(line: str | bytes) -> str:
+    """A profile's attributes when they are its line as read (``records.parse_profile``)."""
+    return text_of(line).rstrip("\r\n")
 
 
 def _keys(flat: list[str], start: int, count: int) -> list[IdentityKey]:
@@ -64,12 +70,13 @@ def _keys(flat: list[str], start: int, count: int) -> list[IdentityKey]:
 
 
 def _record(
-    kind: str, number: int, keys: tuple[IdentityKey, ...], rest: tuple[Any, ...], line: str
+    kind: str, number: int, keys: tuple[IdentityKey, ...], rest: tuple[Any, ...],
+    line: str | bytes,
 ) -> Record:
     if kind == "profiles":
-        modified_at, attributes = rest
+        modified_at, attributes, dropped = rest
         return ProfileRecord(number, keys, modified_at,
-                             line.rstrip("\r\n") if attributes is None else attributes)
+                             _as_read(line) if attributes is None else attributes, dropped)
     if kind == "events":
         return EventRecord(number, keys, *rest)
     return AudienceRecord(number, *rest)

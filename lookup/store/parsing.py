@@ -3,12 +3,19 @@
 Parsing (JSON, phone numbers, identities) costs a third of a record's time, so for a
 large load it can run in ``workers`` processes while this one writes. They are spawned,
 never forked (a server's threads do not survive a fork), so the main module must be
-safe to import again: a script needs its ``if __name__ == "__main__":`` guard. A load starts inline
-and only starts the pool once it has seen ``POOL_AFTER`` chunks (a pool takes a moment
-to start, which small loads should not pay), and goes on parsing here until the workers
-are up. Chunks come back in input order, with at
-most ``AHEAD`` per worker in flight, so memory stays bounded whatever the input size.
-They travel back packed (``packing``), which makes them several times cheaper to receive.
+safe to import again: a script needs its ``if __name__ == "__main__":`` guard.
+
+A load is parsed here, in the calling thread, for its first ``POOL_AFTER`` chunks, and
+a pool is started only when more lines follow: those 8,000 lines take about as long to
+parse here (10-20 µs each) as a spawned worker takes to start (200-300 ms on two
+cores), so a smaller load would be done before a worker could help, and would only pay
+for starting it. A completed call's write-back, one line, never starts one. Once the pool
+starts, parsing goes on here until its workers are up. A worker ends with the process
+that started it, even one killed by SIGKILL (see ``start_worker``).
+
+Chunks come back in input order, with at most ``AHEAD`` per worker in flight, so memory
+stays bounded whatever the input size. They travel back packed (``packing``), which
+makes them several times cheaper to receive.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import gc
 import itertools
 import multiprocessing
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,18 +36,19 @@ from lookup.store.records import (
     AudienceRecord,
     EventRecord,
     ProfileRecord,
-    RecordError,
     Rules,
     parse_audience,
     parse_event,
     parse_profile,
 )
+from lookup.store.validation import RecordError, text_of
 
 CHUNK_LINES = 1000  # one transaction and one progress report per chunk
-POOL_AFTER = 8  # chunks parsed inline before a pool is worth starting
+POOL_AFTER = 8  # chunks parsed inline before a pool is worth starting (see above)
 AHEAD = 3  # chunks queued per worker
 
 Record = ProfileRecord | EventRecord | AudienceRecord
+Line = str | bytes  # bytes are decoded here, line by line: a bad byte costs its line only
 Parser = Callable[[int, str, Rules], Record]
 PARSERS: dict[str, Parser] = {
     "profiles": parse_profile,
@@ -55,16 +65,21 @@ class Chunk:
     records: list[Record] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
+    def warnings(self) -> list[tuple[int, str]]:
+        """(line number, what was left out of its record) for every field dropped."""
+        return [(record.line, why) for record in self.records
+                if type(record) is ProfileRecord for why in record.dropped]
 
-def parse_chunk(kind: str, first: int, lines: list[str], rules: Rules) -> Chunk:
+
+def parse_chunk(kind: str, first: int, lines: list[Line], rules: Rules) -> Chunk:
     """Parse ``lines``, numbered from ``first``; blank lines are skipped silently."""
     parse = PARSERS[kind]
     chunk = Chunk(len(lines))
-    for number, text in enumerate(lines, start=first):
-        if not text or text.isspace():
+    for number, line in enumerate(lines, start=first):
+        if not line or line.isspace():
             continue
         try:
-            chunk.records.append(parse(number, text, rules))
+            chunk.records.append(parse(number, text_of(line), rules))
         except RecordError as exc:
             chunk.rejected.append((number, str(exc)))
     return chunk
@@ -74,34 +89,51 @@ def warm_up() -> None:
     """Nothing: a worker that runs it has imported the parsers, and is ready."""
 
 
-def parse_packed(kind: str, first: int, lines: list[str], rules: Rules) -> Packed:
+def start_worker() -> None:
+    """A parsing worker's start: the cyclic garbage collector off (a worker's records hold
+    no reference cycles, so it would only scan them; see ``ingest.GC_PAUSE_AFTER``), and
+    a thread that ends the worker as soon as its parent is gone. A pool's workers wait
+    for chunks on a queue they hold both ends of, so nothing else would ever end them."""
+    gc.disable()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="cahub-parent-watch",
+                         daemon=True).start()
+
+
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()  # returns when the parent ends: its end of a pipe to this one closes
+    os._exit(1)
+
+
+def parse_packed(kind: str, first: int, lines: list[Line], rules: Rules) -> Packed:
     """``parse_chunk`` in a worker: the chunk packed for the trip back."""
     chunk = parse_chunk(kind, first, lines, rules)
     return pack(chunk.records, chunk.rejected, first, lines)
 
 
-def parsed_chunks(kind: str, lines: Iterable[str], rules: Rules, workers: int) -> Iterator[Chunk]:
-    """The chunks of ``lines``, parsed, in order."""
+def parsed_chunks(kind: str, lines: Iterable[Line], rules: Rules, workers: int) -> Iterator[Chunk]:
+    """The chunks of ``lines``, parsed, in order; by ``workers`` processes too when
+    there are more than ``POOL_AFTER`` chunks."""
     raw = _numbered_chunks(lines)
     for first, chunk in itertools.islice(raw, POOL_AFTER) if workers else raw:
         yield parse_chunk(kind, first, chunk, rules)
-    if workers:
-        yield from _pooled(kind, raw, rules, workers)  # whatever is left
+    following = next(raw, None) if workers else None
+    if following is not None:
+        yield from _pooled(kind, itertools.chain([following], raw), rules, workers)
 
 
 def _pooled(
-    kind: str, raw: Iterator[tuple[int, list[str]]], rules: Rules, workers: int
+    kind: str, raw: Iterator[tuple[int, list[Line]]], rules: Rules, workers: int
 ) -> Iterator[Chunk]:
     """Chunks parsed by a pool, once its workers have started (until then, here); if the
     pool cannot start or dies (a script without a ``__main__`` guard, say), the rest is
     parsed here."""
-    pending: deque[tuple[int, list[str]]] = deque()  # submitted, not yet yielded
+    pending: deque[tuple[int, list[Line]]] = deque()  # submitted, not yet yielded
     futures: deque[Future[Packed]] = deque()
     # spawn: never fork a process that may be running a server's threads.
-    # A worker only parses: its records hold no reference cycles, so the cyclic garbage
-    # collector would only scan them (see ``ingest.GC_PAUSE_AFTER``).
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=gc.disable)
+                               initializer=start_worker)
     try:
         started = pool.submit(warm_up)
         for first, lines in raw:
@@ -123,11 +155,11 @@ def _pooled(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _received(kind: str, packed: Packed, first: int, lines: list[str]) -> Chunk:
+def _received(kind: str, packed: Packed, first: int, lines: list[Line]) -> Chunk:
     return Chunk(packed[0], unpack(kind, packed, first, lines), packed[1])
 
 
-def _numbered_chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+def _numbered_chunks(lines: Iterable[Line]) -> Iterator[tuple[int, list[Line]]]:
     """``(number of the first line, lines)`` per chunk of ``CHUNK_LINES``."""
     iterator = iter(lines)
     first = 1

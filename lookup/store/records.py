@@ -12,19 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from lookup.phone import PHONE_NAMESPACES, normalize_identity
+from lookup.phone import PHONE_NAMESPACES, WITHHELD_KEYPAD, normalize_identity
+from lookup.store.validation import (
+    EPOCH,
+    FieldMap,
+    RecordError,
+    ScoreField,
+    check_instant,
+    check_structure,
+    drop_bad_scores,
+    score_fields,
+)
 
 PHONE_KEYSPACE = "phone"
 MAX_IDENTITIES_PER_RECORD = 20  # AEP's guardrail for one XDM record
 MAX_IDENTITY_LENGTH = 1024  # AEP's limit for a non-ECID identity value
 BLOCKED_VALUES = frozenset({"null", "anonymous", "invalid", "undefined"})
 EVENT_FIELDS = frozenset({"_id", "timestamp", "eventType", "identityMap"})
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["EPOCH", "RecordError"]  # re-exported: where records' readers look for them
 
 # (keyspace, stored value, namespace as written in the record)
 IdentityKey = tuple[str, str, str]
@@ -42,22 +52,20 @@ DECODE = orjson.loads
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """How lines are read: the region of national phone numbers, and the keyspaces of the
-    unique namespaces (a record may hold only one value of each)."""
+    """How lines are read: the region of national phone numbers, the keyspaces of the
+    unique namespaces (a record may hold only one value of each), and the score fields
+    a profile's values are checked at."""
 
     region: str
     unique: frozenset[str] = frozenset()
+    scores: tuple[ScoreField, ...] = score_fields()
 
     @classmethod
-    def of(cls, region: str, unique_namespaces: Iterable[str]) -> Rules:
-        return cls(region, frozenset(keyspace_of(ns) for ns in unique_namespaces))
-
-
-class RecordError(ValueError):
-    """Why a line cannot be loaded; the message is shown to the operator as is.
-
-    Messages never quote identity values: they are personal data.
-    """
+    def of(cls, region: str, unique_namespaces: Iterable[str],
+           fields: FieldMap | None = None) -> Rules:
+        """The rules of a store; ``fields`` is the TOML ``[fields]`` table (PRODUCT.md §7)."""
+        unique = frozenset(keyspace_of(ns) for ns in unique_namespaces)
+        return cls(region, unique, score_fields(fields))
 
 
 class ProfileRecord(NamedTuple):
@@ -65,6 +73,7 @@ class ProfileRecord(NamedTuple):
     identities: tuple[IdentityKey, ...]  # the primary first
     modified_at: int | None
     attributes: str  # the record as JSON, without nulls; identityMap is ignored when read
+    dropped: tuple[str, ...] = ()  # the fields left out of it (see ``validation``), and why
 
     @property
     def primary(self) -> IdentityKey:
@@ -97,24 +106,34 @@ def identity_key(namespace: str, value: str, region: str) -> IdentityKey | None:
     if len(value) > MAX_IDENTITY_LENGTH or value.strip().lower() in BLOCKED_VALUES:
         return None
     stored = normalize_identity(namespace, value, region)
-    if stored is None or (namespace == "ECID" and not (len(stored) == 38 and stored.isdigit())):
+    if stored is None:
         return None
-    return keyspace_of(namespace), stored, namespace
+    keyspace = keyspace_of(namespace)
+    if keyspace == PHONE_KEYSPACE and stored in WITHHELD_KEYPAD:  # "+86-282452253"
+        return None
+    if namespace == "ECID" and not (len(stored) == 38 and stored.isascii() and stored.isdigit()):
+        return None
+    return keyspace, stored, namespace
 
 
 def parse_profile(line: int, text: str, rules: Rules) -> ProfileRecord:
     """A profile fragment: its identities (primary first), timestamp and attributes.
 
-    The attributes are the line itself, unless it holds a null: nulls are dropped (XDM
-    leaves fields out rather than nulling them), so that merging never lets a null
-    erase a value. Keeping the line as it came saves encoding it again, which costs
-    more than the rest of reading it.
+    The attributes are the line itself, unless it holds a null or a score that cannot
+    be shown: nulls are dropped (XDM leaves fields out rather than nulling them), so
+    that merging never lets a null erase a value; bad scores too (``validation``).
+    Keeping the line as it came saves encoding it again, which costs more than the rest
+    of reading it.
     """
     text = text.rstrip("\r\n")
     record = parse_object(text)
     identities = parse_identity_map(record, rules)
-    attributes = dump_json(without_nulls(record)) if "null" in text else text
-    return ProfileRecord(line, identities, _last_modified(record), attributes)
+    modified_at = _last_modified(record)
+    dropped = drop_bad_scores(record, rules.scores)
+    if dropped or "null" in text:
+        return ProfileRecord(line, identities, modified_at, dump_json(without_nulls(record)),
+                             dropped)
+    return ProfileRecord(line, identities, modified_at, text)
 
 
 def parse_event(line: int, text: str, rules: Rules) -> EventRecord:
@@ -155,6 +174,7 @@ def parse_object(text: str) -> dict[str, Any]:
         raise RecordError(f"not JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(value, dict):
         raise RecordError(f"not a JSON object (a {_json_type(value)})")
+    check_structure(value, text)
     return value
 
 
@@ -197,6 +217,7 @@ def parse_timestamp(value: object, field: str) -> int:
         raise RecordError(f"{field} is not an ISO-8601 timestamp: {value[:40]!r}") from None
     if moment.tzinfo is None:
         raise RecordError(f"{field} has no time zone (add Z or an offset): {value[:40]!r}")
+    check_instant(moment, field, value)
     return to_micros(moment)
 
 
