@@ -36,6 +36,7 @@ from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
 from state.pops.memory import InProcessScreenPopBroker
+from state.pops.redis import RedisScreenPopBroker
 from state.sqlite import ThreadLocalDatabase
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,14 @@ def build_sinks(settings: Settings, store: EmbeddedProfileStore) -> dict[str, Si
     return {sink.name: sink for sink in sinks}
 
 
+def build_broker(settings: Settings) -> ScreenPopBroker:
+    """Screen pops in this process, or through Redis for several (``CAHUB_REDIS_URL``)."""
+    if settings.redis_url is None:
+        return InProcessScreenPopBroker()
+    return RedisScreenPopBroker(settings.redis_url.get_secret_value(),
+                                prefix=settings.redis_prefix)
+
+
 def build_services(
     settings: Settings, providers: Sequence[ProfileProvider] | None = None
 ) -> HubServices:
@@ -133,7 +142,7 @@ def build_services(
     store = build_store(settings, data_dir / STORE_FILE)
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
-    broker = InProcessScreenPopBroker()
+    broker = build_broker(settings)
     hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
     outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
     sinks = build_sinks(settings, store)
@@ -192,7 +201,7 @@ def close_app(app: Flask) -> None:
     hub = app.extensions[EXTENSION_KEY]
     hub.dispatcher.stop()
     hub.calls.close()
-    for resource in [*hub.providers, *hub.sinks.values()]:
+    for resource in [*hub.providers, *hub.sinks.values(), hub.broker]:
         close = getattr(resource, "close", None)
         if callable(close) and resource is not hub.store:
             close()

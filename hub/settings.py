@@ -21,6 +21,7 @@ from lookup.store.computed import ComputedAttribute
 
 KNOWN_PROVIDERS = ("embedded", "aep", "segment")
 KNOWN_CRMS = ("none", "salesforce", "hubspot", "zendesk", "webhook")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Agent(BaseModel):
@@ -196,6 +197,10 @@ class Settings(BaseSettings):
     crm_on_missing: Literal["create", "skip"] = "create"
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     outbox_lease_s: float = Field(default=60.0, gt=0)
+    # Several servers: screen pops through Redis Streams (unset: in this process only). A
+    # SecretStr, as the URL may carry a password; the prefix lets hubs share one Redis.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = Field(default="cahub:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$")
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None
@@ -241,6 +246,14 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(REDIS_SCHEMES)}, "
+                             "e.g. redis://127.0.0.1:6379/0")
+        return value
 
     @model_validator(mode="after")
     def _read_toml(self) -> Settings:

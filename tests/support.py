@@ -7,6 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, HubConfig, Settings
 from integrations.twilio import sign
 
@@ -43,3 +44,20 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str],
     """POST ``form`` as Twilio would, signed for the test server's URL."""
     signature = sign(token, f"http://localhost{path}", form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def pop_summary(number: int, name: str | None = "Ada Lovelace") -> Summary:
+    """A screen pop's summary whose call sid carries ``number``."""
+    call = CallInfo(sid=f"CA{number:032x}", from_=ADA_PHONE, to=AGENT_NUMBER,
+                    caller_kind=CallerKind.NUMBER)
+    return Summary(call=call, identity=None, found=True, name=name)
+
+
+def take_pops(stream: Any, count: int, wait: float = 5.0) -> list[tuple[str, Summary]]:
+    """The next ``count`` pops of a ``PopStream``, each waited for at most ``wait`` seconds."""
+    pops = []
+    while len(pops) < count:
+        pop = stream.next(wait)
+        assert pop is not None, f"only {len(pops)} of {count} pops arrived"
+        pops.append(pop)
+    return pops

@@ -84,13 +84,10 @@ class RedisScreenPopBroker:
         self._queries.close()
 
 
-def _client(url: str, timeout_s: float, pool_size: int | None = None) -> redis.Redis:
-    """A client that never retries by itself (its caller decides when to try again); one
-    connection, or a pool of ``pool_size`` that makes a caller wait for a free one."""
-    options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
-               "retry": Retry(NoBackoff(), 0)}
-    if pool_size is None:
-        return redis.Redis.from_url(url, single_connection_client=True, **options)
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=pool_size,
-                                                 timeout=timeout_s, **options)
+def _client(url: str, timeout_s: float, pool_size: int = 1) -> redis.Redis:
+    """A client that connects on first use and never retries by itself (its caller decides
+    when to try again). Its pool holds ``pool_size`` connections; a caller waits for one."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=pool_size, timeout=timeout_s, socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
     return redis.Redis(connection_pool=pool)

@@ -21,8 +21,6 @@ import pytest
 
 from hub.models import (
     Ambiguity,
-    CallerKind,
-    CallInfo,
     Identity,
     PersonFacts,
     Summary,
@@ -32,15 +30,9 @@ from hub.models import (
 from state.pops.memory import InProcessScreenPopBroker
 from state.pops.redis import RedisScreenPopBroker
 from tests.fakes import wait_for
+from tests.support import pop_summary, take_pops
 
 WAIT = 5.0  # the longest a pop may take to arrive; a passing test never waits this long
-Pop = tuple[str, Summary]
-
-
-def summary(number: int, name: str = "Ada Lovelace") -> Summary:
-    call = CallInfo(sid=f"CA{number:032x}", from_="+14155550134", to="+18005550100",
-                    caller_kind=CallerKind.NUMBER)
-    return Summary(call=call, identity=None, found=True, name=name)
 
 
 @dataclass
@@ -75,16 +67,6 @@ def broker(kit: BrokerKit) -> Any:
     return kit.make(replay=3, queue_size=5)
 
 
-def take(stream: Any, count: int) -> list[Pop]:
-    """The next ``count`` pops, each waited for."""
-    pops = []
-    while len(pops) < count:
-        pop = stream.next(WAIT)
-        assert pop is not None, f"only {len(pops)} of {count} pops arrived"
-        pops.append(pop)
-    return pops
-
-
 def published(broker: Any, agent_id: str, *summaries: Summary) -> list[str]:
     """Publish ``summaries`` one by one; their event ids, as a console received them."""
     witness = broker.subscribe(agent_id)
@@ -104,16 +86,16 @@ def published(broker: Any, agent_id: str, *summaries: Summary) -> list[str]:
 def test_a_subscriber_receives_a_published_pop_with_an_event_id(broker):
     stream = broker.subscribe("ada")
 
-    broker.publish("ada", summary(1))
+    broker.publish("ada", pop_summary(1))
 
-    event_id, received = take(stream, 1)[0]
-    assert summary(1) == received
+    event_id, received = take_pops(stream, 1)[0]
+    assert pop_summary(1) == received
     assert isinstance(event_id, str)
     assert event_id
 
 
 def test_each_pop_gets_an_event_id_of_its_own(broker):
-    ids = published(broker, "ada", *(summary(n) for n in range(3)))
+    ids = published(broker, "ada", *(pop_summary(n) for n in range(3)))
 
     assert 3 == len(set(ids))
 
@@ -127,33 +109,33 @@ def test_a_pop_arrives_with_every_field_intact(broker):
                                                                         tzinfo=UTC),
                                                      type="web.visit", title="Pricing page"),),
                          last_campaign="Winter")
-    full = Summary(**person.model_dump(), call=summary(1).call,
+    full = Summary(**person.model_dump(), call=pop_summary(1).call,
                    identity=Identity(namespace="Phone_E.164", id="+14155550134"), found=True,
                    ambiguous=Ambiguity(count=2, candidates=(person,)), lookup_ms=1.25)
     stream = broker.subscribe("ada")
 
     broker.publish("ada", full)
 
-    assert full == take(stream, 1)[0][1]
+    assert full == take_pops(stream, 1)[0][1]
 
 
 def test_an_agent_receives_only_its_own_pops(broker):
     ada, bob = broker.subscribe("ada"), broker.subscribe("bob")
 
-    broker.publish("bob", summary(1, "For Bob"))
-    broker.publish("ada", summary(2, "For Ada"))
+    broker.publish("bob", pop_summary(1, "For Bob"))
+    broker.publish("ada", pop_summary(2, "For Ada"))
 
-    assert ["For Bob"] == [pop[1].name for pop in take(bob, 1)]
-    assert ["For Ada"] == [pop[1].name for pop in take(ada, 1)]
+    assert ["For Bob"] == [pop[1].name for pop in take_pops(bob, 1)]
+    assert ["For Ada"] == [pop[1].name for pop in take_pops(ada, 1)]
     assert ada.next(0.05) is None
 
 
 def test_every_console_of_an_agent_receives_the_pop(broker):
     first, second = broker.subscribe("ada"), broker.subscribe("ada")
 
-    broker.publish("ada", summary(1))
+    broker.publish("ada", pop_summary(1))
 
-    assert take(first, 1) == take(second, 1)
+    assert take_pops(first, 1) == take_pops(second, 1)
 
 
 def test_next_returns_none_when_nothing_arrives_in_time(broker):
@@ -163,50 +145,50 @@ def test_next_returns_none_when_nothing_arrives_in_time(broker):
 
 
 def test_a_new_subscription_without_an_event_id_gets_live_pops_only(broker):
-    published(broker, "ada", summary(1))
+    published(broker, "ada", pop_summary(1))
     stream = broker.subscribe("ada")
 
-    broker.publish("ada", summary(2))
+    broker.publish("ada", pop_summary(2))
 
-    assert [summary(2)] == [pop[1] for pop in take(stream, 1)]
+    assert [pop_summary(2)] == [pop[1] for pop in take_pops(stream, 1)]
 
 
 def test_a_reconnecting_console_gets_the_pops_after_its_last_event_id(broker):
-    seen, *missed = published(broker, "ada", summary(1), summary(3), summary(4))
-    published(broker, "bob", summary(2))
+    seen, *missed = published(broker, "ada", pop_summary(1), pop_summary(3), pop_summary(4))
+    published(broker, "bob", pop_summary(2))
 
     stream = broker.subscribe("ada", last_event_id=seen)
 
-    assert missed == [event_id for event_id, _ in take(stream, 2)]
+    assert missed == [event_id for event_id, _ in take_pops(stream, 2)]
     assert stream.next(0.05) is None
 
 
 def test_replay_is_limited_to_the_last_pops_kept(broker):
-    first, *later = published(broker, "ada", *(summary(n) for n in range(6)))
+    first, *later = published(broker, "ada", *(pop_summary(n) for n in range(6)))
 
     stream = broker.subscribe("ada", last_event_id=first)
 
-    assert later[-3:] == [event_id for event_id, _ in take(stream, 3)]
+    assert later[-3:] == [event_id for event_id, _ in take_pops(stream, 3)]
     assert stream.next(0.05) is None
 
 
 def test_an_event_id_from_before_a_restart_replays_everything_kept(kit, broker):
-    kept = published(broker, "ada", summary(1), summary(2))
+    kept = published(broker, "ada", pop_summary(1), pop_summary(2))
 
     stream = broker.subscribe("ada", last_event_id=kit.id_from_before_a_restart)
 
-    assert kept == [event_id for event_id, _ in take(stream, 2)]
+    assert kept == [event_id for event_id, _ in take_pops(stream, 2)]
 
 
 @pytest.mark.parametrize("garbage", ["", "abc", "-1", "1e3", "٣", "1-2-3", "1-", "9" * 40,
                                      "9" * 21 + "-0"])
 def test_an_unusable_event_id_replays_nothing(broker, garbage):
-    published(broker, "ada", summary(1))
+    published(broker, "ada", pop_summary(1))
     stream = broker.subscribe("ada", last_event_id=garbage)
 
-    broker.publish("ada", summary(2))
+    broker.publish("ada", pop_summary(2))
 
-    assert [summary(2)] == [pop[1] for pop in take(stream, 1)]
+    assert [pop_summary(2)] == [pop[1] for pop in take_pops(stream, 1)]
 
 
 def test_a_stuck_subscriber_never_blocks_publish_and_loses_its_oldest_pops(broker):
@@ -214,11 +196,11 @@ def test_a_stuck_subscriber_never_blocks_publish_and_loses_its_oldest_pops(broke
 
     started = time.monotonic()
     for n in range(50):
-        broker.publish("ada", summary(n))
+        broker.publish("ada", pop_summary(n))
 
     assert time.monotonic() - started < 1.0
     assert wait_for(lambda: stuck.dropped == 45, WAIT)
-    assert [summary(n) for n in range(45, 50)] == [pop[1] for pop in take(stuck, 5)]
+    assert [pop_summary(n) for n in range(45, 50)] == [pop[1] for pop in take_pops(stuck, 5)]
 
 
 def test_a_closed_subscription_receives_nothing_and_is_forgotten(broker):
@@ -227,7 +209,7 @@ def test_a_closed_subscription_receives_nothing_and_is_forgotten(broker):
     stream.close()
     stream.close()
     listening = broker.listening("ada")
-    published(broker, "ada", summary(1))
+    published(broker, "ada", pop_summary(1))
 
     assert 0 == listening
     assert stream.next(0.01) is None
@@ -251,12 +233,12 @@ def test_concurrent_publishers_deliver_every_pop_once_in_each_publishers_order(k
 
     def publish_run(first: int) -> None:
         for n in range(first, first + 200):
-            broker.publish("ada", summary(n))
+            broker.publish("ada", pop_summary(n))
 
     publishers = [threading.Thread(target=publish_run, args=(t * 1000,)) for t in range(8)]
     for thread in publishers:
         thread.start()
-    received = [int(pop[1].call.sid[2:], 16) for pop in take(stream, 8 * 200)]
+    received = [int(pop[1].call.sid[2:], 16) for pop in take_pops(stream, 8 * 200)]
     for thread in publishers:
         thread.join()
 
@@ -277,7 +259,7 @@ def test_subscribers_come_and_go_while_pops_are_published(kit):
     for thread in churners:
         thread.start()
     for n in range(500):
-        broker.publish("ada", summary(n))
+        broker.publish("ada", pop_summary(n))
     stop.set()
     for thread in churners:
         thread.join()

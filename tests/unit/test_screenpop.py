@@ -5,14 +5,8 @@ The behaviour every broker shares is specified in tests/adapters/test_broker_con
 
 from __future__ import annotations
 
-from hub.models import CallerKind, CallInfo, Summary
 from state.pops.memory import InProcessScreenPopBroker
-
-
-def summary(number: int) -> Summary:
-    call = CallInfo(sid=f"CA{number:032x}", from_="+14155550134", to="+18005550100",
-                    caller_kind=CallerKind.NUMBER)
-    return Summary(call=call, identity=None, found=True, name="Ada Lovelace")
+from tests.support import pop_summary as summary
 
 
 def test_publish_returns_the_event_id_the_console_receives():
