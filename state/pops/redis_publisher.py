@@ -49,7 +49,7 @@ class PopPublisher:
     def __init__(self, client: redis.Redis, keys: PopKeys, *, backlog: int, replay: int,
                  feed_length: int, ttl_ms: int, batch: int = 100) -> None:
         self._client = client
-        self._script = client.register_script(PUBLISH_SCRIPT)
+        self._sha: str | None = None
         self._keys = keys
         self._limits = (feed_length, replay, ttl_ms)
         self._backlog = max(backlog, 1)
@@ -120,13 +120,17 @@ class PopPublisher:
 
     def _send(self, batch: list[Pending]) -> None:
         """One round trip for the batch; a pop Redis refuses is logged and not retried."""
+        if self._sha is None:  # loaded once: redis-py's pipelines check scripts every time
+            self._sha = self._client.script_load(PUBLISH_SCRIPT)
         feed_length, replay, ttl_ms = self._limits
         with self._client.pipeline(transaction=False) as pipe:
             for _, agent_id, summary in batch:
-                self._script(keys=[self._keys.feed, self._keys.agent(agent_id)],
-                             args=[agent_id, encode_summary(summary), feed_length, replay,
-                                   ttl_ms], client=pipe)
+                pipe.evalsha(self._sha, 2, self._keys.feed, self._keys.agent(agent_id),
+                             agent_id, encode_summary(summary), feed_length, replay, ttl_ms)
             results = pipe.execute(raise_on_error=False)
+        if results and isinstance(results[0], redis.exceptions.NoScriptError):
+            self._sha = None  # Redis restarted, or its scripts were flushed: load it again
+            raise results[0]
         for result in results:
             if isinstance(result, redis.ResponseError):
                 logger.error("Redis refused a screen pop: %s", result)

@@ -141,7 +141,9 @@ class PopReader:
 
     def _resume(self) -> None:
         """Find our place after (re)connecting; catch every console up if Redis lost pops."""
-        self._reader_id = int(self._reads.client_id())
+        self._reader_id = None
+        with contextlib.suppress(redis.ResponseError):  # CLIENT may be denied by an ACL
+            self._reader_id = int(self._reads.client_id())
         cursor = format_stream_id(self._cursor or ORIGIN)
         with self._queries.pipeline(transaction=False) as pipe:
             pipe.set(self._keys.epoch, self._epoch_token, nx=True)

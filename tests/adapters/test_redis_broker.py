@@ -161,6 +161,20 @@ def test_consoles_keep_their_streams_through_a_redis_restart(private_pair, priva
     assert console.next(0.3) is None
 
 
+def test_pops_flow_again_after_redis_forgets_its_scripts(private_pair, private_redis):
+    first, second = private_pair
+    console = second.subscribe("ada")
+    first.publish("ada", pop_summary(1))
+    received(console, 1)
+
+    client = redis.Redis.from_url(private_redis.url)
+    client.script_flush()
+    client.close()
+    first.publish("ada", pop_summary(2))
+
+    assert [2] == numbers(received(console, 1))
+
+
 def test_a_last_event_id_from_before_a_restart_gets_the_pops_kept_since(private_pair,
                                                                        private_redis):
     first, second = private_pair
