@@ -78,7 +78,7 @@ class RedisScreenPopBroker:
             raise TransientError(f"Redis: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
-        """Stop sending and reading, end every console's stream, drop the connections."""
+        """Stop sending and reading, and drop the connections (open consoles get nothing more)."""
         self._publisher.close()
         self._reader.close()
         self._queries.close()

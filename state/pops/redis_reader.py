@@ -91,12 +91,8 @@ class PopReader:
             return len(self._subscribers.get(agent_id, ()))
 
     def close(self) -> None:
-        """Stop reading and end every console's stream."""
+        """Stop reading; open consoles get nothing more and end with their requests."""
         self._stopping.set()
-        with self._lock:
-            subscriptions = [s for group in self._subscribers.values() for s in group]
-        for subscription in subscriptions:
-            subscription.close()
         thread = self._thread
         for _ in range(int(self._timeout_s / 0.05) + 1):
             if thread is None or not thread.is_alive():
@@ -198,7 +194,7 @@ class PopReader:
                     subscription.offer(stream_id, pop)
 
     def _replay_into(self, pending: Pending) -> None:
-        """Give each console the kept pops after its floor (or after its own place)."""
+        """Replay each console's kept pops after its floor, or catch it up from its place."""
         live = {s: floor for s, floor in pending.items() if not s.closed}
         agents = sorted({s.agent_id for s in live})
         if not agents:
@@ -215,10 +211,14 @@ class PopReader:
             if floor is not None and floor > _newest_id(newest):
                 floor = ORIGIN  # an id from before a Redis restart: all kept is news
             start = floor if floor is not None else subscription.after or ORIGIN
-            missed = [entry for entry in kept[subscription.agent_id]
-                      if (parse_stream_id(entry[0]) or ORIGIN) > start]
-            subscription.merge([pop for entry in missed
-                                for pop in decoded.setdefault(entry[0], _pops([entry]))])
+            missed = [pop for entry in kept[subscription.agent_id]
+                      if (parse_stream_id(entry[0]) or ORIGIN) > start
+                      for pop in decoded.setdefault(entry[0], _pops([entry]))]
+            if floor is not None:
+                subscription.replay(missed)
+                continue
+            for stream_id, pop in missed:
+                subscription.offer(stream_id, pop)
 
     def _wake(self) -> None:
         """End the reader's blocking read now, if Redis answers."""

@@ -87,11 +87,11 @@ def decode_summary(fields: dict[bytes, bytes]) -> Summary:
 
 
 class StreamSubscription(PopSubscription):
-    """One console's queue, which knows the newest stream id it was given.
+    """One console's queue, which knows where it stands in the stream ids.
 
-    ``after`` is None until the process's reader has found its place in the feed; a pop
-    offered live with an id at or below ``after`` was already given (by a replay) and is
-    skipped, so no pop reaches a console twice.
+    ``after`` is the newest id it was given (or placed at, when it subscribed): a pop offered
+    at or below it is skipped, so no pop reaches a console twice. None until the process's
+    reader has found its place in the feed.
     """
 
     def __init__(self, agent_id: str, maxlen: int,
@@ -99,38 +99,40 @@ class StreamSubscription(PopSubscription):
         super().__init__(maxlen, on_close)
         self.agent_id = agent_id
         self.after: StreamId | None = None
+        self._first_given: StreamId | None = None
 
     def anchor(self, cursor: StreamId, restart: bool) -> bool:
         """Place a console that has no place yet at ``cursor``; True when it has one already
         and must be caught up. After a restart every pop Redis holds is news to it."""
         with self._ready:
             if restart:  # the new ids may even sort below the old ones
-                self.after = ORIGIN
+                self.after, self._first_given = ORIGIN, None
             if self.after is None:
                 self.after = cursor
                 return False
             return True
 
     def offer(self, stream_id: StreamId, pop: Pop) -> None:
-        """Queue a live pop unless this console already has it."""
+        """Queue a pop newer than every one this console has."""
         with self._ready:
             if self.closed or (self.after is not None and stream_id <= self.after):
                 return
             self.after = stream_id
+            self._first_given = self._first_given or stream_id
             self._append(pop)
             self._ready.notify()
 
-    def merge(self, missed: Sequence[tuple[StreamId, Pop]]) -> None:
-        """Put ``missed`` (oldest first) ahead of the live pops that came after them."""
-        if not missed:
-            return
-        newest = missed[-1][0]
+    def replay(self, missed: Sequence[tuple[StreamId, Pop]]) -> None:
+        """Put ``missed`` (oldest first) ahead of the queue, but for pops already given."""
         with self._ready:
-            if self.closed:
+            first = self._first_given
+            older = [(stream_id, pop) for stream_id, pop in missed
+                     if first is None or stream_id < first]
+            if self.closed or not older:
                 return
-            later = [pop for pop in self._queue if (parse_stream_id(pop[0]) or ORIGIN) > newest]
+            given = list(self._queue)
             self._queue.clear()
-            for pop in [*(pop for _, pop in missed), *later]:
+            for pop in [*(pop for _, pop in older), *given]:
                 self._append(pop)
-            self.after = max(self.after or ORIGIN, newest)
+            self.after = max(self.after or ORIGIN, older[-1][0])
             self._ready.notify()
