@@ -19,6 +19,7 @@ from hub.models import Summary
 from hub.ports import TransientError
 from state.pops.redis import RedisScreenPopBroker
 from tests.backends import PrivateRedis, free_port
+from tests.fakes import wait_for
 from tests.support import pop_summary, take_pops
 
 WAIT = 10.0  # the longest a pop may take to arrive, Redis restarts included
@@ -129,7 +130,7 @@ def test_pops_published_while_redis_is_down_reach_consoles_when_it_is_back(priva
     private_redis.start()
 
     assert [0, 1, 2] == numbers(received(console, 3))
-    assert 0 == first.held()
+    assert wait_for(lambda: first.held() == 0, WAIT)
 
 
 def test_the_backlog_keeps_the_newest_pops_while_redis_is_down(make, private_redis):
