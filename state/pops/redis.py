@@ -34,10 +34,12 @@ class RedisScreenPopBroker:
 
     Nothing connects until the first publish or subscribe. ``timeout_s`` bounds every
     command but the reader's blocking read, which returns after ``block_s`` when idle.
+    ``feed_length`` only needs to cover a reader's lapse (beyond it, consoles are caught up
+    from their agents' streams): the feed holds personal data too, so it stays short.
     """
 
     def __init__(self, url: str, *, prefix: str = "cahub:", replay: int = 20,
-                 queue_size: int = 100, backlog: int = 10_000, feed_length: int = 10_000,
+                 queue_size: int = 100, backlog: int = 10_000, feed_length: int = 1000,
                  ttl_s: float = 86_400.0, timeout_s: float = 1.0, block_s: float = 1.0) -> None:
         keys = PopKeys(prefix)
         replay = max(replay, 1)

@@ -94,6 +94,27 @@ def test_a_console_reconnecting_through_the_other_instance_misses_nothing(pair):
     assert reconnected.next(0.1) is None
 
 
+def test_many_consoles_reconnecting_at_once_each_get_what_they_missed(pair):
+    first, second = pair
+    console = first.subscribe("ada")
+    first.publish("ada", pop_summary(1))
+    last_event_id = received(console, 1)[0][0]
+    first.publish("ada", pop_summary(2))
+    received(console, 1)
+    replayed: list[list[int]] = []
+
+    def reconnect() -> None:
+        replayed.append(numbers(received(second.subscribe("ada", last_event_id), 1)))
+
+    threads = [threading.Thread(target=reconnect) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [[2]] * 100 == replayed
+
+
 def test_redis_keeps_only_each_agents_last_pops_and_for_a_day(make, redis_server, redis_prefix):
     broker = make(redis_server, prefix=redis_prefix, replay=3)
     console = broker.subscribe("ada")
