@@ -67,8 +67,9 @@ class PopPublisher:
             if len(self._pending) >= self._backlog:
                 self._pending.popleft()
                 self.dropped += 1
-                logger.warning("screen pops wait for Redis and the backlog is full; "
-                               "dropped the oldest")
+                if self.dropped % 100 == 1:  # once per hundred: an outage drops many
+                    logger.warning("screen pops wait for Redis and the backlog is full; "
+                                   "%d of the oldest dropped so far", self.dropped)
             self._sequence += 1
             self._pending.append((self._sequence, agent_id, summary))
             self._ready.notify()
