@@ -44,6 +44,7 @@ from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
 from state.pops.memory import InProcessScreenPopBroker
+from state.pops.redis import RedisScreenPopBroker
 from state.sessions.sqlite import SCHEMA as SESSIONS_SCHEMA
 from state.sessions.sqlite import SqliteSessionRevocations
 from state.sqlite import ThreadLocalDatabase
@@ -168,6 +169,12 @@ def build_state(settings: Settings) -> HubState:
                                      settings.database_pool_size)
     return HubState(postgres, PostgresCallLedger(postgres), PostgresOutbox(postgres, lease=lease),
                     PostgresSessionRevocations(postgres))
+def build_broker(settings: Settings) -> ScreenPopBroker:
+    """Screen pops in this process, or through Redis for several (``CAHUB_REDIS_URL``)."""
+    if settings.redis_url is None:
+        return InProcessScreenPopBroker()
+    return RedisScreenPopBroker(settings.redis_url.get_secret_value(),
+                                prefix=settings.redis_prefix)
 
 
 def build_services(
@@ -182,7 +189,7 @@ def build_services(
     store = build_store(settings, data_dir / STORE_FILE)
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
-    broker = InProcessScreenPopBroker()
+    broker = build_broker(settings)
     state = build_state(settings)
     outbox = state.outbox
     sinks = build_sinks(settings, store)
@@ -250,7 +257,7 @@ def close_app(app: Flask) -> None:
     hub = app.extensions[EXTENSION_KEY]
     hub.dispatcher.stop()
     hub.calls.close()
-    for resource in [*hub.providers, *hub.sinks.values()]:
+    for resource in [*hub.providers, *hub.sinks.values(), hub.broker]:
         close = getattr(resource, "close", None)
         if callable(close) and resource is not hub.store:
             close()

@@ -64,8 +64,12 @@ class PopStream(Protocol):
 class ScreenPopBroker(Protocol):
     """Fans screen pops out to the agent consoles that are listening."""
 
-    def publish(self, agent_id: str, summary: Summary) -> str:
-        """Send ``summary`` to every console of ``agent_id``; return the event id."""
+    def publish(self, agent_id: str, summary: Summary) -> str | None:
+        """Send ``summary`` to every console of ``agent_id``, never waiting and never raising.
+
+        Returns the event id when it is known at once; a broker that sends pops on in the
+        background (through Redis) returns None, and its consoles see the id with the pop.
+        """
         ...
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:

@@ -22,6 +22,7 @@ from lookup.store.computed import ComputedAttribute
 
 KNOWN_PROVIDERS = ("embedded", "aep", "segment")
 KNOWN_CRMS = ("none", "salesforce", "hubspot", "zendesk", "webhook")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Agent(BaseModel):
@@ -162,9 +163,6 @@ class Settings(BaseSettings):
     # Reverse proxies in front of the hub that append to X-Forwarded-For: the client address
     # is read that many hops back (0: the connection's own peer; the header is not trusted).
     proxy_hops: int = Field(default=0, ge=0, le=5)
-    # Several servers: Redis keeps what they share (the rate limits' counters), under a prefix.
-    redis_url: str | None = None
-    redis_prefix: str = "cahub:"
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -222,6 +220,11 @@ class Settings(BaseSettings):
     # files in data_dir; a secret, since the URL may carry a password.
     database_url: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1, le=1000)
+    # Several servers: screen pops through Redis Streams, and the rate limits' counters
+    # (unset: both in this process only). A SecretStr, as the URL may carry a password; the
+    # prefix lets hubs share one Redis.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = Field(default="cahub:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$")
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None
@@ -277,6 +280,14 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(REDIS_SCHEMES)}, "
+                             "e.g. redis://127.0.0.1:6379/0")
+        return value
 
     @model_validator(mode="after")
     def _read_toml(self) -> Settings:

@@ -6,13 +6,20 @@ The servers are the machine's own (``CAHUB_TEST_REDIS_URL``, default
 dropped afterwards; each Redis test a key prefix of its own, whose keys are deleted
 afterwards, so runs in parallel never see each other's data. A server that cannot be
 reached skips the test with the reason (and CI, with CAHUB_NO_SKIP, fails it).
+``private_redis`` is a redis-server of the test's own, for tests that stop or restart it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +90,79 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield _database_url(name)
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PrivateRedis:
+    """A redis-server of one test's own on a free port, keeping nothing on disk (as the
+    shared one does), which the test may stop, freeze and start again."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self._binary, self._workdir = binary, workdir
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server (empty) and wait until it answers."""
+        import redis
+
+        command = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL,  # noqa: S603 -- redis-server from PATH, fixed arguments
+                                         stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Stop the server; everything it held is gone."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen server cannot end
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def freeze(self) -> None:
+        """Stop answering without closing a connection (a network partition, as clients see it)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (as of now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, for tests that stop or restart it (never the
+    shared one); skipped with the reason where redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = PrivateRedis(binary, tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, HubConfig, Settings
 from integrations.twilio import sign
 
@@ -65,3 +66,20 @@ def console_login(client: FlaskClient, token: str) -> Any:
 def console_logout(client: FlaskClient) -> Any:
     """The console's "Sign out" form, with the page's CSRF token."""
     return client.post("/console/logout", data={"csrf_token": csrf_token(client)})
+
+
+def pop_summary(number: int, name: str | None = "Ada Lovelace") -> Summary:
+    """A screen pop's summary whose call sid carries ``number``."""
+    call = CallInfo(sid=f"CA{number:032x}", from_=ADA_PHONE, to=AGENT_NUMBER,
+                    caller_kind=CallerKind.NUMBER)
+    return Summary(call=call, identity=None, found=True, name=name)
+
+
+def take_pops(stream: Any, count: int, wait: float = 5.0) -> list[tuple[str, Summary]]:
+    """The next ``count`` pops of a ``PopStream``, each waited for at most ``wait`` seconds."""
+    pops = []
+    while len(pops) < count:
+        pop = stream.next(wait)
+        assert pop is not None, f"only {len(pops)} of {count} pops arrived"
+        pops.append(pop)
+    return pops

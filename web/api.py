@@ -67,6 +67,14 @@ def _provider_check(provider: ProfileProvider) -> dict[str, object]:
     return {**_check(provider.ping), **(state() if callable(state) else {})}
 
 
+def _redis_check(broker: object) -> dict[str, object] | None:
+    """When pops go through Redis: its ping, and the pops held back until it answers."""
+    ping, held = getattr(broker, "ping", None), getattr(broker, "held", None)
+    if not callable(ping) or not callable(held):
+        return None
+    return {**_check(ping), "pops_held": held()}
+
+
 def _ping_state() -> None:
     services().hub_db.ping()
 
@@ -76,19 +84,23 @@ def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each provider and sink.
 
     503 only when the hub cannot serve calls well: its own database fails, or every
-    provider does. A failing sink (deliveries wait in the outbox) or one failing
-    provider among several is ``degraded``, still 200.
+    provider does. A failing sink (deliveries wait in the outbox), one failing
+    provider among several, or Redis away (pops wait in this server) is ``degraded``,
+    still 200.
     """
     hub = services()
     providers = {p.name: _provider_check(p) for p in hub.providers}
     sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
     state = _check(_ping_state)
+    redis = _redis_check(hub.broker)
     failing = not state["ok"] or not any(c["ok"] for c in providers.values())
-    degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values()])
+    degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values(),
+                                         *([redis] if redis else [])])
     status = "failing" if failing else "degraded" if degraded else "ok"
     # The counts come from the same database: none when it cannot be reached.
     body = {"status": status, "state": state, "providers": providers, "sinks": sinks,
-            "outbox": hub.outbox.counts() if state["ok"] else None}
+            "outbox": hub.outbox.counts() if state["ok"] else None,
+            **({"redis": redis} if redis else {})}
     return jsonify(body), 503 if failing else 200
 
 

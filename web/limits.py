@@ -113,9 +113,10 @@ def _too_many(exc: RateLimitExceeded) -> tuple[Response, int]:
 def _storage(settings: Settings) -> tuple[str, dict[str, str | float]]:
     if settings.redis_url is None:
         return "memory://", {}
-    return settings.redis_url, {"key_prefix": f"{settings.redis_prefix}ratelimit",
-                                "socket_timeout": REDIS_TIMEOUT_S,
-                                "socket_connect_timeout": REDIS_TIMEOUT_S}
+    options: dict[str, str | float] = {"key_prefix": f"{settings.redis_prefix}ratelimit",
+                                       "socket_timeout": REDIS_TIMEOUT_S,
+                                       "socket_connect_timeout": REDIS_TIMEOUT_S}
+    return settings.redis_url.get_secret_value(), options
 
 
 def init_app(app: Flask, settings: Settings) -> None:

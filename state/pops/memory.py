@@ -7,62 +7,20 @@ first given the ones it missed. A console that subscribes without an id gets liv
 An id newer than any this broker issued comes from a console that outlived a restart; it is
 given everything still kept.
 
-Publishing never waits for a subscriber: each has a bounded queue, and when a slow or dead
-one falls behind its oldest pop is dropped (and logged). Only pops published for an agent id
-reach that agent's subscriptions. A Redis broker can stand in behind the same port.
+Publishing never waits for a subscriber: each has a bounded queue (``PopSubscription``), and
+when a slow or dead one falls behind its oldest pop is dropped (and logged). Only pops
+published for an agent id reach that agent's subscriptions. ``state.pops.redis`` gives the
+same behaviour across processes, behind the same port.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
 from hub.models import Summary
-
-logger = logging.getLogger(__name__)
-
-Pop = tuple[str, Summary]
-
-
-class InProcessSubscription:
-    """One console's queue of pops (a ``PopStream``); closing it twice is harmless."""
-
-    def __init__(self, maxlen: int, on_close: Callable[[InProcessSubscription], None]) -> None:
-        self._queue: deque[Pop] = deque()
-        self._maxlen = maxlen
-        self._ready = threading.Condition()
-        self._on_close = on_close
-        self.closed = False
-        self.dropped = 0
-
-    def put(self, pop: Pop) -> None:
-        """Queue ``pop`` without ever blocking, dropping the oldest when the queue is full."""
-        with self._ready:
-            if len(self._queue) >= self._maxlen:
-                self._queue.popleft()
-                self.dropped += 1
-                logger.warning("screen pop subscriber is behind; dropped its oldest pop")
-            self._queue.append(pop)
-            self._ready.notify()
-
-    def next(self, timeout: float) -> Pop | None:
-        """The next pop, or None after ``timeout`` seconds or once closed."""
-        with self._ready:
-            self._ready.wait_for(lambda: self._queue or self.closed, timeout)
-            if self.closed or not self._queue:
-                return None
-            return self._queue.popleft()
-
-    def close(self) -> None:
-        """Stop listening; a waiting ``next`` returns None at once."""
-        with self._ready:
-            if self.closed:
-                return
-            self.closed = True
-            self._ready.notify_all()
-        self._on_close(self)
+from state.pops.subscription import Pop, PopSubscription
 
 
 class InProcessScreenPopBroker:
@@ -74,7 +32,7 @@ class InProcessScreenPopBroker:
         self._lock = threading.Lock()
         self._last_id = 0
         self._history: dict[str, deque[tuple[int, Summary]]] = {}
-        self._subscribers: dict[str, set[InProcessSubscription]] = {}
+        self._subscribers: dict[str, set[PopSubscription]] = {}
 
     def publish(self, agent_id: str, summary: Summary) -> str:
         """Send ``summary`` to every console of ``agent_id``; return the new event id."""
@@ -89,9 +47,9 @@ class InProcessScreenPopBroker:
                 subscription.put((event_id, summary))
         return event_id
 
-    def subscribe(self, agent_id: str, last_event_id: str | None = None) -> InProcessSubscription:
+    def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopSubscription:
         """Listen for ``agent_id``'s pops, first replaying those kept after ``last_event_id``."""
-        subscription = InProcessSubscription(self._queue_size, self._forget(agent_id))
+        subscription = PopSubscription(self._queue_size, self._forget(agent_id))
         with self._lock:
             for pop in self._missed(agent_id, last_event_id):
                 subscription.put(pop)
@@ -112,8 +70,8 @@ class InProcessScreenPopBroker:
         kept = self._history.get(agent_id, ())
         return [(str(number), summary) for number, summary in kept if number > after]
 
-    def _forget(self, agent_id: str) -> Callable[[InProcessSubscription], None]:
-        def unsubscribe(subscription: InProcessSubscription) -> None:
+    def _forget(self, agent_id: str) -> Callable[[PopSubscription], None]:
+        def unsubscribe(subscription: PopSubscription) -> None:
             with self._lock:
                 subscribers = self._subscribers.get(agent_id, set())
                 subscribers.discard(subscription)
