@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from app import close_app, services
 from cli.command_app import command_app
+from hub.private_files import write_private_text
 from hub.settings import Agent, HubConfig, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
 
@@ -31,10 +32,8 @@ def demo_secrets(data_dir: Path) -> dict[str, str]:
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored
-    data_dir.mkdir(parents=True, exist_ok=True)
     made = {"agent_token": secrets.token_urlsafe(24), "auth_token": secrets.token_hex(16)}
-    path.write_text(json.dumps(made))
-    path.chmod(0o600)
+    write_private_text(path, json.dumps(made))
     return made
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,16 @@ def signed_post(client: FlaskClient, path: str, form: dict[str, str],
     """POST ``form`` as Twilio would, signed for the test server's URL."""
     signature = sign(token, f"http://localhost{path}", form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def modes(directory: Path) -> dict[str, str]:
+    """Every path under ``directory`` (itself included) with its permission bits, in octal."""
+    found = {".": oct(stat.S_IMODE(directory.stat().st_mode))}
+    for path in directory.rglob("*"):
+        found[str(path.relative_to(directory))] = oct(stat.S_IMODE(path.stat().st_mode))
+    return found
+
+
+def open_to_others(directory: Path) -> dict[str, str]:
+    """The paths under ``directory`` that give its group or others any access."""
+    return {name: mode for name, mode in modes(directory).items() if int(mode, 8) & 0o077}

@@ -14,6 +14,8 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
+from hub.private_files import private_database
+
 SCHEMA_VERSION = 2
 PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
@@ -107,7 +109,7 @@ class ThreadConnections:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_database(path)  # owner-only, and so are the files SQLite adds
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in PRAGMAS:

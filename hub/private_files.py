@@ -1,0 +1,62 @@
+"""The data directory and its files are the hub's alone: 0700 for the directory, 0600 for files.
+
+They hold personal data (profiles, call summaries, delivery payloads) and the demo's secrets.
+SQLite creates a database file 0644 and gives its -wal, -shm and -journal files the mode of
+the database file, so the hub creates the database file itself, owner-only, before SQLite
+opens it: every file SQLite adds then follows, in whichever process (the CLI, a server
+worker) adds it. A directory or file found looser, as an earlier version left it, is
+tightened with a warning: nothing but the hub needs to read them, and the warning tells an
+operator who relied on a group's access what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+OWNER_ONLY_DIRECTORY = 0o700
+OWNER_ONLY_FILE = 0o600
+OPEN_TO_OTHERS = 0o077
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_directory(path: Path) -> Path:
+    """``path``, made if missing (with its parents), accessible to its owner alone."""
+    path.mkdir(mode=OWNER_ONLY_DIRECTORY, parents=True, exist_ok=True)
+    _tighten(path)
+    return path
+
+
+def private_database(path: Path) -> Path:
+    """Prepare the SQLite file ``path`` so that it and its companions are owner-only."""
+    private_directory(path.parent)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, OWNER_ONLY_FILE))
+    for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
+        if companion.exists():
+            _tighten(companion)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write a new file that is owner-only from its first byte (no window at 0644)."""
+    private_directory(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _tighten(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & OPEN_TO_OTHERS:
+        return
+    try:
+        path.chmod(mode & ~OPEN_TO_OTHERS)
+    except OSError as exc:
+        log.warning("%s is readable by others (mode %o) and could not be tightened (%s): "
+                    "it holds personal data; make it owner-only", path, mode, exc.strerror)
+        return
+    log.warning("%s was readable by others (mode %o); it holds personal data, so it is now "
+                "%o", path, mode, mode & ~OPEN_TO_OTHERS)
