@@ -79,7 +79,7 @@ def _banner(settings: Settings, host: str, port: int) -> str:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def demo(host: str, port: int) -> None:
     """Load the demo data into the embedded store and serve."""
-    app = command_app(lambda: demo_settings(Settings()))
+    app = command_app(lambda: demo_settings(Settings()), serving_on=host)
     settings = services(app).settings
     reports = load_demo(services(app).store)
     for (_, _, path), report in zip(DEMO_FILES, reports, strict=True):

@@ -40,7 +40,7 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def serve(host: str, port: int) -> None:
     """Run the server (development server; see the README for gunicorn)."""
-    app = command_app()
+    app = command_app(serving_on=host)
     app.run(host=host, port=port, threaded=True)
 
 

@@ -69,6 +69,11 @@ def install_masking() -> None:
         stderr = logging.StreamHandler()
         stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(stderr)
-    for handler in root.handlers:
+    mask_handlers(root)
+
+
+def mask_handlers(logger: logging.Logger) -> None:
+    """Put the masking filter on each of ``logger``'s handlers (once)."""
+    for handler in logger.handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
