@@ -2,9 +2,12 @@
 
 They hold personal data (profiles, call summaries, delivery payloads) and the demo's secrets.
 SQLite creates a database file 0644 and gives its -wal, -shm and -journal files the mode of
-the database file, so the hub creates the database file itself, owner-only, before SQLite
-opens it: every file SQLite adds then follows, in whichever process (the CLI, a server
-worker) adds it. A directory or file found looser, as an earlier version left it, is
+the database file, so the hub makes the database file owner-only as soon as SQLite has
+opened it, before any statement runs: every file SQLite adds then follows, in whichever
+process (the CLI, a server worker) adds it. (Changing the mode by name, never by opening the
+file: closing any descriptor of a database file drops every lock SQLite holds on it in the
+process.) The directory is owner-only from the start, so nobody else reaches the file in
+the moment before. A directory or file found looser, as an earlier version left it, is
 tightened with a warning: nothing but the hub needs to read them, and the warning tells an
 operator who relied on a group's access what changed.
 """
@@ -30,14 +33,12 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def private_database(path: Path) -> Path:
-    """Prepare the SQLite file ``path`` so that it and its companions are owner-only."""
-    private_directory(path.parent)
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, OWNER_ONLY_FILE))
+def private_database(path: Path) -> None:
+    """Make the SQLite file ``path`` and its companions owner-only: call it once SQLite has
+    opened (and so created) the file, before the first statement."""
     for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
         if companion.exists():
             _tighten(companion)
-    return path
 
 
 def write_private_text(path: Path, text: str) -> None:

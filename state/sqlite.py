@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hub.private_files import private_database
+from hub.private_files import private_database, private_directory
 
 
 class ThreadLocalDatabase:
@@ -35,10 +35,11 @@ class ThreadLocalDatabase:
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        private_database(self.path)  # owner-only, and so are the files SQLite adds
+        private_directory(self.path.parent)
         # Each connection is used by its own thread only; close() may run on another one.
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                check_same_thread=False)
+        private_database(self.path)  # owner-only, and so are the files SQLite adds
         conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             if not self._ready:

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
-from hub.private_files import private_database
+from hub.private_files import private_database, private_directory
 
 SCHEMA_VERSION = 2
 PRAGMAS = (
@@ -109,8 +109,9 @@ class ThreadConnections:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    private_database(path)  # owner-only, and so are the files SQLite adds
+    private_directory(path.parent)
     connection = sqlite3.connect(path, isolation_level=None)
+    private_database(path)  # owner-only, and so are the files SQLite adds
     try:
         for pragma in PRAGMAS:
             connection.execute(pragma)

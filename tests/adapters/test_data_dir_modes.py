@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,5 +80,26 @@ def test_a_looser_data_directory_is_tightened_and_says_so(
     try:
         assert {} == open_to_others(data_dir)
         assert 2 == sum("readable by others" in message for message in caplog.messages)
+    finally:
+        db.close()
+
+
+def test_making_a_connection_private_keeps_the_locks_of_the_others(tmp_path: Path) -> None:
+    """Closing any descriptor of a database file drops every lock SQLite holds on it in the
+    process; another process would then take the hub for gone and remove its WAL."""
+    path = tmp_path / "instance" / "hub.sqlite3"
+    db = ThreadLocalDatabase(path, "CREATE TABLE t (x);")
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    second = threading.Thread(target=db.connection)  # another thread opens its connection
+    second.start()
+    second.join()
+
+    reader = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "c.execute('SELECT * FROM t'); c.close()")
+    subprocess.run([sys.executable, "-c", reader, str(path)], check=True, timeout=30)  # noqa: S603 -- this interpreter, a fixed script
+
+    try:
+        assert path.with_name("hub.sqlite3-wal").exists()  # the hub still holds it open
     finally:
         db.close()
