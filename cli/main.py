@@ -23,6 +23,7 @@ from lookup.store import EmbeddedProfileStore, IngestReport
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = get_args(Kind)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -30,9 +31,12 @@ if TYPE_CHECKING:
 
 @click.group()
 @click.version_option(package_name="customer-activity-hub")
-def main() -> None:
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="INFO",
+              show_default=True, envvar="CAHUB_LOG_LEVEL",
+              help="How much to log (masked at every level).")
+def main(log_level: str) -> None:
     """Customer Activity Hub: Twilio calls in, customer profiles on the agent's screen."""
-    configure_logging()
+    configure_logging(log_level.upper())
 
 
 @main.command()
