@@ -21,6 +21,7 @@ from cli.command_app import command_app
 from hub.private_files import write_private_text
 from hub.settings import Agent, HubConfig, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
+from web.serving import development_handler
 
 DEMO_NUMBER = "+18005550100"
 SECRETS_FILE = "demo-secrets.json"
@@ -86,6 +87,7 @@ def demo(host: str, port: int) -> None:
         click.echo(f"  {path.name}: {report.loaded} loaded, {len(report.rejected)} rejected")
     click.echo(_banner(settings, host, port))
     try:
-        app.run(host=host, port=port, threaded=True)
+        app.run(host=host, port=port, threaded=True,
+                request_handler=development_handler(settings.body_timeout_s))
     finally:
         close_app(app)

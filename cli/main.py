@@ -20,6 +20,7 @@ from hub.render import summary_text
 from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
 from lookup.store import EmbeddedProfileStore, IngestReport
+from web.serving import development_handler
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = get_args(Kind)
@@ -45,7 +46,8 @@ def main(log_level: str) -> None:
 def serve(host: str, port: int) -> None:
     """Run the server (development server; see the README for gunicorn)."""
     app = command_app(serving_on=host)
-    app.run(host=host, port=port, threaded=True)
+    handler = development_handler(services(app).settings.body_timeout_s)
+    app.run(host=host, port=port, threaded=True, request_handler=handler)
 
 
 def _open(name: str) -> IO[str]:

@@ -11,6 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app import services
+from web import limits
 
 
 def json_error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -46,6 +47,7 @@ def init_app(app: Flask) -> None:
     from web.console import bp as console_bp
     from web.twilio import bp as twilio_bp
 
+    limits.init_app(app, services(app).settings)
     for blueprint in (twilio_bp, api_bp, console_bp):
         app.register_blueprint(blueprint)
     app.session_interface = ConsoleSessions()

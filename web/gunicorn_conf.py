@@ -3,7 +3,9 @@
     gunicorn -c python:web.gunicorn_conf --bind 0.0.0.0:5000
 
 - One process with many threads: the console streams hold a thread each, and the screen-pop
-  broker is in process.
+  broker is in process. The worker is gunicorn's gthread with the time a client may take to
+  send a request's headers bounded (``ThreadWorker``); the body's time is bounded by the app
+  (``web.limits``), under any worker.
 - Every line is masked: gunicorn's error log, its access log (on standard output) and the
   app's own log, which joins the error log's destination at gunicorn's ``--log-level``.
 - Before binding, the addresses gunicorn is to listen on are checked (``web.serving``): beyond
@@ -16,19 +18,51 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker as GthreadWorker
 
 from hub.privacy import mask_handlers
 from hub.settings import Settings
+from web.reaper import Reaper
 from web.serving import signature_url_problem
 
 wsgi_app = "app:create_app()"
-worker_class = "gthread"
+worker_class = "web.gunicorn_conf.ThreadWorker"
 workers = 1
 threads = 64
 accesslog = "-"
+
+
+class ThreadWorker(GthreadWorker):  # type: ignore[misc]  # gunicorn ships no type information
+    """gunicorn's gthread worker, with the time a client may take to send its headers bounded.
+
+    gthread reads a request's headers in a pool thread, and waits for them for ever: a few
+    dozen clients that send half a request line hold every thread, and no webhook is
+    answered. Here a connection that has not sent its headers ``CAHUB_BODY_TIMEOUT_S`` after
+    a thread took it up (gthread first waits up to 5 s of it for a first byte) has its read
+    side shut by a reaper, and gunicorn drops it. (The gevent worker bounds the headers itself,
+    at ``keepalive``.)
+    """
+
+    def init_process(self) -> None:
+        self.headers_timeout_s = Settings().body_timeout_s
+        self.headers_reaper = Reaper()
+        super().init_process()  # runs the worker until it exits
+
+    def handle(self, conn: Any) -> Any:
+        deadline = time.monotonic() + self.headers_timeout_s
+        conn.headers_watch = self.headers_reaper.watch(conn.sock, deadline)
+        try:
+            return super().handle(conn)
+        finally:
+            conn.headers_watch.cancel()
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        conn.headers_watch.cancel()  # the headers are in; the body's time is the app's
+        return super().handle_request(req, conn)
 
 
 class MaskedLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type information

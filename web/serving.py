@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from werkzeug.serving import WSGIRequestHandler
+
 LOCALHOST = "localhost"
 
 
@@ -51,3 +53,12 @@ def _host(address: str) -> str:
     if address.count(":") == 1:  # host:port, or unix:/path (not an address: not loopback)
         return address.partition(":")[0]
     return address  # a bare host, IPv6 included
+
+
+def development_handler(timeout_s: float) -> type[WSGIRequestHandler]:
+    """The development server's request handler, with each wait on a client's socket bounded.
+
+    werkzeug waits for a request's headers for ever (a thread each); with ``timeout`` set,
+    a client silent that long is dropped. The body's own time is the app's (``web.limits``).
+    """
+    return type("BoundedRequestHandler", (WSGIRequestHandler,), {"timeout": timeout_s})
