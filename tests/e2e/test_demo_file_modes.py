@@ -2,9 +2,10 @@
 
 ``cahub demo`` loads the demo data and serves; ``cahub simulate-call`` places a call that
 ends (the status callbacks write the call back into the profile store); a later
-``cahub outbox list`` opens the databases from a process of its own. Every process runs
-under the common umask 022; afterwards no file or directory under ``CAHUB_DATA_DIR`` gives
-its group or others any access.
+``cahub outbox list`` opens the databases from a process of its own. The same call goes to
+a gunicorn worker, on a data directory of its own. Every process runs under the common
+umask 022; afterwards no file or directory under ``CAHUB_DATA_DIR`` gives its group or
+others any access.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from lookup.demo import DEMO_CALLER
+from tests.e2e.gunicorn_process import GunicornProcess
 from tests.e2e.hub_process import cahub_command, free_port, hub_environment, wait_for
 from tests.support import modes, open_to_others
 
@@ -72,4 +74,19 @@ def test_no_file_of_a_demo_call_is_open_to_others(
              "the call to be written back")
 
     assert {"hub.sqlite3", "profiles.sqlite3", "demo-secrets.json"} <= set(modes(data_dir))
+    assert {} == open_to_others(data_dir)
+
+
+def test_no_file_a_gunicorn_worker_makes_is_open_to_others(tmp_path: Path) -> None:
+    data_dir = tmp_path / "instance"
+    env = hub_environment({"CAHUB_DATA_DIR": str(data_dir), "CAHUB_TWILIO_AUTH_TOKEN": "t0ken"})
+    gunicorn = GunicornProcess(env, tmp_path, f"127.0.0.1:{free_port()}")  # umask 022
+    gunicorn.start()
+    try:
+        cahub(["simulate-call", "--from", DEMO_CALLER, "--url", gunicorn.base_url,
+               "--hangup-after", "0"], env, tmp_path)
+    finally:
+        gunicorn.stop()
+
+    assert {"hub.sqlite3", "profiles.sqlite3"} <= set(modes(data_dir))
     assert {} == open_to_others(data_dir)
