@@ -33,12 +33,13 @@ def private_directory(path: Path) -> Path:
     return path
 
 
-def private_database(path: Path) -> None:
+def private_database(path: Path, *, new: bool) -> None:
     """Make the SQLite file ``path`` and its companions owner-only: call it once SQLite has
-    opened (and so created) the file, before the first statement."""
+    opened (and so created) the file, before the first statement. ``new``: SQLite has just
+    created it (0644, as it always does), which needs no warning."""
     for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
         if companion.exists():
-            _tighten(companion)
+            _tighten(companion, warn=not new)
 
 
 def write_private_text(path: Path, text: str) -> None:
@@ -49,7 +50,7 @@ def write_private_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _tighten(path: Path) -> None:
+def _tighten(path: Path, *, warn: bool = True) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if not mode & OPEN_TO_OTHERS:
         return
@@ -59,5 +60,6 @@ def _tighten(path: Path) -> None:
         log.warning("%s is readable by others (mode %o) and could not be tightened (%s): "
                     "it holds personal data; make it owner-only", path, mode, exc.strerror)
         return
-    log.warning("%s was readable by others (mode %o); it holds personal data, so it is now "
-                "%o", path, mode, mode & ~OPEN_TO_OTHERS)
+    if warn:
+        log.warning("%s was readable by others (mode %o); it holds personal data, so it is "
+                    "now %o", path, mode, mode & ~OPEN_TO_OTHERS)

@@ -36,10 +36,11 @@ class ThreadLocalDatabase:
 
     def _open(self) -> sqlite3.Connection:
         private_directory(self.path.parent)
+        new = not self.path.exists()
         # Each connection is used by its own thread only; close() may run on another one.
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                check_same_thread=False)
-        private_database(self.path)  # owner-only, and so are the files SQLite adds
+        private_database(self.path, new=new)  # owner-only, and so are the files SQLite adds
         conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             if not self._ready:

@@ -110,8 +110,9 @@ class ThreadConnections:
 
 def _open(path: Path) -> sqlite3.Connection:
     private_directory(path.parent)
+    new = not path.exists()
     connection = sqlite3.connect(path, isolation_level=None)
-    private_database(path)  # owner-only, and so are the files SQLite adds
+    private_database(path, new=new)  # owner-only, and so are the files SQLite adds
     try:
         for pragma in PRAGMAS:
             connection.execute(pragma)

@@ -66,6 +66,22 @@ def test_the_demo_secrets_are_owner_only_from_the_start(tmp_path: Path) -> None:
     assert {".": "0o700", "demo-secrets.json": "0o600"} == modes(data_dir)
 
 
+def test_new_databases_are_made_owner_only_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    db = ThreadLocalDatabase(tmp_path / "instance" / "hub.sqlite3", "CREATE TABLE t (x);")
+    store = EmbeddedProfileStore(tmp_path / "instance" / "profiles.sqlite3")
+    db.connection()
+    store.ingest("profiles", [PROFILE])
+
+    try:
+        assert [] == caplog.messages
+    finally:
+        db.close()
+        store.close()
+
+
 def test_a_looser_data_directory_is_tightened_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
