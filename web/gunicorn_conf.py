@@ -64,6 +64,10 @@ class ThreadWorker(GthreadWorker):  # type: ignore[misc]  # gunicorn ships no ty
         conn.headers_watch.cancel()  # the headers are in; the body's time is the app's
         return super().handle_request(req, conn)
 
+    def handle_http2(self, conn: Any) -> Any:
+        conn.headers_watch.cancel()  # a long-lived connection of streams, which gunicorn bounds
+        return super().handle_http2(conn)
+
 
 class MaskedLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type information
     """gunicorn's logger with the hub's masking filter on every handler, the app's log included.
