@@ -8,20 +8,23 @@ PORT   ?= 5000
 
 $(VENV)/.python-ok:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "make: creating $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.python-ok
-	$(BIN)/pip install --quiet -e .
+	@echo "make: installing the hub into $(VENV) (a minute or so the first time)"
+	@$(BIN)/pip install --quiet -e .
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.python-ok
-	$(BIN)/pip install --quiet -e '.[test,lint,serve]'
+	@echo "make: installing the hub and its test tools into $(VENV) (a minute or so the first time)"
+	@$(BIN)/pip install --quiet -e '.[test,lint,serve]'
 	@touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/cahub demo --port $(PORT)
+	@$(BIN)/cahub demo --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest

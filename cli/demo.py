@@ -18,8 +18,10 @@ from pydantic import SecretStr
 
 from app import close_app, services
 from cli.command_app import command_app
+from hub.private_files import write_private_text
 from hub.settings import Agent, HubConfig, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
+from web.serving import development_handler
 
 DEMO_NUMBER = "+18005550100"
 SECRETS_FILE = "demo-secrets.json"
@@ -31,10 +33,8 @@ def demo_secrets(data_dir: Path) -> dict[str, str]:
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored
-    data_dir.mkdir(parents=True, exist_ok=True)
     made = {"agent_token": secrets.token_urlsafe(24), "auth_token": secrets.token_hex(16)}
-    path.write_text(json.dumps(made))
-    path.chmod(0o600)
+    write_private_text(path, json.dumps(made))
     return made
 
 
@@ -81,13 +81,14 @@ def _banner(settings: Settings, host: str, port: int) -> str:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def demo(host: str, port: int) -> None:
     """Load the demo data into the embedded store and serve."""
-    app = command_app(lambda: demo_settings(Settings()))
+    app = command_app(lambda: demo_settings(Settings()), serving_on=host)
     settings = services(app).settings
     reports = load_demo(services(app).store)
     for (_, _, path), report in zip(DEMO_FILES, reports, strict=True):
         click.echo(f"  {path.name}: {report.loaded} loaded, {len(report.rejected)} rejected")
     click.echo(_banner(settings, host, port))
     try:
-        app.run(host=host, port=port, threaded=True)
+        app.run(host=host, port=port, threaded=True,
+                request_handler=development_handler(settings.body_timeout_s))
     finally:
         close_app(app)

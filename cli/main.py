@@ -23,9 +23,11 @@ from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
 from lookup.store import EmbeddedProfileStore, IngestReport
 from lookup.store.validation import MAX_LINE_BYTES
+from web.serving import development_handler
 
 Kind = Literal["profiles", "events", "audiences"]
 KINDS = get_args(Kind)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -33,9 +35,12 @@ if TYPE_CHECKING:
 
 @click.group()
 @click.version_option(package_name="customer-activity-hub")
-def main() -> None:
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="INFO",
+              show_default=True, envvar="CAHUB_LOG_LEVEL",
+              help="How much to log (masked at every level).")
+def main(log_level: str) -> None:
     """Customer Activity Hub: Twilio calls in, customer profiles on the agent's screen."""
-    configure_logging()
+    configure_logging(log_level.upper())
 
 
 @main.command()
@@ -43,8 +48,9 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, envvar="PORT", type=int)
 def serve(host: str, port: int) -> None:
     """Run the server (development server; see the README for gunicorn)."""
-    app = command_app()
-    app.run(host=host, port=port, threaded=True)
+    app = command_app(serving_on=host)
+    handler = development_handler(services(app).settings.body_timeout_s)
+    app.run(host=host, port=port, threaded=True, request_handler=handler)
 
 
 def _open(name: str) -> IO[bytes]:

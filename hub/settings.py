@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     # Processes that parse JSON Lines while the store writes, in large loads (0: none).
     # One keeps up with the single SQLite writer; more only take cores from it.
     ingest_workers: int = Field(default=1, ge=0, le=32)
+    # Request bodies (web.body_limits): Twilio's webhooks and the console's requests are a few
+    # kilobytes; a route that needs more (a bulk load) has a limit of its own.
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    body_timeout_s: float = Field(default=5.0, gt=0, le=300)
     lookup_cache_ttl_s: float = Field(default=300.0, ge=0)
     lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)

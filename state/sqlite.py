@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hub.private_files import private_database, private_directory
+
 
 class ThreadLocalDatabase:
     """A database file with one connection per thread and a schema applied once."""
@@ -33,10 +35,12 @@ class ThreadLocalDatabase:
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(self.path.parent)
+        new = not self.path.exists()
         # Each connection is used by its own thread only; close() may run on another one.
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None,
                                check_same_thread=False)
+        private_database(self.path, new=new)  # owner-only, and so are the files SQLite adds
         conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
             if not self._ready:

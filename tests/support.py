@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,16 @@ def take_pops(stream: Any, count: int, wait: float = 5.0) -> list[tuple[str, Sum
         assert pop is not None, f"only {len(pops)} of {count} pops arrived"
         pops.append(pop)
     return pops
+
+
+def modes(directory: Path) -> dict[str, str]:
+    """Every path under ``directory`` (itself included) with its permission bits, in octal."""
+    found = {".": oct(stat.S_IMODE(directory.stat().st_mode))}
+    for path in directory.rglob("*"):
+        found[str(path.relative_to(directory))] = oct(stat.S_IMODE(path.stat().st_mode))
+    return found
+
+
+def open_to_others(directory: Path) -> dict[str, str]:
+    """The paths under ``directory`` that give its group or others any access."""
+    return {name: mode for name, mode in modes(directory).items() if int(mode, 8) & 0o077}

@@ -41,14 +41,15 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
-    from web import limits, sessions
+    from web import body_limits, limits, sessions
     from web.api import bp as api_bp
     from web.console import bp as console_bp
     from web.twilio import bp as twilio_bp
 
+    settings = services(app).settings
+    body_limits.init_app(app, settings)
     for blueprint in (twilio_bp, api_bp, console_bp):
         app.register_blueprint(blueprint)
-    settings = services(app).settings
     sessions.init_app(app, settings)
     limits.init_app(app, settings)
     app.register_error_handler(HTTPException, _http_error)

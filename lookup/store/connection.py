@@ -14,6 +14,8 @@ from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
+from hub.private_files import private_database, private_directory
+
 SCHEMA_VERSION = 2
 PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
@@ -107,8 +109,10 @@ class ThreadConnections:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
+    new = not path.exists()
     connection = sqlite3.connect(path, isolation_level=None)
+    private_database(path, new=new)  # owner-only, and so are the files SQLite adds
     try:
         for pragma in PRAGMAS:
             connection.execute(pragma)

@@ -1,0 +1,47 @@
+"""The hub under gunicorn with the shipped configuration, as the README's production command
+runs it: ``gunicorn -c python:web.gunicorn_conf --bind ADDRESS``.
+
+Its standard output (the access log) and standard error (the error log and the app's own
+log) are kept in files of their own, so a test can read every line either one wrote.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.e2e.hub_process import START_TIMEOUT_S, HubProcess, wait_for
+
+CONFIG = "python:web.gunicorn_conf"
+
+
+def gunicorn_command(bind: str, *extra: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "gunicorn"), "-c", CONFIG, "--bind", bind, *extra]
+
+
+class GunicornProcess(HubProcess):
+    """gunicorn on ``bind``: start (and wait until ``/healthz`` answers), stop, read its logs."""
+
+    def __init__(self, env: Mapping[str, str], workdir: Path, bind: str, *extra: str) -> None:
+        super().__init__(env, workdir)
+        self.command = gunicorn_command(bind, *extra)
+        self.base_url = "http://" + bind.replace("0.0.0.0", "127.0.0.1")  # noqa: S104 -- reaching a server bound to all interfaces
+        self.access_log, self.error_log = workdir / "access.log", workdir / "error.log"
+
+    def start(self) -> None:
+        with self.access_log.open("wb") as out, self.error_log.open("wb") as err:
+            self._process = subprocess.Popen(self.command, env=self.env, cwd=self.workdir,  # noqa: S603 -- gunicorn from this environment, fixed arguments
+                                             stdout=out, stderr=err, umask=0o022)
+        wait_for(self._healthy, START_TIMEOUT_S, "gunicorn to answer /healthz", self.logs)
+
+    def run_to_exit(self, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run until gunicorn exits by itself (a refusal to start); its output."""
+        return subprocess.run(self.command, env=self.env, cwd=self.workdir,  # noqa: S603 -- gunicorn from this environment, fixed arguments
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def logs(self) -> str:
+        """Everything gunicorn wrote: the access log, then the error log."""
+        return "".join(log.read_text(errors="replace")
+                       for log in (self.access_log, self.error_log) if log.exists())
