@@ -7,6 +7,7 @@ reading them in the second before they say hello.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ DEFAULT_FIELDS: dict[str, str | list[str]] = {
     "last_campaign": "marketing.campaignName",
 }
 SUMMARY_EVENTS = 10
+# The summary's numbers that have a range (PRODUCT.md §7): (lowest, highest), inclusive.
+SCORE_RANGES = {"lifetime_value": (-math.inf, math.inf), "churn_propensity": (0.0, 1.0)}
 
 
 def resolve_path(record: Mapping[str, Any], path: str) -> Any:
@@ -60,11 +63,16 @@ def resolve_field(record: Mapping[str, Any], spec: str | list[str]) -> Any:
     return None
 
 
-def _as_float(value: Any) -> float | None:
+def _as_score(value: Any, name: str) -> float | None:
+    """A score as a finite number in its range, else None: whatever a provider sent ("NaN",
+    an overflowed sum, a propensity of 7), the agent is never shown what cannot be true."""
     try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+        number = None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    lowest, highest = SCORE_RANGES[name]
+    return number if number is not None and lowest <= number <= highest \
+        and math.isfinite(number) else None
 
 
 def _as_text(value: Any) -> str | None:
@@ -101,8 +109,9 @@ def person_facts(profile: Profile, fields: Mapping[str, str | list[str]] | None)
         name=_as_text(resolve_field(attrs, spec["name"])),
         email=_as_text(resolve_field(attrs, spec["email"])),
         loyalty_tier=_as_text(resolve_field(attrs, spec["loyalty_tier"])),
-        lifetime_value=_as_float(resolve_field(attrs, spec["lifetime_value"])),
-        churn_propensity=_as_float(resolve_field(attrs, spec["churn_propensity"])),
+        lifetime_value=_as_score(resolve_field(attrs, spec["lifetime_value"]), "lifetime_value"),
+        churn_propensity=_as_score(resolve_field(attrs, spec["churn_propensity"]),
+                                   "churn_propensity"),
         audiences=tuple(
             SummaryAudience(id=a.id, name=a.name, status=a.status) for a in profile.audiences
         ),

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.summary import DEFAULT_FIELDS
+from hub.summary import DEFAULT_FIELDS, SCORE_RANGES
 
 MAX_LINE_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -55,8 +55,6 @@ LATEST = datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC)
 LONG_INTEGER = re.compile(r"[\[:,]\s*-?[0-9]{19}")
 DIGITS_AS_ZEROS = bytes.maketrans(b"0123456789", b"0" * 10)
 NINETEEN_DIGITS = b"0" * 19
-# The summary's numbers that have a range (PRODUCT.md §7): (lowest, highest), inclusive.
-SCORE_RANGES = {"lifetime_value": (-math.inf, math.inf), "churn_propensity": (0.0, 1.0)}
 
 FieldMap = Mapping[str, str | list[str]]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from hub.models import (
     AmbiguousMatch,
     AudienceMembership,
@@ -86,6 +88,24 @@ def test_scores_that_are_not_numbers_are_unknown() -> None:
     profile = ada(_cah={"scores": {"lifetimeValue": "n/a", "churnPropensity": True}})
     summary = build_summary(INFO, IDENTITY, profile, 0.1)
     assert (summary.lifetime_value, summary.churn_propensity) == (None, None)
+
+
+@pytest.mark.parametrize(("lifetime_value", "churn_propensity"), [
+    ("NaN", "NaN"), ("Infinity", "-Infinity"), (float("nan"), 1.5), (10**400, -0.01),
+    (float("inf"), 7),
+])
+def test_scores_a_provider_sends_that_cannot_be_true_are_unknown(
+    lifetime_value: object, churn_propensity: object,
+) -> None:
+    scores = {"lifetimeValue": lifetime_value, "churnPropensity": churn_propensity}
+    summary = build_summary(INFO, IDENTITY, ada(_cah={"scores": scores}), 0.1)
+    assert (None, None) == (summary.lifetime_value, summary.churn_propensity)
+
+
+def test_scores_at_the_edges_of_their_range_are_shown() -> None:
+    scores = {"lifetimeValue": "-12.5", "churnPropensity": 1}
+    summary = build_summary(INFO, IDENTITY, ada(_cah={"scores": scores}), 0.1)
+    assert (-12.5, 1.0) == (summary.lifetime_value, summary.churn_propensity)
 
 
 def test_resolve_field_takes_the_first_alternative_present() -> None:
