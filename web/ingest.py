@@ -20,20 +20,16 @@ What the status code says (the body is always the store's report, plus the datas
   limits of ``web.limits``), 503 with ``Retry-After`` (the store is busy: a bulk load is
   writing).
 
-The request path stays short. A process writes one request at a time (the SQLite store
-has a single writer anyway, and a turn handed over in the process costs less than
-SQLite's polling); a request waits at most ``QUEUE_WAIT_S`` for its turn, and the store
-waits for its writer at most its own busy timeout, so that a store held by a bulk load
-ties up one thread of the server, briefly, and never the threads that answer calls.
+The request path stays short: requests take turns to write (``web.ingest_turns``), wait
+for theirs at most ``TURN_WAIT_S`` (about one transaction of a bulk load, so that requests
+made beside one are loaded between two of its transactions), and the store waits for its
+writer at most its own busy timeout; past those the answer is 503.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -46,6 +42,7 @@ from lookup.store import IngestReport, Rejection
 from lookup.store.ingest import Kind
 from web import json_error
 from web.api import authorized
+from web.ingest_turns import StoreBusy, WriterTurns
 
 bp = Blueprint("ingest", __name__)
 log = logging.getLogger(__name__)
@@ -53,9 +50,12 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 JSON_LINES = ("application/x-ndjson", "application/jsonl")
 DATASET = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-QUEUE_WAIT_S = 1.0  # the longest a request waits for its turn to write
-RETRY_AFTER_S = 2  # about one transaction of a bulk load (``ingest.COMMIT_EVERY``)
-TURN_KEY = "cahub.ingest_turn"
+# A bulk load writes transactions of ``ingest.COMMIT_EVERY`` (2 s) and commits them in a
+# moment more: a request that waits this long is loaded between two of them.
+TURN_WAIT_S = 3.0
+WAITING = 8  # requests of a process that may wait for their turn at once
+RETRY_AFTER_S = 2
+TURNS_KEY = "cahub.ingest_turns"
 
 Answer = tuple[Response, int]
 
@@ -74,13 +74,9 @@ class BadBody(ValueError):
         self.code = code
 
 
-class StoreBusy(Exception):
-    """The store could not take the write soon enough (503)."""
-
-
 @bp.record_once
 def _one_writer_at_a_time(state: BlueprintSetupState) -> None:
-    state.app.extensions[TURN_KEY] = threading.BoundedSemaphore(1)
+    state.app.extensions[TURNS_KEY] = WriterTurns(WAITING, TURN_WAIT_S, RETRY_AFTER_S)
 
 
 @bp.post("/api/v1/ingest/<any(profiles, events, audiences):kind>")
@@ -94,7 +90,7 @@ def ingest(kind: Kind) -> Answer:
     dataset = request.args.get("dataset", "default")
     try:
         lines, rejected = _records(_body())
-        with _writer_turn():
+        with current_app.extensions[TURNS_KEY].turn():
             report = services().store.ingest(kind, lines, dataset=dataset)
     except RequestEntityTooLarge:  # a body without Content-Length, past the limit
         return _too_large()
@@ -179,17 +175,6 @@ def _json_lines(body: bytes) -> tuple[list[str], list[Rejection]]:
             rejected.append(Rejection(line=number, reason=f"not UTF-8: byte 0x{raw[exc.start]:02x}"
                                                           f" at column {exc.start + 1}"))
     return lines, rejected
-
-
-@contextmanager
-def _writer_turn() -> Iterator[None]:
-    turn: threading.BoundedSemaphore = current_app.extensions[TURN_KEY]
-    if not turn.acquire(timeout=QUEUE_WAIT_S):
-        raise StoreBusy(f"another ingest request held the store for over {QUEUE_WAIT_S} s")
-    try:
-        yield
-    finally:
-        turn.release()
 
 
 def _answer(report: IngestReport, rejected: list[Rejection], dataset: str) -> Answer:

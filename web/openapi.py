@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.models import Summary
-from web.ingest import JSON, JSON_LINES, QUEUE_WAIT_S, IngestAnswer
+from web.ingest import JSON, JSON_LINES, TURN_WAIT_S, IngestAnswer
 
 bp = Blueprint("openapi", __name__)
 
@@ -184,7 +184,7 @@ def _ingest(kind: str) -> Schema:
                          {"allOf": [report, _ref("ErrorBody")]}),
             **_refusals(),
             "503": _error(f"the store is busy (a bulk load is writing), or another ingest held "
-                          f"it over {QUEUE_WAIT_S:g} s: retry after Retry-After",
+                          f"it over {TURN_WAIT_S:g} s: retry after Retry-After",
                           retry_after=True),
         },
     }
