@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -202,6 +203,7 @@ def main() -> None:
     dataset = ensure_dataset(args.profiles, 3, log=lambda text: print(text, file=sys.stderr))
     loads = [("profiles", dataset.profiles), ("events", dataset.events)]
     port_a, port_b = (int(p) for p in args.ports.split(","))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as shared, tempfile.TemporaryDirectory() as plain:
         servers = []
         try:
@@ -216,13 +218,14 @@ def main() -> None:
                 stop_server(server)
         store = EmbeddedProfileStore(Path(plain) / "profiles.sqlite3")
         direct = beside(Path(plain), straight_to(store), loads)
+    loads_avg = (load_before, os.getloadavg()[0])
     report(args, dataset.n_profiles, dataset.n_events, profiles_seen, events_seen,
-           baseline + more, via_http, direct)
+           baseline + more, via_http, direct, loads_avg)
 
 
 def report(args: argparse.Namespace, n_profiles: int, n_events: int, profiles_seen: Seen,
            events_seen: Seen, baseline: list[float], via_http: list[LoadRun],
-           direct: list[LoadRun]) -> None:
+           direct: list[LoadRun], load_avg: tuple[float, float]) -> None:
     def seen_row(what: str, samples: Seen) -> str:
         first_try = sum(1 for *_, lookups in samples if lookups == 1)
         return (f"| {what} | {describe([s[0] for s in samples])} | "
@@ -234,7 +237,8 @@ def report(args: argparse.Namespace, n_profiles: int, n_events: int, profiles_se
 
     command = f"python -m bench.ingest_api --rounds {args.rounds} --profiles {args.profiles}"
     body = f"""
-`.venv/bin/{command}` — {machine()}.
+`.venv/bin/{command}` — {machine()}; the machine's load average (1 min) was
+{load_avg[0]:.1f} when the run began and {load_avg[1]:.1f} when it ended.
 
 Two hub servers under gunicorn (1 worker, 32 threads each) on one data directory, on this
 machine, after the loads below. {args.rounds} new profiles, then {args.rounds} events, each

@@ -198,7 +198,9 @@ def _too_large() -> Answer:
 
 
 def _busy(exc: Exception) -> Answer:
-    log.warning("ingest refused, the store is busy: %s", exc)
+    # The store found busy is worth a warning; the requests refused after it, one each, not.
+    level = logging.WARNING if isinstance(exc, TransientError) else logging.DEBUG
+    log.log(level, "ingest refused, the store is busy: %s", exc)
     response, status = json_error(503, "store_busy", "the profile store is busy (a bulk load "
                                   f"may be writing); retry after {RETRY_AFTER_S} s")
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
