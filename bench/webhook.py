@@ -90,7 +90,7 @@ def start_server(
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or slow to answer on a busy machine
             time.sleep(0.05)
     stop_server(server)
     raise RuntimeError("the hub did not start")

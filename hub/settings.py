@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     console_login_limit: str = "10 per minute; 50 per hour"
     api_auth_limit: str = "20 per minute; 200 per hour"
     api_lookup_limit: str = "100 per second"
+    # The real-time ingest API: its requests per API key, and the largest body it reads (a
+    # few records at a time; bulk loads go through `cahub ingest`).
+    api_ingest_limit: str = "50 per second"
+    ingest_max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     # Reverse proxies in front of the hub that append to X-Forwarded-For: the client address
     # is read that many hops back (0: the connection's own peer; the header is not trusted).
     proxy_hops: int = Field(default=0, ge=0, le=5)
@@ -263,7 +267,8 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown provider(s) {unknown}; choose from {list(KNOWN_PROVIDERS)}")
         return value
 
-    @field_validator("console_login_limit", "api_auth_limit", "api_lookup_limit")
+    @field_validator("console_login_limit", "api_auth_limit", "api_lookup_limit",
+                     "api_ingest_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:

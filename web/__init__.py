@@ -22,7 +22,10 @@ def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
     if request.path.startswith("/twilio/"):
         return exc  # Twilio routes answer what Twilio expects, set by their own handlers
     code = (exc.name or "error").lower().replace(" ", "_")
-    return json_error(exc.code or 500, code, exc.description or code)
+    response, status = json_error(exc.code or 500, code, exc.description or code)
+    # The exception's own headers, such as a 405's Allow (RFC 9110 requires it).
+    response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
+    return response, status
 
 
 def _start_timer() -> None:
@@ -44,11 +47,13 @@ def init_app(app: Flask) -> None:
     from web import body_limits, limits, sessions
     from web.api import bp as api_bp
     from web.console import bp as console_bp
+    from web.ingest import bp as ingest_bp
+    from web.openapi import bp as openapi_bp
     from web.twilio import bp as twilio_bp
 
     settings = services(app).settings
     body_limits.init_app(app, settings)
-    for blueprint in (twilio_bp, api_bp, console_bp):
+    for blueprint in (twilio_bp, api_bp, ingest_bp, openapi_bp, console_bp):
         app.register_blueprint(blueprint)
     sessions.init_app(app, settings)
     limits.init_app(app, settings)

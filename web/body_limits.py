@@ -47,9 +47,19 @@ class BodyLimit:
     timeout_s: float
 
 
-def body_limit(max_bytes: int, timeout_s: float | None = None) -> Callable[[View], View]:
+MaxBytes = int | Callable[[Settings], int]
+
+
+class BodyTooLarge(RequestEntityTooLarge):
+    """413, with the error code ``body_too_large`` in the JSON error shape."""
+
+    name = "Body Too Large"
+
+
+def body_limit(max_bytes: MaxBytes, timeout_s: float | None = None) -> Callable[[View], View]:
     """Give a view a body limit of its own, instead of ``CAHUB_MAX_BODY_BYTES`` (and, if
-    given, a time of its own instead of ``CAHUB_BODY_TIMEOUT_S``)."""
+    given, a time of its own instead of ``CAHUB_BODY_TIMEOUT_S``). ``max_bytes`` may read
+    a setting: ``body_limit(lambda settings: settings.ingest_max_body_bytes)``."""
 
     def mark(view: View) -> View:
         setattr(view, LIMIT_ATTRIBUTE, (max_bytes, timeout_s))
@@ -63,12 +73,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions[REAPER_KEY] = Reaper()
     default = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
-    app.before_request_funcs.setdefault(None, []).insert(0, lambda: _bound_body(default))
+    app.before_request_funcs.setdefault(None, []).insert(
+        0, lambda: _bound_body(default, settings))
     app.teardown_request(_end_watch)
 
 
-def _bound_body(default: BodyLimit) -> None:
-    limit = _route_limit(default)
+def _bound_body(default: BodyLimit, settings: Settings) -> None:
+    limit = _route_limit(default, settings)
     if request.content_length is not None and request.content_length > limit.max_bytes:
         raise _too_large(limit.max_bytes)
     # One byte more than the limit, so that a chunked body's reader asks for the byte that
@@ -80,13 +91,14 @@ def _bound_body(default: BodyLimit) -> None:
                                          time.monotonic() + limit.timeout_s, environ)
 
 
-def _route_limit(default: BodyLimit) -> BodyLimit:
+def _route_limit(default: BodyLimit, settings: Settings) -> BodyLimit:
     view = current_app.view_functions.get(request.endpoint or "")
-    own: tuple[int, float | None] | None = getattr(view, LIMIT_ATTRIBUTE, None)
+    own: tuple[MaxBytes, float | None] | None = getattr(view, LIMIT_ATTRIBUTE, None)
     if own is None:
         return default
     max_bytes, timeout_s = own
-    return BodyLimit(max_bytes, timeout_s if timeout_s is not None else default.timeout_s)
+    return BodyLimit(max_bytes if isinstance(max_bytes, int) else max_bytes(settings),
+                     timeout_s if timeout_s is not None else default.timeout_s)
 
 
 def _end_watch(_: BaseException | None) -> None:
@@ -148,8 +160,8 @@ class BoundedInput:
             self._environ[WATCH_KEY] = reaper.watch(self._sock, self._deadline)
 
 
-def _too_large(max_bytes: int) -> RequestEntityTooLarge:
-    return RequestEntityTooLarge(f"The request body is larger than this endpoint takes "
+def _too_large(max_bytes: int) -> BodyTooLarge:
+    return BodyTooLarge(f"The request body is larger than this endpoint takes "
                                  f"({max_bytes} bytes).")
 
 

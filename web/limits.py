@@ -1,4 +1,4 @@
-"""Rate limits on guessing (Flask-Limiter): console logins and the lookup API's keys.
+"""Rate limits (Flask-Limiter): console logins, the API's keys, lookups and ingests per key.
 
 Only refused tries count (a wrong console token, a wrong API key), per client address (an
 IPv6 client by its /64, the network one host is given). Once a limit is reached every try from
@@ -35,7 +35,7 @@ from web import json_error
 from web.api import authorized
 
 LIMITER_KEY = "cahub.limiter"
-LIMITED = ("console.log_in", "api.lookup")
+LIMITED = ("console.log_in", "api.lookup", "ingest.ingest")
 KNOWN_BROWSER_COOKIE = "cahub_known_browser"
 KNOWN_BROWSER_DAYS = 30
 REDIS_TIMEOUT_S = 0.5
@@ -120,7 +120,7 @@ def _storage(settings: Settings) -> tuple[str, dict[str, str | float]]:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Limit the login form and the lookup API."""
+    """Limit the login form, the lookup API and the ingest API."""
     uri, options = _storage(settings)
     # A moving window counts exactly (a sliding-window counter lets a guess more through at
     # a window's edge); a store error is logged and the limiter falls back to memory.
@@ -135,12 +135,16 @@ def init_app(app: Flask, settings: Settings) -> None:
     _limit(app, "console.log_in", limiter.limit(
         settings.console_login_limit, key_func=_login_key, deduct_when=_answered(403),
         error_message="too many refused sign-ins from here"))
-    _limit(app, "api.lookup", limiter.limit(
-        settings.api_auth_limit, deduct_when=_answered(401),
-        error_message="too many requests with a wrong API key from this address"))
-    _limit(app, "api.lookup", limiter.limit(
-        settings.api_lookup_limit, key_func=_api_key, exempt_when=lambda: not authorized(),
-        error_message="this API key's lookups are over their rate limit"))
+    # A wrong key counts against one allowance per address, whichever API route it tried.
+    wrong_keys = limiter.shared_limit(
+        settings.api_auth_limit, scope="api-key-guesses", deduct_when=_answered(401),
+        error_message="too many requests with a wrong API key from this address")
+    for endpoint, per_key, what in (("api.lookup", settings.api_lookup_limit, "lookups"),
+                                    ("ingest.ingest", settings.api_ingest_limit, "ingests")):
+        _limit(app, endpoint, wrong_keys)
+        _limit(app, endpoint, limiter.limit(
+            per_key, key_func=_api_key, exempt_when=lambda: not authorized(),
+            error_message=f"this API key's {what} are over their rate limit"))
     app.register_error_handler(RateLimitExceeded, _too_many)
 
 
