@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,8 @@ class InboundCall(Frozen):
     call_status: str | None = Field(default=None, alias="CallStatus")
     direction: str | None = Field(default=None, alias="Direction")
     caller_name: str | None = Field(default=None, alias="CallerName")
+    # The caller ID's STIR/SHAKEN verdict: US calls with a SHAKEN PASSporT only.
+    stir_verstat: str | None = Field(default=None, alias="StirVerstat", max_length=64)
 
 
 class CallStatusUpdate(Frozen):
@@ -122,7 +124,11 @@ class AmbiguousMatch(Frozen):
 
 
 class CallInfo(Frozen):
-    """The ``call`` block of the summary."""
+    """The ``call`` block of the summary.
+
+    ``caller_kind`` is the kind of the customer's number: ``from`` on an inbound call,
+    ``to`` on an outbound one (the agent's caller ID is ``from`` then).
+    """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -130,6 +136,13 @@ class CallInfo(Frozen):
     from_: str | None = Field(alias="from")
     to: str | None
     caller_kind: CallerKind
+    direction: Literal["inbound", "outbound"] = "inbound"
+    verstat: str | None = None
+
+    @property
+    def customer(self) -> str | None:
+        """The customer's number: the caller, or the number an agent dialled."""
+        return self.to if self.direction == "outbound" else self.from_
 
 
 class SummaryAudience(Frozen):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from hub.desk import ConsoleEvent, DeskCall
 from hub.models import AmbiguousMatch, Delivery, Identity, NewDelivery, Profile, Summary
 
 
@@ -51,20 +52,23 @@ class ProfileProvider(Protocol):
 
 
 class PopStream(Protocol):
-    """One agent's subscription to screen pops."""
+    """One agent's subscription to screen pops and call states."""
 
-    def next(self, timeout: float) -> tuple[str, Summary] | None:
-        """The next ``(event id, summary)`` or None when ``timeout`` seconds pass first."""
+    def next(self, timeout: float) -> tuple[str, ConsoleEvent] | None:
+        """The next ``(event id, event)`` or None when ``timeout`` seconds pass first."""
         ...
 
     def close(self) -> None: ...
 
 
 class ScreenPopBroker(Protocol):
-    """Fans screen pops out to the agent consoles that are listening."""
+    """Fans console events out to the agent consoles that are listening: screen pops (a
+    ``Summary``) and call states (a ``CallState``), in the order they were published.
+    ``hub.desk.encode_event`` / ``decode_event`` carry either as text between servers."""
 
-    def publish(self, agent_id: str, summary: Summary) -> str:
-        """Send ``summary`` to every console of ``agent_id``; return the event id."""
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> str:
+        """Send ``summary`` (a pop or a call state) to every console of ``agent_id``; return
+        the event id."""
         ...
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:
@@ -95,6 +99,47 @@ class CallLedger(Protocol):
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:
         """Apply a status callback; True only the first time the call reaches an end."""
+        ...
+
+
+class AgentDesk(Protocol):
+    """Each call on an agent's desk: its progress, the agent's draft notes, the wrap-up and
+    the hand-overs (``hub.desk.DeskCall``), shared by every server.
+
+    Writes compare and set ``version``, so two servers changing one call at once (a status
+    callback and a draft, say) never lose either change: the loser reads again and retries.
+    Raise ``TransientError`` when the store cannot be reached.
+    """
+
+    def create(self, call: DeskCall) -> bool:
+        """Store a new call (at version 0); False when the CallSid is already on the desk."""
+        ...
+
+    def get(self, call_sid: str) -> DeskCall | None: ...
+
+    def save(self, call: DeskCall) -> bool:
+        """Store ``call`` over the stored copy if that is still at ``call.version``; the
+        stored copy is then at ``call.version + 1``. False when another writer came first."""
+        ...
+
+    def open_for(self, agent_id: str, since: datetime) -> list[DeskCall]:
+        """The calls ``agent_id`` holds that changed at or after ``since``, newest first."""
+        ...
+
+    def forget(self, call_sids: Collection[str]) -> int:
+        """Delete these calls (a data subject request); how many were there."""
+        ...
+
+
+class CallControl(Protocol):
+    """Twilio's REST API for calls in progress (warm transfers)."""
+
+    def redirect(self, call_sid: str, twiml: str) -> None:
+        """Have the live call ``call_sid`` carry on with ``twiml``.
+
+        ``PermanentError`` when Twilio refuses (the call has ended, say), ``TransientError``
+        for what may work if tried again.
+        """
         ...
 
 

@@ -32,6 +32,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as HttpResponse
 
 from app import services
+from hub.desk import ConsoleEvent, event_name
 from hub.models import Summary
 from hub.ports import PopStream
 from hub.settings import Agent
@@ -133,7 +134,7 @@ def _last_event_id() -> str | None:
 
 def _event_stream(stream: PopStream, keepalive: float,
                   still_open: Callable[[], bool]) -> Iterator[str]:
-    """``retry`` first, then each pop as a ``screenpop`` event, with keep-alive comments.
+    """``retry`` first, then each pop and call state as its event, with keep-alive comments.
 
     At least once a keep-alive interval (pops or none) the session is checked; once it has
     ended, a ``signedout`` event ends the stream and no further pop is sent.
@@ -153,10 +154,11 @@ def _event_stream(stream: PopStream, keepalive: float,
         stream.close()
 
 
-def format_event(event_id: str, summary: Summary) -> str:
-    """One SSE ``screenpop`` event whose data is the summary JSON on a single line."""
-    data = json.dumps(summary.to_json_dict(), separators=(",", ":"))
-    return f"id: {event_id}\nevent: screenpop\ndata: {data}\n\n"
+def format_event(event_id: str, event: ConsoleEvent) -> str:
+    """One SSE event on a single data line: ``screenpop`` (the summary JSON) or ``callstate``."""
+    body = event.to_json_dict() if isinstance(event, Summary) else event.model_dump(mode="json")
+    data = json.dumps(body, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event_name(event)}\ndata: {data}\n\n"
 
 
 def _agent_for_token(token: str) -> Agent | None:
