@@ -13,6 +13,7 @@ from app import close_app, services
 from cli.command_app import command_app
 from cli.demo import demo
 from cli.outbox import outbox
+from cli.voice_sdk import voice_sdk
 from hub.models import CallerKind
 from hub.ports import PermanentError
 from hub.privacy import configure_logging
@@ -153,3 +154,4 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
 main.add_command(demo)
 main.add_command(outbox)
 main.add_command(simulate_call)
+main.add_command(voice_sdk)
