@@ -26,6 +26,7 @@ from hub.privacy import install_masking
 from hub.routing import AgentRouter
 from hub.settings import Settings
 from integrations.sms import TwilioSmsSink, fit_sms
+from integrations.twilio_tokens import VoiceTokenMinter
 from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
 from lookup.resilience import CachedProvider, CircuitBreaker
@@ -66,6 +67,7 @@ class HubServices:
     dispatcher: Dispatcher
     hub_db: ThreadLocalDatabase
     sessions: SessionRevocations
+    tokens: VoiceTokenMinter | None = None
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -125,6 +127,17 @@ def build_sinks(settings: Settings, store: EmbeddedProfileStore) -> dict[str, Si
     return {sink.name: sink for sink in sinks}
 
 
+def build_tokens(settings: Settings) -> VoiceTokenMinter | None:
+    """The softphone's token minter, when an API key, its secret and a TwiML App are set."""
+    secret = settings.twilio_api_key_secret
+    if not (settings.twilio_account_sid and settings.twilio_api_key_sid and secret
+            and settings.twilio_twiml_app_sid):
+        return None
+    return VoiceTokenMinter(settings.twilio_account_sid, settings.twilio_api_key_sid,
+                            secret.get_secret_value(), settings.twilio_twiml_app_sid,
+                            settings.voice_token_ttl_s)
+
+
 def build_services(
     settings: Settings, providers: Sequence[ProfileProvider] | None = None
 ) -> HubServices:
@@ -153,7 +166,7 @@ def build_services(
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, hub_db=hub_db,
-                       sessions=SqliteSessionRevocations(hub_db))
+                       sessions=SqliteSessionRevocations(hub_db), tokens=build_tokens(settings))
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:

@@ -44,9 +44,10 @@ def init_app(app: Flask) -> None:
     from web import limits, sessions
     from web.api import bp as api_bp
     from web.console import bp as console_bp
+    from web.softphone import bp as softphone_bp
     from web.twilio import bp as twilio_bp
 
-    for blueprint in (twilio_bp, api_bp, console_bp):
+    for blueprint in (twilio_bp, api_bp, console_bp, softphone_bp):
         app.register_blueprint(blueprint)
     settings = services(app).settings
     sessions.init_app(app, settings)

@@ -38,6 +38,7 @@ from hub.ports import PopStream
 from hub.settings import Agent
 from web import sessions
 from web.limits import remember_browser, retry_after_s
+from web.softphone import BASE_POLICY, phone_for
 
 bp = Blueprint(
     "console",
@@ -53,10 +54,6 @@ TOO_MANY = "Too many refused sign-ins from here. Try again in {wait} s."
 OLD_LINK = ("Links with ?token= no longer sign in: the token would be kept in server logs. "
             "Use a link with #token= instead, or sign in below.")
 SIGNED_OUT = "event: signedout\ndata: {}\n\n"
-PAGE_POLICY = (
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 @bp.get("/console")
@@ -69,8 +66,10 @@ def page() -> HttpResponse:
     settings = services().settings
     currency = current_app.config.get("CAHUB_CONSOLE_CURRENCY", "USD")
     renew_ms = settings.console_session_idle_s * 1000 // 3
-    return _html(render_template("console.html", agent=console.agent, currency=currency,
-                                 renew_ms=renew_ms))
+    phone = phone_for(settings)
+    page_html = render_template("console.html", agent=console.agent, currency=currency,
+                                renew_ms=renew_ms, phone=phone)
+    return _html(page_html, policy=phone.policy())
 
 
 @bp.post("/console")
@@ -195,11 +194,12 @@ def _login_page(error: str | None = None, notice: str | None = None,
     return _html(render_template("console_login.html", error=error, notice=notice), status)
 
 
-def _html(body: str, status: int = 200) -> Response:
-    """A console page: no caching, no framing, only our own scripts and styles."""
+def _html(body: str, status: int = 200, policy: str = BASE_POLICY) -> Response:
+    """A console page: no caching, no framing, only our own scripts and styles (and the
+    softphone's, when it has one)."""
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Content-Security-Policy"] = policy
     # The CSRF check over https compares the Referer with the host; no other site gets one.
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
