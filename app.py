@@ -19,12 +19,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
+from hub.desk_changes import CallStates, DeskWriter
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
-from hub.ports import ProfileProvider, ScreenPopBroker, SessionRevocations, Sink
+from hub.ports import AgentDesk, ProfileProvider, ScreenPopBroker, SessionRevocations, Sink
 from hub.privacy import install_masking
+from hub.progress import WRAPUP_SINK, CallProgress
 from hub.routing import AgentRouter
 from hub.settings import Settings
+from hub.wrapup import AfterCallWork, WrapUpDeadline
 from integrations.sms import TwilioSmsSink, fit_sms
 from integrations.twilio_tokens import VoiceTokenMinter
 from lookup.aep import AepProfileProvider
@@ -33,6 +36,8 @@ from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.desk.sqlite import SCHEMA as DESK_SCHEMA
+from state.desk.sqlite import SqliteAgentDesk
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
@@ -46,6 +51,16 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "cahub"
 STORE_FILE = "profiles.sqlite3"
 HUB_FILE = "hub.sqlite3"
+
+
+@dataclass
+class DeskServices:
+    """The agent desk: each call's state beside its pop, its after-call work."""
+
+    store: AgentDesk
+    states: CallStates
+    progress: CallProgress
+    work: AfterCallWork
 
 
 @dataclass
@@ -67,6 +82,7 @@ class HubServices:
     dispatcher: Dispatcher
     hub_db: ThreadLocalDatabase
     sessions: SessionRevocations
+    desk: DeskServices
     tokens: VoiceTokenMinter | None = None
 
 
@@ -151,22 +167,38 @@ def build_services(
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
-    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE,
-                                 LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
+    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA
+                                 + SESSIONS_SCHEMA + DESK_SCHEMA)
     outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
     sinks = build_sinks(settings, store)
-    # Each sink's share of a drain stays within half the lease, so no row outlives it.
-    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
+    ledger = SqliteCallLedger(hub_db)
+    writer = DeskWriter(SqliteAgentDesk(hub_db), outbox, hub_db.transaction,
+                        notify=lambda: dispatcher.notify())
+    desk = build_desk(settings, ledger, writer, broker, planner)
+    # Each sink's share of a drain stays within half the lease, so no row outlives it. The
+    # wrap-up deadlines are the desk's own, not a sink to ping.
+    dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(desk.work)}, metrics,
+                            lease_budget=settings.outbox_lease_s / 2)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics,
+    calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,
                                outbox=outbox, planner=planner, transaction=hub_db.transaction,
-                               notify=dispatcher.notify)
+                               notify=dispatcher.notify, end=desk.progress)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, hub_db=hub_db,
-                       sessions=SqliteSessionRevocations(hub_db), tokens=build_tokens(settings))
+                       sessions=SqliteSessionRevocations(hub_db), desk=desk,
+                       tokens=build_tokens(settings))
+
+
+def build_desk(settings: Settings, ledger: SqliteCallLedger, writer: DeskWriter,
+               broker: ScreenPopBroker, planner: DeliveryPlanner) -> DeskServices:
+    """The agent desk's use cases, on the store ``writer`` changes calls in."""
+    states = CallStates(broker, settings)
+    return DeskServices(store=writer.desk, states=states,
+                        progress=CallProgress(settings, ledger, writer, states, planner),
+                        work=AfterCallWork(settings, ledger, writer, states, planner))
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:

@@ -60,6 +60,22 @@ class CallStatusUpdate(Frozen):
     duration_s: int | None = Field(default=None, alias="CallDuration", ge=0)
     timestamp: str | None = Field(default=None, alias="Timestamp")
 
+    def essentials(self) -> CallStatusUpdate:
+        """This callback without the form fields the hub does not use (numbers, say)."""
+        known = set(CallStatusUpdate.model_fields)
+        return CallStatusUpdate.model_validate(self.model_dump(include=known))
+
+
+class LegStatusUpdate(CallStatusUpdate):
+    """A status callback of one leg of a call: the agent's, or the number an agent dialled.
+
+    ``CallSid`` is the leg's own; ``ParentCallSid`` the call it belongs to (the caller's,
+    or the agent's browser for a call out); ``To`` who the leg rings (``client:<identity>``).
+    """
+
+    parent_call_sid: str = Field(alias="ParentCallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    to: str = Field(default="", alias="To")
+
 
 class Identity(Frozen):
     """A fully qualified identity: a value within an identity namespace."""
@@ -206,6 +222,8 @@ class DeliveryAction(StrEnum):
     NOTE = "note"
     SMS = "sms"
     CALL_LOG = "call_log"
+    # The end of a call's wrap-up time: the call is then logged with the draft notes.
+    WRAPUP_DUE = "wrapup_due"
 
 
 class NewDelivery(Frozen):

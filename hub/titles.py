@@ -74,13 +74,18 @@ def _support(data: Mapping[str, Any]) -> str:
 
 
 def _call(data: Mapping[str, Any]) -> str:
+    """"Called, 4 min, Refund issued": the agent's outcome when they wrapped the call up,
+    else Twilio's status in brackets; "Agent called" for a call an agent placed."""
     call = data.get("_cah", {}).get("call") if isinstance(data.get("_cah"), Mapping) else None
     if not isinstance(call, Mapping):
         return "Phone call"
     minutes = round(float(call.get("durationSeconds") or 0) / 60)
     outcome = call.get("outcome")
+    verb = "Agent called" if call.get("direction") == "outbound" else "Called"
     length = f", {minutes} min" if minutes else ""
-    return f"Called{length}" + (f" ({outcome})" if outcome else "")
+    if outcome and call.get("outcomeId"):
+        return f"{verb}{length}, {outcome}"
+    return f"{verb}{length}" + (f" ({outcome})" if outcome else "")
 
 
 RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {

@@ -65,3 +65,22 @@ def console_login(client: FlaskClient, token: str) -> Any:
 def console_logout(client: FlaskClient) -> Any:
     """The console's "Sign out" form, with the page's CSRF token."""
     return client.post("/console/logout", data={"csrf_token": csrf_token(client)})
+
+
+def leg_form(parent: str, leg: str, status: str, to: str = "client:grace",
+             duration: int | None = None, sequence: int = 0) -> dict[str, str]:
+    """A status callback of the leg ``leg`` of the call ``parent``, as Twilio sends it."""
+    form = {"CallSid": leg, "ParentCallSid": parent, "AccountSid": "AC" + "1" * 32,
+            "CallStatus": status, "To": to, "From": ADA_PHONE, "Direction": "outbound-dial",
+            "SequenceNumber": str(sequence), "CallbackSource": "call-progress-events"}
+    if duration is not None:
+        form["CallDuration"] = str(duration)
+    return form
+
+
+def status_form(call_sid: str, status: str = "completed", duration: int = 95,
+                sequence: int = 1) -> dict[str, str]:
+    """The status callback of a whole call, as Twilio sends it."""
+    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "CallStatus": status,
+            "CallDuration": str(duration), "SequenceNumber": str(sequence),
+            "Timestamp": "Fri, 20 Nov 2026 10:04:00 +0000", "From": ADA_PHONE, "To": AGENT_NUMBER}

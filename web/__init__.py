@@ -44,10 +44,11 @@ def init_app(app: Flask) -> None:
     from web import limits, sessions
     from web.api import bp as api_bp
     from web.console import bp as console_bp
+    from web.desk import bp as desk_bp
     from web.softphone import bp as softphone_bp
     from web.twilio import bp as twilio_bp
 
-    for blueprint in (twilio_bp, api_bp, console_bp, softphone_bp):
+    for blueprint in (twilio_bp, api_bp, console_bp, softphone_bp, desk_bp):
         app.register_blueprint(blueprint)
     settings = services(app).settings
     sessions.init_app(app, settings)

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TypeVar
 
 from flask import Blueprint, Response, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app import services
-from hub.models import CallStatusUpdate, InboundCall
-from integrations.twilio import hold_in_queue, is_valid_signature, route_call, signed_url
+from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate
+from integrations.twilio import (
+    Callbacks,
+    after_dial,
+    hold_in_queue,
+    is_valid_signature,
+    route_call,
+    signed_url,
+)
 
 log = logging.getLogger(__name__)
+Form = TypeVar("Form", bound=BaseModel)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 # What Twilio expects from a request that needs no instructions (or is refused).
 EMPTY = "<Response/>"
@@ -61,7 +70,8 @@ def voice() -> Response:
         return twiml(EMPTY, 400)
     try:
         decision = hub.calls.handle(call, received)
-        body = route_call(decision.agent, decision.summary, hub.settings.hub.routing)
+        body = route_call(decision.agent, decision.summary, hub.settings.hub.routing,
+                          callbacks())
     except Exception:  # never drop a call: whatever broke, the caller still reaches the queue
         log.exception("inbound call %s failed; sending it to the queue", call.call_sid)
         body = hold_in_queue(hub.settings.hub.routing)
@@ -79,6 +89,38 @@ def status() -> Response:
         return twiml(EMPTY, 400)
     services().calls.status(update)
     return twiml(EMPTY)
+
+
+@bp.post("/leg-status")
+def leg_status() -> Response:
+    """A status callback of an agent's leg (ringing, answered, over): the card follows."""
+    update = _form(LegStatusUpdate, "leg status callback")
+    if update is None:
+        return twiml(EMPTY, 400)
+    services().desk.progress.leg(update)
+    return twiml(EMPTY)
+
+
+@bp.post("/dial-done")
+def dial_done() -> Response:
+    """Twilio asks what next once a dial is over: the end of the call when someone
+    answered, else the queue."""
+    status = request.form.get("DialCallStatus", "")
+    return twiml(after_dial(status, services().settings.hub.routing))
+
+
+def callbacks() -> Callbacks:
+    """Where Twilio reports on the dials the hub asks for: the hub's public URL."""
+    return Callbacks.at(services().settings.public_base_url or request.host_url)
+
+
+def _form(model: type[Form], what: str) -> Form | None:
+    """The request's form as ``model``; None (and a line in the log) when it is unusable."""
+    try:
+        return model.model_validate(request.form.to_dict())
+    except ValidationError as exc:
+        log.warning("%s with an unusable form: %s", what, _fields(exc))
+        return None
 
 
 def _fields(exc: ValidationError) -> str:
