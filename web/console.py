@@ -37,6 +37,7 @@ from hub.models import Summary
 from hub.ports import PopStream
 from hub.settings import Agent
 from web import sessions
+from web.desk import desk_config
 from web.limits import remember_browser, retry_after_s
 from web.softphone import BASE_POLICY, phone_for
 
@@ -68,7 +69,8 @@ def page() -> HttpResponse:
     renew_ms = settings.console_session_idle_s * 1000 // 3
     phone = phone_for(settings)
     page_html = render_template("console.html", agent=console.agent, currency=currency,
-                                renew_ms=renew_ms, phone=phone)
+                                renew_ms=renew_ms, phone=phone,
+                                desk=desk_config(console.agent.id))
     return _html(page_html, policy=phone.policy())
 
 

@@ -66,12 +66,14 @@ def wrap_up(call_sid: str) -> Response | tuple[Response, int]:
     return _no_store(jsonify(state=state.model_dump(mode="json")))
 
 
-def desk_config() -> dict[str, Any]:
-    """What the console page needs to draw the desk: outcome codes, colleagues, limits."""
+def desk_config(agent_id: str) -> dict[str, Any]:
+    """What the console page needs to draw the desk: outcome codes, the colleagues a call can
+    be transferred to, limits."""
     settings = services().settings
     wrapup = settings.hub.wrapup
+    colleagues = [{"id": a.id, "name": a.name} for a in settings.hub.agents if a.id != agent_id]
     return {"outcomes": [{"id": o.id, "label": o.label} for o in wrapup.outcomes],
-            "timeout_s": wrapup.timeout_s, "max_notes": MAX_NOTES}
+            "agents": colleagues, "timeout_s": wrapup.timeout_s, "max_notes": MAX_NOTES}
 
 
 def _agent() -> str | None:

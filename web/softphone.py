@@ -41,7 +41,8 @@ NOT_SET_UP = ("The softphone is not set up on this hub (it needs CAHUB_TWILIO_AP
               "CAHUB_TWILIO_API_KEY_SECRET, CAHUB_TWILIO_TWIML_APP_SID and "
               "CAHUB_TWILIO_ACCOUNT_SID). Calls still pop here; answer them on another phone.")
 NO_SDK = ("The softphone is unavailable: this hub has no copy of Twilio's Voice SDK (run "
-          "`cahub voice-sdk`, or set CAHUB_VOICE_SDK_URL). Calls still pop here.")
+          "\u201ccahub voice-sdk\u201d on the hub, or set CAHUB_VOICE_SDK_URL). Calls still pop "
+          "here.")
 SDK_ROUTE = "/console/static/vendor/twilio-voice-<version>.min.js"
 
 
