@@ -22,6 +22,7 @@ from hub.deliveries import DeliveryPlanner
 from hub.desk_changes import CallStates, DeskWriter
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
+from hub.outbound import OutboundCalls
 from hub.ports import AgentDesk, ProfileProvider, ScreenPopBroker, SessionRevocations, Sink
 from hub.privacy import install_masking
 from hub.progress import WRAPUP_SINK, CallProgress
@@ -61,6 +62,7 @@ class DeskServices:
     states: CallStates
     progress: CallProgress
     work: AfterCallWork
+    outbound: OutboundCalls
 
 
 @dataclass
@@ -175,30 +177,25 @@ def build_services(
     ledger = SqliteCallLedger(hub_db)
     writer = DeskWriter(SqliteAgentDesk(hub_db), outbox, hub_db.transaction,
                         notify=lambda: dispatcher.notify())
-    desk = build_desk(settings, ledger, writer, broker, planner)
+    states = CallStates(broker, settings)
+    progress = CallProgress(settings, ledger, writer, states, planner)
+    work = AfterCallWork(settings, ledger, writer, states, planner)
     # Each sink's share of a drain stays within half the lease, so no row outlives it. The
     # wrap-up deadlines are the desk's own, not a sink to ping.
-    dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(desk.work)}, metrics,
+    dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(work)}, metrics,
                             lease_budget=settings.outbox_lease_s / 2)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
     calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,
                                outbox=outbox, planner=planner, transaction=hub_db.transaction,
-                               notify=dispatcher.notify, end=desk.progress)
+                               notify=dispatcher.notify, end=progress)
+    desk = DeskServices(writer.desk, states, progress, work,
+                        OutboundCalls(settings, calls, ledger, writer.desk, broker))
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, hub_db=hub_db,
                        sessions=SqliteSessionRevocations(hub_db), desk=desk,
                        tokens=build_tokens(settings))
-
-
-def build_desk(settings: Settings, ledger: SqliteCallLedger, writer: DeskWriter,
-               broker: ScreenPopBroker, planner: DeliveryPlanner) -> DeskServices:
-    """The agent desk's use cases, on the store ``writer`` changes calls in."""
-    states = CallStates(broker, settings)
-    return DeskServices(store=writer.desk, states=states,
-                        progress=CallProgress(settings, ledger, writer, states, planner),
-                        work=AfterCallWork(settings, ledger, writer, states, planner))
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:

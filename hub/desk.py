@@ -99,6 +99,7 @@ class DeskCall(Frozen):
     direction: Direction = "inbound"
     phase: Phase = "ringing"
     leg_sid: str | None = None
+    leg_status: str | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     talk_s: int | None = None

@@ -77,6 +77,17 @@ class LegStatusUpdate(CallStatusUpdate):
     to: str = Field(default="", alias="To")
 
 
+class OutboundCall(Frozen):
+    """The TwiML App's request for a call an agent places from the softphone: ``From`` is
+    ``client:<identity>``, ``To`` the number they dialled (a parameter of ``connect()``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    call_sid: str = Field(alias="CallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    from_: str = Field(alias="From")
+    to: str = Field(default="", alias="To", max_length=64)
+
+
 class Identity(Frozen):
     """A fully qualified identity: a value within an identity namespace."""
 

@@ -117,7 +117,7 @@ class CallProgress:
         if not call.answered and not call.notes.strip():
             missed = call.model_copy(update={"phase": "missed", "ended": ended,
                                              "transfer_to": None})
-            return Decision(missed, self._planner.on_end(record.summary, ended))
+            return Decision(missed, self._planner.on_end(record.summary, _missed(call, ended)))
         return self._await_wrapup(call, ended)
 
     def _await_wrapup(self, call: DeskCall, ended: CallStatusUpdate) -> Decision:
@@ -130,6 +130,14 @@ class CallProgress:
         deadline = NewDelivery(call_sid=call.call_sid, sink=WRAPUP_SINK,
                                action=DeliveryAction.WRAPUP_DUE, payload={})
         return Decision(waiting, [deadline], delay=timeout)
+
+
+def _missed(call: DeskCall, ended: CallStatusUpdate) -> CallStatusUpdate:
+    """The end of a call nobody answered: for a call out, how the dialled number's leg ended
+    (no-answer, busy...), since the agent's own leg "completed" even so."""
+    if call.direction != "outbound" or call.leg_status is None:
+        return ended
+    return ended.model_copy(update={"call_status": call.leg_status})
 
 
 def after_call(call: DeskCall, settings: Settings) -> AfterCall:
@@ -171,7 +179,7 @@ def leg_moves(call: DeskCall, agent_id: str, update: LegStatusUpdate,
     if status == "completed":
         return _leg_over(call, update, now)
     if status in NOT_ANSWERED and call.phase == "ringing":
-        return call.model_copy(update={"phase": "missed"})
+        return call.model_copy(update={"phase": "missed", "leg_status": status})
     return None
 
 

@@ -88,9 +88,16 @@ class Callbacks:
 
     def back_to(self, agent: Agent) -> Callbacks:
         """These callbacks, with a dial that goes unanswered ringing ``agent`` again."""
+        return self._asking({"back_to": agent.id})
+
+    def hanging_up(self) -> Callbacks:
+        """These callbacks, with the call ending once the dial is over, answered or not (a
+        call an agent placed: nobody is left to queue)."""
+        return self._asking({"then": "hangup"})
+
+    def _asking(self, query: dict[str, str]) -> Callbacks:
         joiner = "&" if "?" in self.dial_done else "?"
-        query = urlencode({"back_to": agent.id})
-        return replace(self, dial_done=f"{self.dial_done}{joiner}{query}")
+        return replace(self, dial_done=f"{self.dial_done}{joiner}{urlencode(query)}")
 
 
 def _then_queue(response: VoiceResponse, routing: Routing) -> None:
@@ -121,10 +128,10 @@ def dial_number(caller_id: str, number: str, callbacks: Callbacks = Callbacks())
     return twiml_text(response)
 
 
-def after_dial(status: str, routing: Routing) -> str:
-    """What a caller gets once a dial is over: the end of the call when someone answered,
-    the queue otherwise (the agent did not answer, was busy, or declined)."""
-    if status in ANSWERED:
+def after_dial(status: str, routing: Routing, hang_up: bool = False) -> str:
+    """What a caller gets once a dial is over: the end of the call when someone answered (or
+    ``hang_up`` says so), the queue otherwise (the agent did not answer, was busy, declined)."""
+    if status in ANSWERED or hang_up:
         response = VoiceResponse()
         response.hangup()
         return twiml_text(response)

@@ -22,7 +22,7 @@ ADA_PHONE = "+14155550134"
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     agents = (
         Agent(id="grace", name="Grace Hopper", client="grace", numbers=(AGENT_NUMBER,),
-              token="grace-token"),
+              token="grace-token", caller_id=AGENT_NUMBER),
         Agent(id="alan", name="Alan Turing", client="alan", numbers=(OTHER_NUMBER,),
               token="alan-token"),
     )
@@ -84,3 +84,10 @@ def status_form(call_sid: str, status: str = "completed", duration: int = 95,
     return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "CallStatus": status,
             "CallDuration": str(duration), "SequenceNumber": str(sequence),
             "Timestamp": "Fri, 20 Nov 2026 10:04:00 +0000", "From": ADA_PHONE, "To": AGENT_NUMBER}
+
+
+def outbound_form(call_sid: str, to: str, client: str = "grace") -> dict[str, str]:
+    """The TwiML App's request for a call an agent places, as Twilio sends it."""
+    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "ApplicationSid": "AP" + "3" * 32,
+            "From": f"client:{client}", "Caller": f"client:{client}", "To": to,
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}

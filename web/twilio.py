@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
 from app import services
-from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate
+from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate, OutboundCall
+from hub.outbound import NOT_A_NUMBER
 from integrations.twilio import (
     Callbacks,
     after_dial,
+    dial_number,
     hold_in_queue,
     is_valid_signature,
     route_call,
     signed_url,
+    spoken,
 )
 
 log = logging.getLogger(__name__)
@@ -106,7 +110,21 @@ def dial_done() -> Response:
     """Twilio asks what next once a dial is over: the end of the call when someone
     answered, else the queue."""
     status = request.form.get("DialCallStatus", "")
-    return twiml(after_dial(status, services().settings.hub.routing))
+    hang_up = request.args.get("then") == "hangup"
+    return twiml(after_dial(status, services().settings.hub.routing, hang_up))
+
+
+@bp.post("/outbound")
+def outbound() -> Response:
+    """The TwiML App's Voice URL: a call an agent places from the console (``From`` is their
+    ``client:`` identity, ``To`` the number): dial it, showing the agent's caller ID."""
+    call = _form(OutboundCall, "outbound call request")
+    if call is None:
+        return twiml(EMPTY, 400)
+    placed = services().desk.outbound.place(call, datetime.now(UTC))
+    if placed.caller_id is None or placed.number is None:
+        return twiml(spoken(placed.refusal or NOT_A_NUMBER))
+    return twiml(dial_number(placed.caller_id, placed.number, callbacks().hanging_up()))
 
 
 def callbacks() -> Callbacks:

@@ -3,6 +3,7 @@ their tab, tokens renewed, one tab holding the phone. The CRM is the HubSpot sta
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from tests.e2e.browser import BROWSER_MARKS, serve
 from tests.e2e.softphone import KEY_SECRET, SOFTPHONE, Twilio, fake_sdk_site, shot
 from tests.fakes import InMemoryProfileProvider, wait_for
 from tests.standins.hubspot import HubSpotStandIn
-from tests.support import ADA_PHONE, make_settings
+from tests.support import ADA_PHONE, make_settings, outbound_form
 
 pytestmark = BROWSER_MARKS
 
@@ -275,3 +276,51 @@ def test_the_draft_is_saved_while_typing_without_waiting_for_the_tab_to_close(
 def stored_notes(app: Flask) -> str | None:
     stored = services(app).desk.store.get(SID)
     return stored.notes if stored is not None else None
+
+
+def test_an_agent_dials_a_number_and_the_person_dialled_pops_on_the_calls_card(
+        page, base, twilio, hubspot):
+    from playwright.sync_api import expect
+
+    phone_on(open_console(page, base))
+    page.get_by_test_id("dial-number").fill("(415) 555-0134")
+    page.get_by_test_id("dial").click()
+    card = page.get_by_test_id("card")
+    expect(card.get_by_test_id("call-state")).to_contain_text("Calling…")
+    dialled = page.evaluate("TwilioSimulator.calls()[0].customParameters.get('To')")
+    assert "(415) 555-0134" == dialled
+
+    reply = twilio.post("/twilio/outbound", outbound_form(SID, "(415) 555-0134"))
+    page.evaluate(f"TwilioSimulator.calls()[0].remoteRinging('{SID}')")
+    expect(card.get_by_test_id("caller-name")).to_have_text("Ada Lovelace")
+    assert ADA_PHONE == ET.fromstring(reply.text).findtext("Dial/Number")
+    twilio.leg(SID, LEG, "in-progress", to=ADA_PHONE)
+    page.evaluate("TwilioSimulator.calls()[0].remoteAnswer()")
+    expect(card.get_by_test_id("call-state")).to_contain_text("Connected")
+    expect(page.get_by_test_id("card")).to_have_count(1)
+    shot(page, "5-outbound-connected")
+
+    card.get_by_test_id("hangup").click()
+    twilio.leg(SID, LEG, "completed", to=ADA_PHONE, duration=64)
+    twilio.ended(SID, duration=70)
+    card.get_by_test_id("outcome").filter(has_text="Left voicemail").click()
+    card.get_by_test_id("wrapup-save").click()
+
+    assert wait_for(lambda: hubspot.objects["calls"], timeout=10)
+    [logged] = hubspot.objects["calls"].values()
+    assert ("OUTBOUND", "b2cf5968-551e-4856-9783-52b3da59a7d0") == (
+        logged.properties["hs_call_direction"], logged.properties["hs_call_disposition"])
+
+
+def test_call_back_from_a_card_dials_the_callers_number(page, base, twilio):
+    from playwright.sync_api import expect
+
+    phone_on(open_console(page, base))
+    twilio.call(SID, ADA_PHONE)
+    twilio.leg(SID, LEG, "no-answer")
+    expect(page.get_by_test_id("call-state")).to_have_text("Missed call")
+
+    page.get_by_test_id("call-back").click()
+
+    page.wait_for_function("TwilioSimulator.calls().length === 1")
+    assert ADA_PHONE == page.evaluate("TwilioSimulator.calls()[0].customParameters.get('To')")

@@ -173,6 +173,9 @@
 
   function renderContact(summary) {
     const line = el("p", "card__contact");
+    if (summary.call.direction === "outbound") {
+      line.append(el("span", "card__direction", "Outbound call", "direction"));
+    }
     line.append(el("span", "card__number", callerNumber(summary), "caller-number"));
     if (summary.email) line.append(el("span", "card__email", summary.email, "caller-email"));
     return line;

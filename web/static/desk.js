@@ -143,7 +143,8 @@
   function renderState(desk, phase) {
     const server = desk.server || {};
     const texts = {
-      ringing: server.handoffs && server.handoffs.length ? "Transfer for you" : "Incoming call",
+      ringing: desk.summary.call.direction === "outbound" ? "Calling…"
+        : server.handoffs && server.handoffs.length ? "Transfer for you" : "Incoming call",
       calling: "Calling…", connected: "Connected",
       transferring: `Transferring to ${server.transfer_to_name || "a colleague"}…`,
       transferred: `Transferred to ${server.transfer_to_name || "a colleague"}`,

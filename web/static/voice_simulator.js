@@ -83,6 +83,15 @@
     /* What Twilio does when the far end hangs up or the caller gives up ringing. */
     remoteHangup() { this._close(this._status === "pending" ? "cancel" : "disconnect"); }
 
+    /* What Twilio does for a call out: it gets its CallSid and rings, then is answered. */
+    remoteRinging(callSid) {
+      this.parameters = { ...this.parameters, CallSid: callSid };
+      this._status = "ringing";
+      this.emit("ringing", false);
+    }
+
+    remoteAnswer() { this._open(); }
+
     _open() {
       this._status = "open";
       this.device._busy(this, true);
