@@ -28,8 +28,10 @@ from hub.privacy import install_masking
 from hub.progress import WRAPUP_SINK, CallProgress
 from hub.routing import AgentRouter
 from hub.settings import Settings
+from hub.transfer import WarmTransfer
 from hub.wrapup import AfterCallWork, WrapUpDeadline
 from integrations.sms import TwilioSmsSink, fit_sms
+from integrations.twilio_calls import TwilioCallControl
 from integrations.twilio_tokens import VoiceTokenMinter
 from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
@@ -63,6 +65,8 @@ class DeskServices:
     progress: CallProgress
     work: AfterCallWork
     outbound: OutboundCalls
+    transfers: WarmTransfer | None = None
+    control: TwilioCallControl | None = None
 
 
 @dataclass
@@ -189,8 +193,11 @@ def build_services(
     calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,
                                outbox=outbox, planner=planner, transaction=hub_db.transaction,
                                notify=dispatcher.notify, end=progress)
+    control = TwilioCallControl.from_settings(settings, settings.hub.routing)
+    transfers = WarmTransfer(settings, ledger, writer, states, control) if control else None
     desk = DeskServices(writer.desk, states, progress, work,
-                        OutboundCalls(settings, calls, ledger, writer.desk, broker))
+                        OutboundCalls(settings, calls, ledger, writer.desk, broker), transfers,
+                        control)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, hub_db=hub_db,
@@ -247,5 +254,7 @@ def close_app(app: Flask) -> None:
         close = getattr(resource, "close", None)
         if callable(close) and resource is not hub.store:
             close()
+    if hub.desk.control is not None:
+        hub.desk.control.close()
     hub.store.close()
     hub.hub_db.close()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.desk import CallState, DeskCall, Handoff
-from hub.models import NewDelivery
+from hub.models import NewDelivery, Summary
 from hub.outbox import utc_now
 from hub.ports import AgentDesk, Outbox, ScreenPopBroker, TransientError
 from hub.settings import Settings
@@ -103,6 +103,10 @@ class CallStates:
             agents |= {before.agent_id, before.transfer_to}
         for agent_id in sorted(a for a in agents if a):
             self._broker.publish(agent_id, self.view(after, agent_id))
+
+    def pop(self, agent_id: str, summary: Summary) -> None:
+        """Pop ``summary`` on ``agent_id``'s console (a transfer brings them the call's card)."""
+        self._broker.publish(agent_id, summary)
 
     def view(self, call: DeskCall, agent_id: str) -> CallState:
         """``call`` as ``agent_id``'s console shows it."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hub.desk import ConsoleEvent, DeskCall
 from hub.models import AmbiguousMatch, Delivery, Identity, NewDelivery, Profile, Summary
+
+if TYPE_CHECKING:  # hub.settings imports the store, which imports these errors
+    from hub.settings import Agent
 
 
 class HubError(Exception):
@@ -132,10 +135,13 @@ class AgentDesk(Protocol):
 
 
 class CallControl(Protocol):
-    """Twilio's REST API for calls in progress (warm transfers)."""
+    """Twilio's REST API for calls in progress: moving a caller to another agent's phone."""
 
-    def redirect(self, call_sid: str, twiml: str) -> None:
-        """Have the live call ``call_sid`` carry on with ``twiml``.
+    def ring_agent(self, call_sid: str, agent: Agent, summary: Summary, back_to: Agent,
+                   base_url: str) -> None:
+        """Have the live call ``call_sid`` ring ``agent`` (with the summary's facts and the
+        CallSid as parameters); if they do not answer, ring ``back_to`` again. ``base_url``
+        is where Twilio reaches the hub for the dial's callbacks.
 
         ``PermanentError`` when Twilio refuses (the call has ended, say), ``TransientError``
         for what may work if tried again.

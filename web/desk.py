@@ -17,6 +17,8 @@ from hub.wrapup import DeskRefusal
 from web import json_error, sessions
 
 bp = Blueprint("desk", __name__)
+NO_TRANSFERS = ("Transfers need Twilio's REST API: set CAHUB_TWILIO_ACCOUNT_SID and the auth "
+                "token (or an API key).")
 CALL = "/console/calls/<string(length=34):call_sid>"
 
 
@@ -63,6 +65,24 @@ def wrap_up(call_sid: str) -> Response | tuple[Response, int]:
     if not isinstance(outcome, str) or not isinstance(notes, str):
         return json_error(400, "bad_request", 'Send {"outcome": "<id>", "notes": "…"} as JSON.')
     state = services().desk.work.wrap_up(agent, call_sid, outcome, notes)
+    return _no_store(jsonify(state=state.model_dump(mode="json")))
+
+
+@bp.post(f"{CALL}/transfer")
+def transfer(call_sid: str) -> Response | tuple[Response, int]:
+    """Warm-transfer a live call to a colleague: their console rings with the call's summary
+    and the notes so far; if they do not answer, the call comes back."""
+    agent = _agent()
+    if agent is None:
+        return _unauthorized()
+    target = _json_object().get("agent")
+    if not isinstance(target, str):
+        return json_error(400, "bad_request", 'Send {"agent": "<agent id>"} as JSON.')
+    transfers = services().desk.transfers
+    if transfers is None:
+        return json_error(503, "transfers_unavailable", NO_TRANSFERS)
+    base = services().settings.public_base_url or request.host_url
+    state = transfers.start(agent, call_sid, target, base)
     return _no_store(jsonify(state=state.model_dump(mode="json")))
 
 

@@ -16,8 +16,10 @@ from app import services
 from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate, OutboundCall
 from hub.outbound import NOT_A_NUMBER
 from integrations.twilio import (
+    ANSWERED,
     Callbacks,
     after_dial,
+    dial_agent,
     dial_number,
     hold_in_queue,
     is_valid_signature,
@@ -111,7 +113,24 @@ def dial_done() -> Response:
     answered, else the queue."""
     status = request.form.get("DialCallStatus", "")
     hang_up = request.args.get("then") == "hangup"
+    back = _back_to(status)
+    if back is not None:
+        return twiml(back)
     return twiml(after_dial(status, services().settings.hub.routing, hang_up))
+
+
+def _back_to(status: str) -> str | None:
+    """A transfer nobody answered: the agent who handed the call on is rung again (and the
+    queue takes the caller if they do not answer either)."""
+    hub = services()
+    agent_id, call_sid = request.args.get("back_to"), request.form.get("CallSid", "")
+    if status in ANSWERED or not agent_id or hub.desk.transfers is None:
+        return None
+    returning = hub.desk.transfers.returning(call_sid, agent_id)
+    if returning is None:
+        return None
+    agent, summary = returning
+    return dial_agent(agent, summary, hub.settings.hub.routing, callbacks())
 
 
 @bp.post("/outbound")

@@ -18,7 +18,8 @@ from tests.e2e.browser import BROWSER_MARKS, serve
 from tests.e2e.softphone import KEY_SECRET, SOFTPHONE, Twilio, fake_sdk_site, shot
 from tests.fakes import InMemoryProfileProvider, wait_for
 from tests.standins.hubspot import HubSpotStandIn
-from tests.support import ADA_PHONE, make_settings, outbound_form
+from tests.standins.twilio import TwilioStandIn
+from tests.support import ADA_PHONE, AUTH_TOKEN, make_settings, outbound_form
 
 pytestmark = BROWSER_MARKS
 
@@ -43,9 +44,18 @@ def sdk_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def desk_app(tmp_path: Path, hubspot: HubSpotStandIn, sdk_url: str) -> Iterator[Flask]:
+def rest() -> Iterator[TwilioStandIn]:
+    with TwilioStandIn(SOFTPHONE["twilio_account_sid"], AUTH_TOKEN) as standin:
+        standin.add_api_key(SOFTPHONE["twilio_api_key_sid"], KEY_SECRET)
+        yield standin
+
+
+@pytest.fixture
+def desk_app(tmp_path: Path, hubspot: HubSpotStandIn, rest: TwilioStandIn,
+             sdk_url: str) -> Iterator[Flask]:
     settings = make_settings(tmp_path / "instance", crm="hubspot", hubspot_token=hubspot.token,
-                             hubspot_base_url=hubspot.base_url, voice_sdk_url=sdk_url, **SOFTPHONE)
+                             hubspot_base_url=hubspot.base_url, voice_sdk_url=sdk_url,
+                             twilio_base_url=rest.base_url, **SOFTPHONE)
     provider = InMemoryProfileProvider({Identity(namespace="Phone_E.164", id=ADA_PHONE): ADA})
     app = create_app(settings, providers=[provider])
     app.config["CAHUB_SSE_KEEPALIVE"] = 0.25
@@ -324,3 +334,47 @@ def test_call_back_from_a_card_dials_the_callers_number(page, base, twilio):
 
     page.wait_for_function("TwilioSimulator.calls().length === 1")
     assert ADA_PHONE == page.evaluate("TwilioSimulator.calls()[0].customParameters.get('To')")
+
+
+def test_a_warm_transfer_rings_the_colleague_with_the_pop_and_the_notes(page, base, twilio, rest):
+    from playwright.sync_api import expect
+
+    phone_on(open_console(page, base))
+    alan = page.context.browser.new_context(locale="en-US", timezone_id="UTC",
+                                            viewport={"width": 1100, "height": 900}).new_page()
+    errors: list[str] = []
+    alan.on("pageerror", lambda error: errors.append(str(error)))
+    phone_on(open_console(alan, base, agent="alan"))
+    twilio.call(SID, ADA_PHONE)
+    rest.live_calls.add(SID)
+    ring(page)
+    page.get_by_test_id("answer").click()
+    twilio.leg(SID, LEG, "in-progress")
+    page.get_by_test_id("notes").fill("Wants the annual plan; price quoted at $99.")
+    expect(page.get_by_test_id("notes-status")).to_have_text("Saved")
+
+    page.get_by_test_id("transfer-open").click()
+    page.get_by_test_id("transfer-agent").select_option("alan")
+    page.get_by_test_id("transfer-confirm").click()
+    expect(page.get_by_test_id("call-state")).to_contain_text("Transferring to Alan Turing")
+    assert wait_for(lambda: rest.call_updates, timeout=5)
+    page.evaluate("TwilioSimulator.calls()[0].remoteHangup()")
+    twilio.leg(SID, LEG, "completed", duration=40)
+    ring(alan, leg="CA" + "7d" * 16)
+
+    alan_card = alan.get_by_test_id("card")
+    expect(alan_card.get_by_test_id("caller-name")).to_have_text("Ada Lovelace")
+    expect(alan_card.get_by_test_id("call-state")).to_contain_text("Transfer for you")
+    expect(alan_card.get_by_test_id("handoff")).to_contain_text(
+        "Wants the annual plan; price quoted at $99.")
+    expect(alan_card.get_by_test_id("handoff")).to_contain_text("Notes from Grace Hopper")
+    shot(alan, "6-transfer-ringing-at-second-agent")
+    shot(page, "6b-transferring-at-first-agent")
+
+    alan_card.get_by_test_id("answer").click()
+    twilio.leg(SID, "CA" + "7d" * 16, "in-progress", to="client:alan")
+    expect(page.get_by_test_id("call-state")).to_contain_text("Transferred to Alan Turing")
+    expect(alan_card.get_by_test_id("call-state")).to_contain_text("Connected")
+    shot(page, "7-transferred-at-first-agent")
+    assert [] == errors
+    alan.context.close()

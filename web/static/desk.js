@@ -17,6 +17,7 @@
   const RANK = { ringing: 0, calling: 0, connected: 1, transferring: 2, ended: 3, missed: 4,
                  declined: 4, transferred: 4, wrapped_up: 5, logged: 5 };
   const WORKING = new Set(["connected", "transferring", "ended"]);
+  const HANDED_ON = new Set(["transferring", "transferred"]);
   const body = document.body;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const config = JSON.parse(document.getElementById("desk-config").textContent);
@@ -125,6 +126,8 @@
     const local = desk.local;
     if (!server) return local;
     if (!local) return server;
+    // A transfer ends this phone's leg; the call goes on, with a colleague: the hub knows.
+    if (HANDED_ON.has(server) && local === "ended") return server;
     return RANK[local] > RANK[server] ? local : server;
   }
 
@@ -186,7 +189,7 @@
       desk.controls.append(transferControl(desk));
     }
     const number = desk.card.dataset.number;
-    const idle = !phase || RANK[phase] >= RANK.ended;
+    const idle = !phase || (RANK[phase] >= RANK.ended && phase !== "transferred");
     if (number && idle && window.cahubPhone && window.cahubPhone.ready()) {
       const back = button("Call back", "call-back", "button--quiet", () => dial(number));
       back.disabled = window.cahubPhone.busy();
