@@ -142,15 +142,15 @@ def _missed(call: DeskCall, ended: CallStatusUpdate) -> CallStatusUpdate:
 
 def after_call(call: DeskCall, settings: Settings) -> AfterCall:
     """The after-call work a call's log carries: the outcome picked, and the notes of every
-    agent who had the call (each named, when more than one wrote)."""
+    agent who had the call (each named, once the call has been handed on)."""
     outcome = settings.hub.wrapup.outcome(call.outcome) if call.outcome else None
     written = [(h.agent_id, h.notes) for h in call.handoffs if h.notes.strip()]
     if call.notes.strip():
         written.append((call.agent_id or "", call.notes))
-    if len(written) > 1:
+    if call.handoffs:
         notes = "\n\n".join(f"{_name(settings, a)}: {text.strip()}" for a, text in written)
     else:
-        notes = written[0][1] if written else ""
+        notes = call.notes
     return AfterCall(outcome_id=call.outcome, outcome=outcome.label if outcome else None,
                      notes=notes)
 

@@ -9,6 +9,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from hub.settings import Agent, HubConfig, Settings
+from integrations.simulate import leg_status_form
+from integrations.simulate import outbound_form as simulated_outbound
 from integrations.twilio import sign
 
 __all__ = ["sign"]
@@ -70,12 +72,7 @@ def console_logout(client: FlaskClient) -> Any:
 def leg_form(parent: str, leg: str, status: str, to: str = "client:grace",
              duration: int | None = None, sequence: int = 0) -> dict[str, str]:
     """A status callback of the leg ``leg`` of the call ``parent``, as Twilio sends it."""
-    form = {"CallSid": leg, "ParentCallSid": parent, "AccountSid": "AC" + "1" * 32,
-            "CallStatus": status, "To": to, "From": ADA_PHONE, "Direction": "outbound-dial",
-            "SequenceNumber": str(sequence), "CallbackSource": "call-progress-events"}
-    if duration is not None:
-        form["CallDuration"] = str(duration)
-    return form
+    return leg_status_form(parent, leg, status, to, "AC" + "1" * 32, duration, sequence)
 
 
 def status_form(call_sid: str, status: str = "completed", duration: int = 95,
@@ -88,6 +85,4 @@ def status_form(call_sid: str, status: str = "completed", duration: int = 95,
 
 def outbound_form(call_sid: str, to: str, client: str = "grace") -> dict[str, str]:
     """The TwiML App's request for a call an agent places, as Twilio sends it."""
-    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "ApplicationSid": "AP" + "3" * 32,
-            "From": f"client:{client}", "Caller": f"client:{client}", "To": to,
-            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    return simulated_outbound(call_sid, client, to, "AC" + "1" * 32)

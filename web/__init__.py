@@ -41,7 +41,7 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
-    from web import limits, sessions
+    from web import limits, sessions, simulator
     from web.api import bp as api_bp
     from web.console import bp as console_bp
     from web.desk import bp as desk_bp
@@ -52,6 +52,7 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     settings = services(app).settings
     sessions.init_app(app, settings)
+    simulator.init_app(app)
     limits.init_app(app, settings)
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_start_timer)

@@ -31,6 +31,7 @@
   const connection = document.querySelector('[data-testid="connection"]');
   const connectionLabel = document.querySelector('[data-testid="connection-label"]');
   const cardsBySid = new Map();
+  const summariesBySid = new Map();
   const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   const money = currencyFormat(body.dataset.currency);
   const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -316,6 +317,7 @@
     card.classList.remove("card--new", "card--updated");
     card.classList.add(isNew ? "card--new" : "card--updated");
     cardsBySid.set(sid, card);
+    summariesBySid.set(sid, summary);
     trimFeed();
     if (!quiet) announce(summary, !isNew);
     document.dispatchEvent(new CustomEvent("cahub:card", { detail: { summary, card, isNew } }));
@@ -330,6 +332,7 @@
     while (list.children.length > MAX_CARDS) {
       const oldest = list.lastElementChild;
       cardsBySid.delete(oldest.dataset.callSid);
+      summariesBySid.delete(oldest.dataset.callSid);
       oldest.remove();
     }
     empty.hidden = list.children.length > 0;
@@ -432,7 +435,8 @@
   if (window.location.hash) window.history.replaceState(null, "", window.location.pathname);
 
   window.cahub = {
-    showPop, card: (sid) => cardsBySid.get(sid) || null, callerName, callerNumber, el,
+    showPop, card: (sid) => cardsBySid.get(sid) || null,
+    summary: (sid) => summariesBySid.get(sid) || null, callerName, callerNumber, el,
     claim: null,
   };
   trimFeed();

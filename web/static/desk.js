@@ -312,10 +312,11 @@
 
   document.addEventListener("cahub:incoming", (event) => {
     const { sid, call } = event.detail;
-    let desk = desks.get(sid);
+    const card = window.cahub.card(sid);
+    let desk = desks.get(sid) || (card && deskFor(card, window.cahub.summary(sid)));
     if (!desk) { // the phone rang before the pop came: a card from the call's parameters
-      const card = window.cahub.showPop(placeholder(sid, call));
-      desk = desks.get(sid) || deskFor(card, placeholder(sid, call));
+      const made = window.cahub.showPop(placeholder(sid, call));
+      desk = desks.get(sid) || deskFor(made, placeholder(sid, call));
     }
     bind(desk, call);
   });

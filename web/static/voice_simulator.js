@@ -80,8 +80,9 @@
       this.emit("mute", this._muted, this);
     }
 
-    /* What Twilio does when the far end hangs up or the caller gives up ringing. */
-    remoteHangup() { this._close(this._status === "pending" ? "cancel" : "disconnect"); }
+    /* What Twilio does when the far end hangs up, the caller gives up ringing, or a transfer
+     * takes the caller elsewhere: the hub hears of it from Twilio, not from this phone. */
+    remoteHangup() { this._close(this._status === "pending" ? "cancel" : "disconnect", false); }
 
     /* What Twilio does for a call out: it gets its CallSid and rings, then is answered. */
     remoteRinging(callSid) {
@@ -99,13 +100,13 @@
       simulated(this, "answer");
     }
 
-    _close(event) {
+    _close(event, byThisPhone = true) {
       if (this._status === "closed") return;
       const wasOpen = this._status === "open";
       this._status = "closed";
       this.device._busy(this, false);
       if (event) this.emit(event, this);
-      if (wasOpen || event === "reject") simulated(this, "hangup");
+      if (byThisPhone && (wasOpen || event === "reject")) simulated(this, "hangup");
     }
   }
 
@@ -189,7 +190,8 @@
     const parent = call.customParameters.get("callSid") || call.parameters.CallSid;
     if (!parent) return;
     relay(what, { call_sid: parent, leg_sid: call.legSid || call.parameters.CallSid,
-                  direction: call.direction === "INCOMING" ? "inbound" : "outbound" });
+                  direction: call.direction === "INCOMING" ? "inbound" : "outbound",
+                  to: call.parameters.To || "" });
   }
 
   /* Dialling out: the hub answers as the TwiML App would, the number "rings" and answers. */
@@ -208,7 +210,9 @@
   function ringOnPop(event) {
     const { summary, isNew } = event.detail;
     if (!isNew || summary.call.direction === "outbound" || !summary.call.sid) return;
-    Simulator.ring({ parent: summary.call.sid, from: summary.call.from, to: summary.call.to });
+    // Twilio's invite comes a moment after the webhook's answer, not within the pop.
+    window.setTimeout(() => Simulator.ring({ parent: summary.call.sid, from: summary.call.from,
+                                             to: summary.call.to }), 300);
   }
 
   const Simulator = {
