@@ -384,3 +384,21 @@ def test_a_warm_transfer_rings_the_colleague_with_the_pop_and_the_notes(page, ba
     shot(page, "7-transferred-at-first-agent")
     assert [] == errors
     alan.context.close()
+
+
+def test_a_card_in_wrap_up_fits_a_narrow_window(page, base, twilio):
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    phone_on(open_console(page, base))
+    twilio.call(SID, ADA_PHONE, StirVerstat="TN-Validation-Passed-B")
+    ring(page)
+    page.get_by_test_id("answer").click()
+    page.get_by_test_id("hangup").click()
+    expect(page.get_by_test_id("wrapup")).to_be_visible()
+    expect(page.get_by_test_id("verstat")).to_have_text("Number not verified")
+
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+    shot(page, "9-wrap-up-narrow")
+    assert 0 >= overflow
