@@ -23,7 +23,10 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.python-ok
 	@$(BIN)/pip install --quiet -e '.[test,lint,serve]'
 	@touch $@ $(VENV)/.installed
 
+# The softphone's Voice SDK: fetched from the npm registry, its integrity checked (no Node
+# needed). Without it the console still pops, and says that the softphone is unavailable.
 demo: $(VENV)/.installed
+	-@$(BIN)/cahub voice-sdk
 	@$(BIN)/cahub demo --port $(PORT)
 
 test: $(VENV)/.installed-dev

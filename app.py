@@ -19,9 +19,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
+from hub.desk_changes import CallStates, DeskWriter
 from hub.dispatch import Dispatcher
 from hub.metrics import HubMetrics
+from hub.outbound import OutboundCalls
 from hub.ports import (
+    AgentDesk,
     CallLedger,
     InspectableOutbox,
     ProfileProvider,
@@ -30,15 +33,22 @@ from hub.ports import (
     Sink,
 )
 from hub.privacy import install_masking
+from hub.progress import WRAPUP_SINK, CallProgress
 from hub.routing import AgentRouter
 from hub.settings import Settings
+from hub.transfer import WarmTransfer
+from hub.wrapup import AfterCallWork, WrapUpDeadline
 from integrations.sms import TwilioSmsSink, fit_sms
+from integrations.twilio_calls import TwilioCallControl
+from integrations.twilio_tokens import VoiceTokenMinter
 from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
 from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.desk.sqlite import SCHEMA as DESK_SCHEMA
+from state.desk.sqlite import SqliteAgentDesk
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
@@ -61,6 +71,19 @@ HUB_FILE = "hub.sqlite3"
 
 
 @dataclass
+class DeskServices:
+    """The agent desk: each call's state beside its pop, its after-call work."""
+
+    store: AgentDesk
+    states: CallStates
+    progress: CallProgress
+    work: AfterCallWork
+    outbound: OutboundCalls
+    transfers: WarmTransfer | None = None
+    control: TwilioCallControl | None = None
+
+
+@dataclass
 class HubServices:
     """Every adapter and use case of one app instance, kept on ``app.extensions["cahub"]``.
 
@@ -79,6 +102,8 @@ class HubServices:
     dispatcher: Dispatcher
     hub_db: HubDatabase
     sessions: SessionRevocations
+    desk: DeskServices
+    tokens: VoiceTokenMinter | None = None
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -147,6 +172,7 @@ class HubState:
     ledger: CallLedger
     outbox: InspectableOutbox
     sessions: SessionRevocations
+    desk: AgentDesk
 
 
 def build_state(settings: Settings) -> HubState:
@@ -156,10 +182,11 @@ def build_state(settings: Settings) -> HubState:
     """
     lease = timedelta(seconds=settings.outbox_lease_s)
     if settings.database_url is None:
-        sqlite = ThreadLocalDatabase(Path(settings.data_dir) / HUB_FILE,
-                                     LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
+        sqlite = ThreadLocalDatabase(Path(settings.data_dir) / HUB_FILE, LEDGER_SCHEMA
+                                     + OUTBOX_SCHEMA + SESSIONS_SCHEMA + DESK_SCHEMA)
         return HubState(sqlite, SqliteCallLedger(sqlite), SqliteOutbox(sqlite, lease=lease),
-                        SqliteSessionRevocations(sqlite))
+                        SqliteSessionRevocations(sqlite), SqliteAgentDesk(sqlite))
+    from state.desk.postgres import PostgresAgentDesk
     from state.ledger.postgres import PostgresCallLedger
     from state.outbox.postgres import PostgresOutbox
     from state.postgres import PostgresDatabase
@@ -168,13 +195,27 @@ def build_state(settings: Settings) -> HubState:
     postgres = PostgresDatabase.open(settings.database_url.get_secret_value(),
                                      settings.database_pool_size)
     return HubState(postgres, PostgresCallLedger(postgres), PostgresOutbox(postgres, lease=lease),
-                    PostgresSessionRevocations(postgres))
+                    PostgresSessionRevocations(postgres), PostgresAgentDesk(postgres))
+
+
 def build_broker(settings: Settings) -> ScreenPopBroker:
-    """Screen pops in this process, or through Redis for several (``CAHUB_REDIS_URL``)."""
+    """Screen pops and call states in this process, or through Redis for several
+    (``CAHUB_REDIS_URL``)."""
     if settings.redis_url is None:
         return InProcessScreenPopBroker()
     return RedisScreenPopBroker(settings.redis_url.get_secret_value(),
                                 prefix=settings.redis_prefix)
+
+
+def build_tokens(settings: Settings) -> VoiceTokenMinter | None:
+    """The softphone's token minter, when an API key, its secret and a TwiML App are set."""
+    secret = settings.twilio_api_key_secret
+    if not (settings.twilio_account_sid and settings.twilio_api_key_sid and secret
+            and settings.twilio_twiml_app_sid):
+        return None
+    return VoiceTokenMinter(settings.twilio_account_sid, settings.twilio_api_key_sid,
+                            secret.get_secret_value(), settings.twilio_twiml_app_sid,
+                            settings.voice_token_ttl_s)
 
 
 def build_services(
@@ -193,18 +234,32 @@ def build_services(
     state = build_state(settings)
     outbox = state.outbox
     sinks = build_sinks(settings, store)
-    # Each sink's share of a drain stays within half the lease, so no row outlives it.
-    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2,
-                            keep_done=_retention(settings.outbox_done_retention_h))
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
+    ledger = state.ledger
+    writer = DeskWriter(state.desk, outbox, state.db.transaction,
+                        notify=lambda: dispatcher.notify())
+    states = CallStates(broker, settings)
+    progress = CallProgress(settings, ledger, writer, states, planner)
+    work = AfterCallWork(settings, ledger, writer, states, planner)
+    # Each sink's share of a drain stays within half the lease, so no row outlives it. The
+    # wrap-up deadlines are the desk's own, not a sink to ping.
+    dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(work)}, metrics,
+                            lease_budget=settings.outbox_lease_s / 2,
+                            keep_done=_retention(settings.outbox_done_retention_h))
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, state.ledger, broker, metrics,
+    calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,
                                outbox=outbox, planner=planner, transaction=state.db.transaction,
-                               notify=dispatcher.notify)
+                               notify=dispatcher.notify, end=progress)
+    control = TwilioCallControl.from_settings(settings, settings.hub.routing)
+    transfers = WarmTransfer(settings, ledger, writer, states, control) if control else None
+    desk = DeskServices(writer.desk, states, progress, work,
+                        OutboundCalls(settings, calls, ledger, writer.desk, broker), transfers,
+                        control)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=state.db, sessions=state.sessions)
+                       dispatcher=dispatcher, hub_db=state.db, sessions=state.sessions,
+                       desk=desk, tokens=build_tokens(settings))
 
 
 def _retention(hours: float) -> timedelta | None:
@@ -261,5 +316,7 @@ def close_app(app: Flask) -> None:
         close = getattr(resource, "close", None)
         if callable(close) and resource is not hub.store:
             close()
+    if hub.desk.control is not None:
+        hub.desk.control.close()
     hub.store.close()
     hub.hub_db.close()

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from app import close_app, services
 from cli.command_app import command_app
 from hub.private_files import write_private_text
-from hub.settings import Agent, HubConfig, Settings
+from hub.settings import Agent, Settings
 from lookup.demo import DEMO_CALLER, DEMO_FILES, load_demo
 from web.serving import development_handler
 
@@ -46,8 +46,10 @@ def demo_settings(base: Settings) -> Settings:
         update["twilio_auth_token"] = SecretStr(made["auth_token"])
     if not base.hub.agents:
         agent = Agent(id="demo", name="Grace Hopper", client="grace", numbers=(DEMO_NUMBER,),
-                      token=made["agent_token"])
-        update["hub"] = HubConfig(agents=(agent,), routing=base.hub.routing)
+                      token=made["agent_token"], caller_id=DEMO_NUMBER)
+        update["hub"] = base.hub.model_copy(update={"agents": (agent,)})
+    if base.twilio_api_key_sid is None:
+        update["voice_simulator"] = True  # no Twilio to ring a browser: the demo's phone
     return base.model_copy(update=update) if update else base
 
 
@@ -69,9 +71,10 @@ def _banner(settings: Settings, host: str, port: int) -> str:
         f"  Agent console ({agent.name}):",
         # After "#": browsers never send it, so the token stays out of every server log.
         f"    {base}/console#token={agent.token.get_secret_value()}",
-        "  Place a call from a known customer (in another terminal):",
+        "  Turn the phone on there, then place a call from a known customer (in another "
+        "terminal):",
         f"    CAHUB_TWILIO_AUTH_TOKEN={token} {_cahub_command()} simulate-call "
-        f"--from '{DEMO_CALLER}' --to '{to}' --url {base}",
+        f"--from '{DEMO_CALLER}' --to '{to}' --url {base} --verstat TN-Validation-Passed-A",
         "",
     ])
 

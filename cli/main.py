@@ -14,6 +14,7 @@ from app import close_app, services
 from cli.command_app import command_app
 from cli.demo import demo
 from cli.outbox import outbox
+from cli.voice_sdk import voice_sdk
 from cli.worker import worker
 from hub.models import CallerKind
 from hub.ports import PermanentError
@@ -177,4 +178,5 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
 main.add_command(demo)
 main.add_command(outbox)
 main.add_command(simulate_call)
+main.add_command(voice_sdk)
 main.add_command(worker)

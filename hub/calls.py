@@ -19,6 +19,7 @@ from hub.deliveries import DeliveryPlanner
 from hub.metrics import HubMetrics
 from hub.models import Caller, CallStatusUpdate, InboundCall, NewDelivery, Summary
 from hub.ports import CallLedger, Outbox, ScreenPopBroker
+from hub.progress import EndOfCall, ImmediateLog
 from hub.routing import AgentRouter
 from hub.settings import Agent, Settings
 from hub.summary import build_summary, call_info
@@ -53,6 +54,7 @@ class InboundCallHandler:
         planner: DeliveryPlanner,
         transaction: Callable[[], AbstractContextManager[object]],
         notify: Callable[[], None] = lambda: None,
+        end: EndOfCall | None = None,
     ) -> None:
         self._settings = settings
         self._chain = chain
@@ -64,6 +66,7 @@ class InboundCallHandler:
         self._planner = planner
         self._transaction = transaction
         self._notify = notify
+        self._end = end or ImmediateLog(outbox, planner)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cahub-lookup")
 
     def handle(self, call: InboundCall, received: float) -> CallDecision:
@@ -85,19 +88,20 @@ class InboundCallHandler:
     def status(self, update: CallStatusUpdate) -> bool:
         """Record a status callback; True when it ended the call (first time only).
 
-        The end and the call log's deliveries are committed together, so a crash
-        between them cannot lose the log.
+        The end and what it schedules (the call log, or its wrap-up deadline) are committed
+        together, so a crash between them cannot lose the log.
         """
         with self._transaction():
             ended = self._ledger.record_status(update.call_sid, update.call_status,
                                                update.sequence, update.duration_s)
             record = self._ledger.get(update.call_sid) if ended else None
-            queued = record is not None and self._outbox.enqueue(
-                self._planner.on_end(record.summary, update)) > 0
+            scheduled = self._end.schedule(record, update) if record is not None else None
         if ended:
             self._metrics.calls_ended.labels(update.call_status).inc()
-        if queued:
-            self._notify()
+        if scheduled is not None:
+            scheduled.announce()
+            if scheduled.queued:
+                self._notify()
         return ended
 
     def classify(self, raw: str) -> Caller:

@@ -1,13 +1,16 @@
 """Which deliveries a call makes, rendered for each channel through its data-usage policy.
 
 When the webhook is answered: a note on the caller's CRM record and an SMS to the
-routed agent's rep. When the call ends: the call logged to the CRM and written back
-into the profile store as an experience event, so the next agent sees it.
+routed agent's rep. When the call's after-call work is done (or its time ran out): the call
+logged to the CRM with the agent's outcome and notes, and written back into the profile
+store as an experience event, so the next agent sees it. An outbound call is logged the
+same way, against the number the agent dialled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from hub.models import CallerKind, CallStatusUpdate, DeliveryAction, NewDelivery, Summary
 from hub.policy import Channel, DataUsage
@@ -18,6 +21,16 @@ PROFILE_SINK = "profile"
 SMS_SINK = "sms"
 
 SmsFitter = Callable[[Sequence[str]], str]
+
+
+@dataclass(frozen=True)
+class AfterCall:
+    """The agent's after-call work on a call: the outcome they picked (its id and label) and
+    their notes; empty when the call was logged without a wrap-up."""
+
+    outcome_id: str | None = None
+    outcome: str | None = None
+    notes: str = ""
 
 
 class DeliveryPlanner:
@@ -39,19 +52,26 @@ class DeliveryPlanner:
             return []
         return self._note(summary) + self._sms(summary, agent)
 
-    def on_end(self, summary: Summary, update: CallStatusUpdate) -> list[NewDelivery]:
-        """The call log in the CRM and the write-back into the profile store."""
+    def on_end(self, summary: Summary, update: CallStatusUpdate,
+               after: AfterCall = AfterCall()) -> list[NewDelivery]:
+        """The call log in the CRM and the write-back into the profile store.
+
+        ``outcome`` is the agent's outcome when they wrapped the call up, else Twilio's
+        status of the call (``completed``, ``no-answer``...).
+        """
         if not _is_call_from_a_number(summary):
             return []
-        log = {"duration_s": update.duration_s or 0, "outcome": update.call_status,
-               "ended_at": update.timestamp, "direction": "inbound"}
+        log = {"duration_s": update.duration_s or 0, "outcome": after.outcome or update.call_status,
+               "outcome_id": after.outcome_id, "call_status": update.call_status,
+               "notes": after.notes, "ended_at": update.timestamp,
+               "direction": summary.call.direction}
         rows = []
         if self._crm:
             note = self._usage.filter(summary, self._crm_channel)
             payload = _crm_payload(note, summary) | log
             rows.append(_row(summary, self._crm, DeliveryAction.CALL_LOG, payload))
         if self._write_back:
-            payload = {"phone": summary.call.from_, **log}
+            payload = {"phone": summary.call.customer, **log}
             rows.append(_row(summary, PROFILE_SINK, DeliveryAction.CALL_LOG, payload))
         return rows
 
@@ -76,8 +96,9 @@ def _is_call_from_a_number(summary: Summary) -> bool:
 
 def _crm_payload(note: Summary, full: Summary) -> dict[str, object]:
     """A CRM payload: the filtered summary and text, and the number to find the record by."""
+    direction = full.call.direction.title()
     return {"summary": note.to_json_dict(), "text": summary_text(note),
-            "subject": f"Inbound call: {headline(note)}", "phone": full.call.from_}
+            "subject": f"{direction} call: {headline(note)}", "phone": full.call.customer}
 
 
 def _row(summary: Summary, sink: str, action: DeliveryAction,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,8 @@ class InboundCall(Frozen):
     call_status: str | None = Field(default=None, alias="CallStatus")
     direction: str | None = Field(default=None, alias="Direction")
     caller_name: str | None = Field(default=None, alias="CallerName")
+    # The caller ID's STIR/SHAKEN verdict: US calls with a SHAKEN PASSporT only.
+    stir_verstat: str | None = Field(default=None, alias="StirVerstat", max_length=64)
 
 
 class CallStatusUpdate(Frozen):
@@ -57,6 +59,33 @@ class CallStatusUpdate(Frozen):
     sequence: int = Field(default=0, alias="SequenceNumber", ge=0)
     duration_s: int | None = Field(default=None, alias="CallDuration", ge=0)
     timestamp: str | None = Field(default=None, alias="Timestamp")
+
+    def essentials(self) -> CallStatusUpdate:
+        """This callback without the form fields the hub does not use (numbers, say)."""
+        known = set(CallStatusUpdate.model_fields)
+        return CallStatusUpdate.model_validate(self.model_dump(include=known))
+
+
+class LegStatusUpdate(CallStatusUpdate):
+    """A status callback of one leg of a call: the agent's, or the number an agent dialled.
+
+    ``CallSid`` is the leg's own; ``ParentCallSid`` the call it belongs to (the caller's,
+    or the agent's browser for a call out); ``To`` who the leg rings (``client:<identity>``).
+    """
+
+    parent_call_sid: str = Field(alias="ParentCallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    to: str = Field(default="", alias="To")
+
+
+class OutboundCall(Frozen):
+    """The TwiML App's request for a call an agent places from the softphone: ``From`` is
+    ``client:<identity>``, ``To`` the number they dialled (a parameter of ``connect()``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    call_sid: str = Field(alias="CallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
+    from_: str = Field(alias="From")
+    to: str = Field(default="", alias="To", max_length=64)
 
 
 class Identity(Frozen):
@@ -122,7 +151,11 @@ class AmbiguousMatch(Frozen):
 
 
 class CallInfo(Frozen):
-    """The ``call`` block of the summary."""
+    """The ``call`` block of the summary.
+
+    ``caller_kind`` is the kind of the customer's number: ``from`` on an inbound call,
+    ``to`` on an outbound one (the agent's caller ID is ``from`` then).
+    """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -130,6 +163,13 @@ class CallInfo(Frozen):
     from_: str | None = Field(alias="from")
     to: str | None
     caller_kind: CallerKind
+    direction: Literal["inbound", "outbound"] = "inbound"
+    verstat: str | None = None
+
+    @property
+    def customer(self) -> str | None:
+        """The customer's number: the caller, or the number an agent dialled."""
+        return self.to if self.direction == "outbound" else self.from_
 
 
 class SummaryAudience(Frozen):
@@ -193,6 +233,8 @@ class DeliveryAction(StrEnum):
     NOTE = "note"
     SMS = "sms"
     CALL_LOG = "call_log"
+    # The end of a call's wrap-up time: the call is then logged with the draft notes.
+    WRAPUP_DUE = "wrapup_due"
 
 
 class NewDelivery(Frozen):

@@ -10,9 +10,13 @@ import builtins
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from hub.desk import ConsoleEvent, DeskCall
 from hub.models import AmbiguousMatch, Delivery, Identity, NewDelivery, Profile, Summary
+
+if TYPE_CHECKING:  # hub.settings imports the store, which imports these errors
+    from hub.settings import Agent
 
 
 class HubError(Exception):
@@ -52,23 +56,26 @@ class ProfileProvider(Protocol):
 
 
 class PopStream(Protocol):
-    """One agent's subscription to screen pops."""
+    """One agent's subscription to screen pops and call states."""
 
-    def next(self, timeout: float) -> tuple[str, Summary] | None:
-        """The next ``(event id, summary)`` or None when ``timeout`` seconds pass first."""
+    def next(self, timeout: float) -> tuple[str, ConsoleEvent] | None:
+        """The next ``(event id, event)`` or None when ``timeout`` seconds pass first."""
         ...
 
     def close(self) -> None: ...
 
 
 class ScreenPopBroker(Protocol):
-    """Fans screen pops out to the agent consoles that are listening."""
+    """Fans console events out to the agent consoles that are listening: screen pops (a
+    ``Summary``) and call states (a ``CallState``), in the order they were published.
+    ``hub.desk.encode_event`` / ``decode_event`` carry either as text between servers."""
 
-    def publish(self, agent_id: str, summary: Summary) -> str | None:
-        """Send ``summary`` to every console of ``agent_id``, never waiting and never raising.
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> str | None:
+        """Send ``summary`` (a pop or a call state) to every console of ``agent_id``, never
+        waiting and never raising.
 
-        Returns the event id when it is known at once; a broker that sends pops on in the
-        background (through Redis) returns None, and its consoles see the id with the pop.
+        Returns the event id when it is known at once; a broker that sends events on in the
+        background (through Redis) returns None, and its consoles see the id with the event.
         """
         ...
 
@@ -100,6 +107,50 @@ class CallLedger(Protocol):
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:
         """Apply a status callback; True only the first time the call reaches an end."""
+        ...
+
+
+class AgentDesk(Protocol):
+    """Each call on an agent's desk: its progress, the agent's draft notes, the wrap-up and
+    the hand-overs (``hub.desk.DeskCall``), shared by every server.
+
+    Writes compare and set ``version``, so two servers changing one call at once (a status
+    callback and a draft, say) never lose either change: the loser reads again and retries.
+    Raise ``TransientError`` when the store cannot be reached.
+    """
+
+    def create(self, call: DeskCall) -> bool:
+        """Store a new call (at version 0); False when the CallSid is already on the desk."""
+        ...
+
+    def get(self, call_sid: str) -> DeskCall | None: ...
+
+    def save(self, call: DeskCall) -> bool:
+        """Store ``call`` over the stored copy if that is still at ``call.version``; the
+        stored copy is then at ``call.version + 1``. False when another writer came first."""
+        ...
+
+    def open_for(self, agent_id: str, since: datetime) -> list[DeskCall]:
+        """The calls ``agent_id`` holds that changed at or after ``since``, newest first."""
+        ...
+
+    def forget(self, call_sids: Collection[str]) -> int:
+        """Delete these calls (a data subject request); how many were there."""
+        ...
+
+
+class CallControl(Protocol):
+    """Twilio's REST API for calls in progress: moving a caller to another agent's phone."""
+
+    def ring_agent(self, call_sid: str, agent: Agent, summary: Summary, back_to: Agent,
+                   base_url: str) -> None:
+        """Have the live call ``call_sid`` ring ``agent`` (with the summary's facts and the
+        CallSid as parameters); if they do not answer, ring ``back_to`` again. ``base_url``
+        is where Twilio reaches the hub for the dial's callbacks.
+
+        ``PermanentError`` when Twilio refuses (the call has ended, say), ``TransientError``
+        for what may work if tried again.
+        """
         ...
 
 

@@ -15,7 +15,8 @@ def churn_band(propensity: float) -> str:
 
 def headline(summary: Summary) -> str:
     """Who is calling, in a few words."""
-    number = f" {summary.call.from_}" if summary.call.from_ else ""
+    customer = summary.call.customer
+    number = f" {customer}" if customer else ""
     if summary.call.caller_kind is CallerKind.WITHHELD:
         return "Withheld number"
     if not summary.found:

@@ -7,6 +7,7 @@ map, the merge policy) from the TOML file named by ``CAHUB_CONFIG``. Only
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ import limits
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hub.desk import WrapUpRules
 from hub.policy import Channel, ChannelPolicy, DataUsage
 from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
@@ -36,6 +38,7 @@ class Agent(BaseModel):
     numbers: tuple[str, ...] = ()
     sms: str | None = None
     token: SecretStr
+    caller_id: str | None = Field(default=None, description="the number outbound calls show")
 
 
 class Routing(BaseModel):
@@ -101,6 +104,7 @@ class HubConfig(BaseModel):
     policies: dict[Channel, ChannelPolicy] = Field(default_factory=dict)
     computed: tuple[ComputedAttribute, ...] = ()
     audiences: tuple[AudienceRule, ...] = ()
+    wrapup: WrapUpRules = WrapUpRules()
 
     @cached_property
     def data_usage(self) -> DataUsage:
@@ -171,6 +175,22 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     default_region: str = "US"
+    # The softphone: a Standard API key signs the agents' access tokens (never the auth
+    # token), the TwiML App takes the calls they place. Tokens live ``voice_token_ttl_s``
+    # (Twilio allows 24 h at most) and the console renews them before they expire.
+    twilio_api_key_sid: str | None = Field(default=None, pattern=r"^SK[0-9a-fA-F]{32}$")
+    twilio_api_key_secret: SecretStr | None = None
+    twilio_twiml_app_sid: str | None = Field(default=None, pattern=r"^AP[0-9a-fA-F]{32}$")
+    voice_token_ttl_s: int = Field(default=3600, ge=300, le=86400)
+    # Where the console loads the Voice SDK from (default: the copy ``cahub voice-sdk``
+    # installed, served by the hub), the Twilio edges it may connect to, and the registry
+    # the set-up fetches the pinned SDK from.
+    voice_sdk_url: str | None = None
+    voice_edges: CommaList = Field(default_factory=lambda: ["roaming"])
+    npm_registry: str = "https://registry.npmjs.org"
+    # A phone in the browser that plays Twilio's part (the demo's, and the tests'): it
+    # signs call progress with the auth token as Twilio would. Never in production.
+    voice_simulator: bool = False
 
     profile_providers: CommaList = Field(default_factory=lambda: ["embedded"])
     identity_namespaces: CommaList = Field(default_factory=lambda: ["Phone_E.164", "Phone"])
@@ -254,7 +274,7 @@ class Settings(BaseSettings):
     hub: HubConfig = Field(default_factory=HubConfig, exclude=True)
 
     @field_validator("profile_providers", "identity_namespaces", "api_keys", "aep_fields",
-                     "segment_identifiers", mode="before")
+                     "segment_identifiers", "voice_edges", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return _comma_list(value)
@@ -283,6 +303,15 @@ class Settings(BaseSettings):
     def _known_crm(cls, value: str) -> str:
         if value not in KNOWN_CRMS:
             raise ValueError(f"unknown CRM {value!r}; choose from {list(KNOWN_CRMS)}")
+        return value
+
+    @field_validator("voice_edges")
+    @classmethod
+    def _edge_names(cls, value: list[str]) -> list[str]:
+        bad = [edge for edge in value if not re.fullmatch(r"[a-z0-9-]{1,32}", edge)]
+        if bad or not value:
+            raise ValueError(f"edges are Twilio edge names such as 'roaming' or 'ashburn', "
+                             f"not {bad or value}")
         return value
 
     @field_validator("public_base_url")

@@ -89,7 +89,8 @@ def _last_campaign(events: tuple[ExperienceEvent, ...], spec: str | list[str]) -
 
 def call_info(call: InboundCall, kind: CallerKind, e164: str | None) -> CallInfo:
     """The ``call`` block: the number in E.164 when it is one, else as Twilio sent it."""
-    return CallInfo(sid=call.call_sid, **{"from": e164 or call.from_}, to=call.to, caller_kind=kind)
+    return CallInfo(sid=call.call_sid, **{"from": e164 or call.from_}, to=call.to,
+                    caller_kind=kind, verstat=call.stir_verstat or None)
 
 
 def caller_info(caller: Caller) -> CallInfo:

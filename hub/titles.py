@@ -75,13 +75,18 @@ def _support(data: Mapping[str, Any]) -> str:
 
 
 def _call(data: Mapping[str, Any]) -> str:
+    """"Called, 4 min, Refund issued": the agent's outcome when they wrapped the call up,
+    else Twilio's status in brackets; "Agent called" for a call an agent placed."""
     call = _inside(data, "_cah", "call")
     if not isinstance(call, Mapping):
         return "Phone call"
     minutes = round(_seconds(call.get("durationSeconds")) / 60)
     outcome = call.get("outcome")
+    verb = "Agent called" if call.get("direction") == "outbound" else "Called"
     length = f", {minutes} min" if minutes else ""
-    return f"Called{length}" + (f" ({outcome})" if outcome else "")
+    if outcome and call.get("outcomeId"):
+        return f"{verb}{length}, {outcome}"
+    return f"{verb}{length}" + (f" ({outcome})" if outcome else "")
 
 
 def _inside(data: Mapping[str, Any], *path: str) -> Any:

@@ -61,6 +61,9 @@ class Activity(BaseModel):
     subject: str = "Inbound call"
     duration_s: int | None = None
     outcome: str | None = None
+    outcome_id: str | None = None
+    call_status: str | None = None
+    notes: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None
     direction: str = "inbound"
@@ -79,6 +82,12 @@ class Activity(BaseModel):
                 return email.utils.parsedate_to_datetime(text)
             except (TypeError, ValueError, IndexError):
                 return None
+
+    @property
+    def log_text(self) -> str:
+        """A call log's text: the agent's notes first, then what the pop showed."""
+        notes = self.notes.strip()
+        return f"{notes}\n\n{self.text}".strip() if notes else self.text
 
     @property
     def caller_name(self) -> str | None:

@@ -20,15 +20,17 @@ than risk a duplicate the scan could not rule out.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import requests
 from pydantic import SecretStr
 
+from hub.desk import DEFAULT_OUTCOMES, Outcome
 from hub.models import Delivery, DeliveryAction
 from hub.ports import HubError, TransientError
+from hub.settings import HubConfig
 from integrations.crm_http import (
     DEFAULT_TIMEOUT_S,
     ApiClient,
@@ -59,6 +61,22 @@ ASSOCIATION_PAGES = 20  # pages read before giving up: 10,000 notes or calls on 
 Marker = tuple[str, Callable[[Any], bool]]
 CALL_STATUS = {"completed": "COMPLETED", "busy": "BUSY", "no-answer": "NO_ANSWER",
                "failed": "FAILED", "canceled": "CANCELED"}
+# HubSpot's own call outcomes (the Calls API guide), by name: an outcome code whose label is
+# one of these is logged as it, unless the TOML names another GUID (``hubspot = "…"``).
+HUBSPOT_OUTCOMES = {
+    "busy": "9d9162e7-6cf3-4944-bf63-4dff82258764",
+    "connected": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
+    "left live message": "a4c4c377-d246-4b32-a13b-75a56a4cd0ff",
+    "left voicemail": "b2cf5968-551e-4856-9783-52b3da59a7d0",
+    "no answer": "73a0d17f-1163-4015-bdd5-ec830791da20",
+    "wrong number": "17b47fee-58de-441e-a44c-c6300d46f273",
+}
+
+
+def dispositions(outcomes: Iterable[Outcome]) -> dict[str, str]:
+    """Outcome code -> HubSpot call outcome GUID, for the codes HubSpot has one for."""
+    mapped = {o.id: o.hubspot or HUBSPOT_OUTCOMES.get(o.label.casefold()) for o in outcomes}
+    return {outcome: guid for outcome, guid in mapped.items() if guid}
 
 
 class HubSpotSettings(SinkSettings, Protocol):
@@ -66,6 +84,8 @@ class HubSpotSettings(SinkSettings, Protocol):
     def hubspot_base_url(self) -> str: ...
     @property
     def hubspot_token(self) -> SecretStr | None: ...
+    @property
+    def hub(self) -> HubConfig: ...
 
 
 def _rate_limit(response: requests.Response) -> HubError | None:
@@ -86,11 +106,13 @@ class HubSpotNoteSink:
 
     def __init__(self, token: str, *, base_url: str = DEFAULT_BASE_URL,
                  on_missing: str = "create", session: requests.Session | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S,
+                 outcomes: Mapping[str, str] | None = None) -> None:
         self._http = ApiClient(SERVICE, base_url.rstrip("/"), session=session, timeout_s=timeout_s,
                                auth=BearerAuth(token), classify=_rate_limit)
         self._on_missing = check_on_missing(on_missing)
         self._contacts = RecordCache()
+        self._outcomes = dict(outcomes) if outcomes is not None else dispositions(DEFAULT_OUTCOMES)
 
     @classmethod
     def from_settings(cls, settings: HubSpotSettings,
@@ -98,7 +120,8 @@ class HubSpotNoteSink:
         token = settings.hubspot_token
         return cls(required(token.get_secret_value() if token else None, "CAHUB_HUBSPOT_TOKEN"),
                    base_url=settings.hubspot_base_url, on_missing=settings.crm_on_missing,
-                   session=session, timeout_s=settings.sink_timeout_s)
+                   session=session, timeout_s=settings.sink_timeout_s,
+                   outcomes=dispositions(settings.hub.wrapup.outcomes))
 
     def deliver(self, delivery: Delivery) -> None:
         activity = activity_of(delivery)
@@ -107,7 +130,7 @@ class HubSpotNoteSink:
         contact = self._find_or_create_contact(phone_keys(activity.phone), activity)
         if contact is None:
             return
-        kind, properties, association = _engagement(delivery, activity)
+        kind, properties, association = _engagement(delivery, activity, self._outcomes)
         marker = _marker(kind, properties)
         if not self._already_written(contact, kind, marker):
             self._http.send("POST", f"/crm/v3/objects/{kind}", json={
@@ -219,17 +242,31 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _engagement(delivery: Delivery, activity: Activity) -> tuple[str, dict[str, str], int]:
+def _engagement(delivery: Delivery, activity: Activity,
+                outcomes: Mapping[str, str]) -> tuple[str, dict[str, str], int]:
     """``(object type, properties, association type)`` for the delivery."""
     when = _timestamp(activity_time(activity, delivery))
     if delivery.action is DeliveryAction.NOTE:
         body = _html(f"{activity.subject}\n\n{activity.text}".strip())
         return "notes", {"hs_timestamp": when, "hs_note_body": body}, NOTE_TO_CONTACT
-    return "calls", {
+    status = activity.call_status or activity.outcome or "completed"
+    properties = {
         "hs_timestamp": when, "hs_call_title": activity.subject,
-        "hs_call_body": _html(activity.text),
+        "hs_call_body": _html(_with_outcome(activity)),
         "hs_call_direction": activity.direction.upper(),
         "hs_call_duration": str((activity.duration_s or 0) * 1000),
-        "hs_call_status": CALL_STATUS.get(activity.outcome or "completed", "COMPLETED"),
+        "hs_call_status": CALL_STATUS.get(status, "COMPLETED"),
         "hs_call_external_id": delivery.call_sid, "hs_call_from_number": activity.phone or "",
-    }, CALL_TO_CONTACT
+    }
+    disposition = outcomes.get(activity.outcome_id or "")
+    if disposition:
+        properties["hs_call_disposition"] = disposition
+    return "calls", properties, CALL_TO_CONTACT
+
+
+def _with_outcome(activity: Activity) -> str:
+    """The call's body: the agent's outcome (HubSpot shows its own outcomes only, so a code it
+    has none for is named here), the notes, then what the pop showed."""
+    if not activity.outcome_id or not activity.outcome:
+        return activity.log_text
+    return f"Outcome: {activity.outcome}\n\n{activity.log_text}"

@@ -241,13 +241,16 @@ def _subject(activity: Activity) -> str:
 
 def _task(delivery: Delivery, activity: Activity, who: str) -> dict[str, Any]:
     """The Task for a call note or a call log (Salesforce's call-center fields)."""
+    log = delivery.action is DeliveryAction.CALL_LOG
     task: dict[str, Any] = {
-        "Subject": _subject(activity), "Description": activity.text[:32000],
+        "Subject": _subject(activity),
+        "Description": (activity.log_text if log else activity.text)[:32000],
         "Status": "Completed", "TaskSubtype": "Call", "WhoId": who,
         "CallType": activity.direction.title(), "CallObject": delivery.call_sid,
         "ActivityDate": activity_time(activity, delivery).date().isoformat(),
     }
-    if delivery.action is DeliveryAction.CALL_LOG:
+    if log:
         task["CallDurationInSeconds"] = activity.duration_s
-        task["CallDisposition"] = activity.outcome or "completed"
+        # The agent's outcome code ("Refund issued"), else Twilio's status of the call.
+        task["CallDisposition"] = (activity.outcome or "completed")[:255]
     return task

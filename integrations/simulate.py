@@ -30,6 +30,33 @@ def inbound_call_form(call_sid: str, from_: str, to: str, account_sid: str) -> d
     }
 
 
+def leg_status_form(parent: str, leg: str, status: str, to: str, account_sid: str,
+                    duration_s: int | None = None, sequence: int = 0) -> dict[str, str]:
+    """A status callback of the leg ``leg`` (ringing ``to``) of the call ``parent``."""
+    form = {"CallSid": leg, "ParentCallSid": parent, "AccountSid": account_sid,
+            "CallStatus": status, "To": to, "Direction": "outbound-dial",
+            "SequenceNumber": str(sequence), "CallbackSource": "call-progress-events",
+            "Timestamp": formatdate(usegmt=True)}
+    if duration_s is not None:
+        form["CallDuration"] = str(duration_s)
+    return form
+
+
+def outbound_form(call_sid: str, client: str, to: str, account_sid: str) -> dict[str, str]:
+    """The TwiML App's request for a call the agent ``client`` places to ``to``."""
+    return {"CallSid": call_sid, "AccountSid": account_sid, "From": f"client:{client}",
+            "Caller": f"client:{client}", "To": to, "CallStatus": "ringing",
+            "Direction": "inbound", "ApiVersion": "2010-04-01"}
+
+
+def ended_form(call_sid: str, account_sid: str, duration_s: int,
+               sequence: int = 1) -> dict[str, str]:
+    """The status callback of a whole call that has ended after ``duration_s``."""
+    return {"CallSid": call_sid, "AccountSid": account_sid, "CallStatus": "completed",
+            "CallDuration": str(duration_s), "SequenceNumber": str(sequence),
+            "CallbackSource": "call-progress-events", "Timestamp": formatdate(usegmt=True)}
+
+
 def status_forms(call: dict[str, str], duration_s: int) -> list[dict[str, str]]:
     """The call progress callbacks of an answered call that ends after ``duration_s``."""
     base = {k: call[k] for k in ("CallSid", "AccountSid", "From", "To", "Direction",
@@ -63,14 +90,18 @@ def post_signed(
 @click.option("--call-sid", default=None, help="Reuse a CallSid (to test a retried webhook).")
 @click.option("--hangup-after", type=click.IntRange(0), default=None, metavar="S",
               help="Then hang up after S seconds: send the status callbacks too.")
+@click.option("--verstat", default=None, metavar="VERDICT",
+              help="The caller ID's STIR/SHAKEN verdict, e.g. TN-Validation-Passed-A.")
 def simulate_call(from_: str, to: str, base: str, call_sid: str | None,
-                  hangup_after: int | None) -> None:
+                  hangup_after: int | None, verstat: str | None) -> None:
     """Send a signed inbound-call webhook to a running hub and print its TwiML."""
     settings = Settings()
     if settings.twilio_auth_token is None:
         raise click.ClickException("set CAHUB_TWILIO_AUTH_TOKEN to the token the hub uses")
     form = inbound_call_form(call_sid or new_call_sid(), from_, to,
                              settings.twilio_account_sid or DEMO_ACCOUNT_SID)
+    if verstat:
+        form["StirVerstat"] = verstat
     url = base.rstrip("/") + VOICE_PATH
     signed_as = (settings.public_base_url + VOICE_PATH) if settings.public_base_url else url
     reply = _send(url, form, settings.twilio_auth_token.get_secret_value(), signed_as)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
@@ -19,6 +21,12 @@ from hub.models import Summary
 from hub.settings import Agent, Routing
 
 DIAL_TIMEOUT_SECONDS = 20
+DIAL_DONE_PATH = "/twilio/dial-done"
+LEG_STATUS_PATH = "/twilio/leg-status"
+LEG_EVENTS = "initiated ringing answered completed"
+# DialCallStatus values of a dial someone answered; the others are busy, no-answer,
+# failed and canceled.
+ANSWERED = frozenset({"completed", "answered"})
 PARAMETER_MAX_CHARS = 200
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -63,20 +71,78 @@ def twiml_text(response: VoiceResponse) -> str:
     return XML_DECLARATION + ET.tostring(response.xml(), encoding="unicode")
 
 
+@dataclass(frozen=True)
+class Callbacks:
+    """Where Twilio reports on a dial: the ``<Dial action>`` it asks what next once the dial
+    is over (without one, a caller whose agent hung up would go on to the queue), and the
+    status callback of the agent's leg (ringing, answered, over) that the card shows."""
+
+    dial_done: str = DIAL_DONE_PATH
+    leg_status: str = LEG_STATUS_PATH
+
+    @classmethod
+    def at(cls, base_url: str) -> Callbacks:
+        """The callbacks on the hub at ``base_url`` (the URL Twilio reaches it by)."""
+        base = base_url.rstrip("/")
+        return cls(base + DIAL_DONE_PATH, base + LEG_STATUS_PATH)
+
+    def back_to(self, agent: Agent) -> Callbacks:
+        """These callbacks, with a dial that goes unanswered ringing ``agent`` again."""
+        return self._asking({"back_to": agent.id})
+
+    def hanging_up(self) -> Callbacks:
+        """These callbacks, with the call ending once the dial is over, answered or not (a
+        call an agent placed: nobody is left to queue)."""
+        return self._asking({"then": "hangup"})
+
+    def _asking(self, query: dict[str, str]) -> Callbacks:
+        joiner = "&" if "?" in self.dial_done else "?"
+        return replace(self, dial_done=f"{self.dial_done}{joiner}{urlencode(query)}")
+
+
 def _then_queue(response: VoiceResponse, routing: Routing) -> None:
     response.say(routing.fallback_message)
     response.enqueue(routing.queue)
 
 
-def dial_agent(agent: Agent, summary: Summary, routing: Routing) -> str:
-    """``<Dial answerOnBridge><Client>`` to the agent, falling back to the queue if unanswered."""
+def dial_agent(agent: Agent, summary: Summary, routing: Routing,
+               callbacks: Callbacks = Callbacks(), **parameters: str) -> str:
+    """``<Dial answerOnBridge><Client>`` to the agent; when the dial is over Twilio asks
+    ``callbacks.dial_done`` what next (the queue, when the agent did not answer)."""
     response = VoiceResponse()
-    dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_SECONDS)
-    client = dial.client()
+    dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_SECONDS,
+                         action=callbacks.dial_done)
+    client = dial.client(status_callback=callbacks.leg_status,
+                         status_callback_event=LEG_EVENTS)
     client.identity(agent.client)
-    for name, value in call_parameters(summary, routing.parameters).items():
+    for name, value in {**call_parameters(summary, routing.parameters), **parameters}.items():
         client.parameter(name=name, value=value)
-    _then_queue(response, routing)
+    return twiml_text(response)
+
+
+def dial_number(caller_id: str, number: str, callbacks: Callbacks = Callbacks()) -> str:
+    """``<Dial callerId><Number>``: an agent's call out, showing their caller ID."""
+    response = VoiceResponse()
+    dial = response.dial(caller_id=caller_id, answer_on_bridge=True, action=callbacks.dial_done)
+    dial.number(number, status_callback=callbacks.leg_status, status_callback_event=LEG_EVENTS)
+    return twiml_text(response)
+
+
+def after_dial(status: str, routing: Routing, hang_up: bool = False) -> str:
+    """What a caller gets once a dial is over: the end of the call when someone answered (or
+    ``hang_up`` says so), the queue otherwise (the agent did not answer, was busy, declined)."""
+    if status in ANSWERED or hang_up:
+        response = VoiceResponse()
+        response.hangup()
+        return twiml_text(response)
+    return hold_in_queue(routing)
+
+
+def spoken(message: str) -> str:
+    """A message, then the end of the call (an outbound call that cannot be placed)."""
+    response = VoiceResponse()
+    response.say(message)
+    response.hangup()
     return twiml_text(response)
 
 
@@ -97,10 +163,11 @@ def hold_in_queue(routing: Routing) -> str:
     return twiml_text(response)
 
 
-def route_call(agent: Agent | None, summary: Summary, routing: Routing) -> str:
+def route_call(agent: Agent | None, summary: Summary, routing: Routing,
+               callbacks: Callbacks = Callbacks()) -> str:
     """The TwiML answer for one call."""
     if routing.workflow_sid:
         return enqueue_task(summary, routing)
     if agent is not None:
-        return dial_agent(agent, summary, routing)
+        return dial_agent(agent, summary, routing, callbacks)
     return hold_in_queue(routing)

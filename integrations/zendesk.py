@@ -160,5 +160,6 @@ def _note(delivery: Delivery, activity: Activity) -> str:
     """The internal note's text, ending with the delivery's reference line."""
     lines = [activity.subject, "", activity.text]
     if delivery.action is DeliveryAction.CALL_LOG:
-        lines += ["", f"Duration: {activity.duration_s} s. Outcome: {activity.outcome or '-'}."]
+        lines = [activity.subject, "", activity.log_text, "",
+                 f"Duration: {activity.duration_s} s. Outcome: {activity.outcome or '-'}."]
     return "\n".join([*lines, "", reference(delivery)]).strip()

@@ -1,8 +1,8 @@
 """Writing a finished call back into the embedded store as an experience event.
 
-The next agent's pop then shows "Called, 4 min (completed)" among the caller's recent
-activity. The event's ``_id`` is derived from the CallSid, so a retried delivery
-changes nothing.
+The next agent's pop then shows "Called, 4 min, Refund issued" (the agent's outcome, or
+Twilio's status of a call nobody wrapped up) among the caller's recent activity. The
+event's ``_id`` is derived from the CallSid, so a retried delivery changes nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
         "timestamp": _ended_at(payload.get("ended_at"), now).isoformat().replace("+00:00", "Z"),
         "eventType": "call.completed",
         "identityMap": {"Phone": [{"id": payload["phone"], "primary": True}]},
-        "_cah": {"call": {"callSid": delivery.call_sid, "direction": "inbound",
+        "_cah": {"call": {"callSid": delivery.call_sid,
+                          "direction": payload.get("direction") or "inbound",
                           "durationSeconds": payload.get("duration_s") or 0,
-                          "outcome": payload.get("outcome")}},
+                          "outcome": payload.get("outcome"),
+                          "outcomeId": payload.get("outcome_id")}},
     }
 
 

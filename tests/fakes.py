@@ -7,7 +7,8 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from hub.models import Identity, Profile, Summary
+from hub.desk import ConsoleEvent
+from hub.models import Identity, Profile
 from hub.ports import PopStream, TransientError
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -83,10 +84,10 @@ class RecordingBroker:
     """A screen-pop broker that keeps what was published, per agent."""
 
     def __init__(self) -> None:
-        self.published: list[tuple[str, Summary]] = []
+        self.published: list[tuple[str, ConsoleEvent]] = []
         self._lock = threading.Lock()
 
-    def publish(self, agent_id: str, summary: Summary) -> str:
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> str:
         with self._lock:
             self.published.append((agent_id, summary))
             return str(len(self.published))

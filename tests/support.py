@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, HubConfig, Settings
+from integrations.simulate import leg_status_form
+from integrations.simulate import outbound_form as simulated_outbound
 from integrations.twilio import sign
 
 __all__ = ["sign"]
@@ -24,7 +26,7 @@ ADA_PHONE = "+14155550134"
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     agents = (
         Agent(id="grace", name="Grace Hopper", client="grace", numbers=(AGENT_NUMBER,),
-              token="grace-token"),
+              token="grace-token", caller_id=AGENT_NUMBER),
         Agent(id="alan", name="Alan Turing", client="alan", numbers=(OTHER_NUMBER,),
               token="alan-token"),
     )
@@ -97,3 +99,22 @@ def modes(directory: Path) -> dict[str, str]:
 def open_to_others(directory: Path) -> dict[str, str]:
     """The paths under ``directory`` that give its group or others any access."""
     return {name: mode for name, mode in modes(directory).items() if int(mode, 8) & 0o077}
+
+
+def leg_form(parent: str, leg: str, status: str, to: str = "client:grace",
+             duration: int | None = None, sequence: int = 0) -> dict[str, str]:
+    """A status callback of the leg ``leg`` of the call ``parent``, as Twilio sends it."""
+    return leg_status_form(parent, leg, status, to, "AC" + "1" * 32, duration, sequence)
+
+
+def status_form(call_sid: str, status: str = "completed", duration: int = 95,
+                sequence: int = 1) -> dict[str, str]:
+    """The status callback of a whole call, as Twilio sends it."""
+    return {"CallSid": call_sid, "AccountSid": "AC" + "1" * 32, "CallStatus": status,
+            "CallDuration": str(duration), "SequenceNumber": str(sequence),
+            "Timestamp": "Fri, 20 Nov 2026 10:04:00 +0000", "From": ADA_PHONE, "To": AGENT_NUMBER}
+
+
+def outbound_form(call_sid: str, to: str, client: str = "grace") -> dict[str, str]:
+    """The TwiML App's request for a call an agent places, as Twilio sends it."""
+    return simulated_outbound(call_sid, client, to, "AC" + "1" * 32)

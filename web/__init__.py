@@ -44,18 +44,22 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
-    from web import body_limits, limits, sessions
+    from web import body_limits, limits, sessions, simulator
     from web.api import bp as api_bp
     from web.console import bp as console_bp
+    from web.desk import bp as desk_bp
     from web.ingest import bp as ingest_bp
     from web.openapi import bp as openapi_bp
+    from web.softphone import bp as softphone_bp
     from web.twilio import bp as twilio_bp
 
     settings = services(app).settings
     body_limits.init_app(app, settings)
-    for blueprint in (twilio_bp, api_bp, ingest_bp, openapi_bp, console_bp):
+    for blueprint in (twilio_bp, api_bp, ingest_bp, openapi_bp, console_bp, softphone_bp,
+                      desk_bp):
         app.register_blueprint(blueprint)
     sessions.init_app(app, settings)
+    simulator.init_app(app)
     limits.init_app(app, settings)
     app.register_error_handler(HTTPException, _http_error)
     app.before_request(_start_timer)

@@ -32,11 +32,14 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as HttpResponse
 
 from app import services
+from hub.desk import ConsoleEvent, event_name
 from hub.models import Summary
 from hub.ports import PopStream
 from hub.settings import Agent
 from web import sessions
+from web.desk import desk_config
 from web.limits import remember_browser, retry_after_s
+from web.softphone import BASE_POLICY, phone_for
 
 bp = Blueprint(
     "console",
@@ -52,10 +55,6 @@ TOO_MANY = "Too many refused sign-ins from here. Try again in {wait} s."
 OLD_LINK = ("Links with ?token= no longer sign in: the token would be kept in server logs. "
             "Use a link with #token= instead, or sign in below.")
 SIGNED_OUT = "event: signedout\ndata: {}\n\n"
-PAGE_POLICY = (
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 @bp.get("/console")
@@ -68,8 +67,11 @@ def page() -> HttpResponse:
     settings = services().settings
     currency = current_app.config.get("CAHUB_CONSOLE_CURRENCY", "USD")
     renew_ms = settings.console_session_idle_s * 1000 // 3
-    return _html(render_template("console.html", agent=console.agent, currency=currency,
-                                 renew_ms=renew_ms))
+    phone = phone_for(settings)
+    page_html = render_template("console.html", agent=console.agent, currency=currency,
+                                renew_ms=renew_ms, phone=phone,
+                                desk=desk_config(console.agent.id))
+    return _html(page_html, policy=phone.policy())
 
 
 @bp.post("/console")
@@ -133,7 +135,7 @@ def _last_event_id() -> str | None:
 
 def _event_stream(stream: PopStream, keepalive: float,
                   still_open: Callable[[], bool]) -> Iterator[str]:
-    """``retry`` first, then each pop as a ``screenpop`` event, with keep-alive comments.
+    """``retry`` first, then each pop and call state as its event, with keep-alive comments.
 
     At least once a keep-alive interval (pops or none) the session is checked; once it has
     ended, a ``signedout`` event ends the stream and no further pop is sent.
@@ -153,10 +155,11 @@ def _event_stream(stream: PopStream, keepalive: float,
         stream.close()
 
 
-def format_event(event_id: str, summary: Summary) -> str:
-    """One SSE ``screenpop`` event whose data is the summary JSON on a single line."""
-    data = json.dumps(summary.to_json_dict(), separators=(",", ":"))
-    return f"id: {event_id}\nevent: screenpop\ndata: {data}\n\n"
+def format_event(event_id: str, event: ConsoleEvent) -> str:
+    """One SSE event on a single data line: ``screenpop`` (the summary JSON) or ``callstate``."""
+    body = event.to_json_dict() if isinstance(event, Summary) else event.model_dump(mode="json")
+    data = json.dumps(body, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event_name(event)}\ndata: {data}\n\n"
 
 
 def _agent_for_token(token: str) -> Agent | None:
@@ -193,11 +196,12 @@ def _login_page(error: str | None = None, notice: str | None = None,
     return _html(render_template("console_login.html", error=error, notice=notice), status)
 
 
-def _html(body: str, status: int = 200) -> Response:
-    """A console page: no caching, no framing, only our own scripts and styles."""
+def _html(body: str, status: int = 200, policy: str = BASE_POLICY) -> Response:
+    """A console page: no caching, no framing, only our own scripts and styles (and the
+    softphone's, when it has one)."""
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Content-Security-Policy"] = policy
     # The CSRF check over https compares the Referer with the host; no other site gets one.
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -6,15 +6,30 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from flask import Blueprint, Response, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app import services
-from hub.models import CallStatusUpdate, InboundCall
-from integrations.twilio import hold_in_queue, is_valid_signature, route_call, signed_url
+from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate, OutboundCall
+from hub.outbound import NOT_A_NUMBER
+from integrations.twilio import (
+    ANSWERED,
+    Callbacks,
+    after_dial,
+    dial_agent,
+    dial_number,
+    hold_in_queue,
+    is_valid_signature,
+    route_call,
+    signed_url,
+    spoken,
+)
 
 log = logging.getLogger(__name__)
+Form = TypeVar("Form", bound=BaseModel)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 # What Twilio expects from a request that needs no instructions (or is refused).
 EMPTY = "<Response/>"
@@ -61,7 +76,8 @@ def voice() -> Response:
         return twiml(EMPTY, 400)
     try:
         decision = hub.calls.handle(call, received)
-        body = route_call(decision.agent, decision.summary, hub.settings.hub.routing)
+        body = route_call(decision.agent, decision.summary, hub.settings.hub.routing,
+                          callbacks())
     except Exception:  # never drop a call: whatever broke, the caller still reaches the queue
         log.exception("inbound call %s failed; sending it to the queue", call.call_sid)
         body = hold_in_queue(hub.settings.hub.routing)
@@ -79,6 +95,69 @@ def status() -> Response:
         return twiml(EMPTY, 400)
     services().calls.status(update)
     return twiml(EMPTY)
+
+
+@bp.post("/leg-status")
+def leg_status() -> Response:
+    """A status callback of an agent's leg (ringing, answered, over): the card follows."""
+    update = _form(LegStatusUpdate, "leg status callback")
+    if update is None:
+        return twiml(EMPTY, 400)
+    services().desk.progress.leg(update)
+    return twiml(EMPTY)
+
+
+@bp.post("/dial-done")
+def dial_done() -> Response:
+    """Twilio asks what next once a dial is over: the end of the call when someone
+    answered, else the queue."""
+    status = request.form.get("DialCallStatus", "")
+    hang_up = request.args.get("then") == "hangup"
+    back = _back_to(status)
+    if back is not None:
+        return twiml(back)
+    return twiml(after_dial(status, services().settings.hub.routing, hang_up))
+
+
+def _back_to(status: str) -> str | None:
+    """A transfer nobody answered: the agent who handed the call on is rung again (and the
+    queue takes the caller if they do not answer either)."""
+    hub = services()
+    agent_id, call_sid = request.args.get("back_to"), request.form.get("CallSid", "")
+    if status in ANSWERED or not agent_id or hub.desk.transfers is None:
+        return None
+    returning = hub.desk.transfers.returning(call_sid, agent_id)
+    if returning is None:
+        return None
+    agent, summary = returning
+    return dial_agent(agent, summary, hub.settings.hub.routing, callbacks())
+
+
+@bp.post("/outbound")
+def outbound() -> Response:
+    """The TwiML App's Voice URL: a call an agent places from the console (``From`` is their
+    ``client:`` identity, ``To`` the number): dial it, showing the agent's caller ID."""
+    call = _form(OutboundCall, "outbound call request")
+    if call is None:
+        return twiml(EMPTY, 400)
+    placed = services().desk.outbound.place(call, datetime.now(UTC))
+    if placed.caller_id is None or placed.number is None:
+        return twiml(spoken(placed.refusal or NOT_A_NUMBER))
+    return twiml(dial_number(placed.caller_id, placed.number, callbacks().hanging_up()))
+
+
+def callbacks() -> Callbacks:
+    """Where Twilio reports on the dials the hub asks for: the hub's public URL."""
+    return Callbacks.at(services().settings.public_base_url or request.host_url)
+
+
+def _form(model: type[Form], what: str) -> Form | None:
+    """The request's form as ``model``; None (and a line in the log) when it is unusable."""
+    try:
+        return model.model_validate(request.form.to_dict())
+    except ValidationError as exc:
+        log.warning("%s with an unusable form: %s", what, _fields(exc))
+        return None
 
 
 def _fields(exc: ValidationError) -> str:

@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from hub.models import Summary
+from hub.desk import ConsoleEvent
 from state.pops.subscription import Pop, PopSubscription
 
 
@@ -31,10 +31,10 @@ class InProcessScreenPopBroker:
         self._queue_size = max(queue_size, replay, 1)
         self._lock = threading.Lock()
         self._last_id = 0
-        self._history: dict[str, deque[tuple[int, Summary]]] = {}
+        self._history: dict[str, deque[tuple[int, ConsoleEvent]]] = {}
         self._subscribers: dict[str, set[PopSubscription]] = {}
 
-    def publish(self, agent_id: str, summary: Summary) -> str:
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> str:
         """Send ``summary`` to every console of ``agent_id``; return the new event id."""
         with self._lock:
             self._last_id += 1

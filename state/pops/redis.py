@@ -1,7 +1,8 @@
 """Screen pops shared by every process through Redis Streams (the ``ScreenPopBroker`` port).
 
-The behaviour of ``state.pops.memory``, across processes and hosts: a pop published in any
-process reaches the agent's consoles in every process that uses the same Redis and prefix.
+The behaviour of ``state.pops.memory``, across processes and hosts: a pop or a call state
+published in any process reaches the agent's consoles in every process that uses the same
+Redis and prefix (a call state is kept and replayed exactly as a pop is).
 The event id is the pop's stream id ("<ms>-<seq>"), so a console that reconnects to any
 server with ``Last-Event-ID`` is replayed the pops it missed: at most ``replay`` of them,
 while Redis keeps them (a day after the agent's last pop, by default). A console that
@@ -20,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hub.models import Summary
+from hub.desk import ConsoleEvent
 from hub.ports import TransientError
 from state.pops.redis_publisher import PopPublisher
 from state.pops.redis_reader import PopReader
@@ -51,8 +52,9 @@ class RedisScreenPopBroker:
                                        replay=replay, feed_length=feed_length,
                                        ttl_ms=int(ttl_s * 1000))
 
-    def publish(self, agent_id: str, summary: Summary) -> None:
-        """Send ``summary`` to every console of ``agent_id``, in every process, from a thread."""
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> None:
+        """Send ``summary`` (a pop or a call state) to every console of ``agent_id``, in every
+        process, from a thread."""
         self._publisher.publish(agent_id, summary)
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> StreamSubscription:

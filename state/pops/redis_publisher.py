@@ -1,4 +1,5 @@
-"""Screen pops on their way to Redis: a bounded local backlog and one writer thread.
+"""Console events (screen pops and call states) on their way to Redis: a bounded local
+backlog and one writer thread.
 
 ``publish`` only appends to the backlog and wakes the writer, so a webhook never waits on
 Redis and nothing Redis does raises into it. The writer sends the backlog in order, in
@@ -19,12 +20,12 @@ from collections import deque
 
 import redis
 
-from hub.models import Summary
-from state.pops.redis_streams import PUBLISH_SCRIPT, PopKeys, encode_summary
+from hub.desk import ConsoleEvent
+from state.pops.redis_streams import PUBLISH_SCRIPT, PopKeys, encode_entry
 
 logger = logging.getLogger(__name__)
 
-Pending = tuple[int, str, Summary]  # (sequence, agent id, summary)
+Pending = tuple[int, str, ConsoleEvent]  # (sequence, agent id, pop or call state)
 JOIN_TIMEOUT_S = 10.0  # a batch in flight ends within its socket timeouts, well before
 
 
@@ -61,8 +62,8 @@ class PopPublisher:
         self._thread: threading.Thread | None = None
         self.dropped = 0
 
-    def publish(self, agent_id: str, summary: Summary) -> None:
-        """Queue the pop for the writer (started on first use)."""
+    def publish(self, agent_id: str, summary: ConsoleEvent) -> None:
+        """Queue the event for the writer (started on first use)."""
         with self._ready:
             if len(self._pending) >= self._backlog:
                 self._pending.popleft()
@@ -127,7 +128,7 @@ class PopPublisher:
         with self._client.pipeline(transaction=False) as pipe:
             for _, agent_id, summary in batch:
                 pipe.evalsha(self._sha, 2, self._keys.feed, self._keys.agent(agent_id),
-                             agent_id, encode_summary(summary), feed_length, replay, ttl_ms)
+                             agent_id, encode_entry(summary), feed_length, replay, ttl_ms)
             results = pipe.execute(raise_on_error=False)
         if results and isinstance(results[0], redis.exceptions.NoScriptError):
             self._sha = None  # Redis restarted, or its scripts were flushed: load it again

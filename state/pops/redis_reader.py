@@ -30,7 +30,7 @@ from state.pops.redis_streams import (
     PopKeys,
     StreamId,
     StreamSubscription,
-    decode_summary,
+    decode_entry,
     format_stream_id,
     parse_stream_id,
 )
@@ -234,14 +234,14 @@ def _newest_id(entries: list[Entry]) -> StreamId:
 
 def _pops(entries: Iterable[Entry]) -> list[tuple[StreamId, Pop]]:
     """Stream entries as pops; one that cannot be read is logged and skipped."""
-    pops = []
+    pops: list[tuple[StreamId, Pop]] = []
     for entry_id, fields in entries:
         stream_id = parse_stream_id(entry_id)
         try:
-            summary = decode_summary(fields)
+            event = decode_entry(fields)
         except ValueError:
             logger.error("screen pops: skipped an unreadable entry, %r", entry_id)
             continue
         if stream_id is not None:
-            pops.append((stream_id, (format_stream_id(stream_id), summary)))
+            pops.append((stream_id, (format_stream_id(stream_id), event)))
     return pops

@@ -2,16 +2,19 @@
 
 Keys, under the broker's prefix:
 
-- ``pops:agent:<agent id>``, one stream per agent holding its last pops: what a
-  reconnecting console is replayed;
-- ``pops:feed``, one stream of every pop with its agent, in order: each process's reader
-  follows it, whatever the number of agents, and the agent streams' trimming cannot take a
-  pop from under it;
+- ``pops:agent:<agent id>``, one stream per agent holding its last console events (screen
+  pops and call states): what a reconnecting console is replayed;
+- ``pops:feed``, one stream of every event with its agent, in order: each process's reader
+  follows it, whatever the number of agents, and the agent streams' trimming cannot take an
+  event from under it;
 - ``pops:epoch``, a token that tells a reader whether Redis still holds what it held (a
   restart that kept nothing loses it).
 
-A pop is written to its agent's stream with the id its feed entry got, so one id orders
-every pop, and that id is the SSE event id.
+An event is written to its agent's stream with the id its feed entry got, so one id orders
+every event, and that id is the SSE event id. Its ``event`` field is
+``hub.desk.encode_event``'s text, which says whether it is a pop or a call state; an entry
+with a ``summary`` field instead is a pop written before call states were carried (Redis
+keeps them a day), and is read as one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hub.desk import ConsoleEvent, decode_event, encode_event
 from hub.models import Summary
 from state.pops.subscription import Pop, PopSubscription
 
@@ -28,13 +32,13 @@ ORIGIN: StreamId = (0, 0)
 _STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 _ID_PART_LIMIT = 2**64
 
-# One script, so a pop is never in the feed without its entry, nor the other way round.
-# KEYS: the feed, the agent's stream. ARGV: agent id, summary JSON, feed length (trimmed
-# approximately), kept pops per agent (trimmed exactly: they hold personal data), TTL in ms.
+# One script, so an event is never in the feed without its entry, nor the other way round.
+# KEYS: the feed, the agent's stream. ARGV: agent id, the encoded event, feed length (trimmed
+# approximately), kept events per agent (trimmed exactly: they hold personal data), TTL in ms.
 PUBLISH_SCRIPT = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'agent', ARGV[1],
-                      'summary', ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'summary', ARGV[2])
+                      'event', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'event', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return id
@@ -74,16 +78,22 @@ class PopKeys:
         return f"{self.prefix}pops:agent:{agent_id}"
 
 
-def encode_summary(summary: Summary) -> str:
-    return summary.model_dump_json(by_alias=True)
+def encode_entry(event: ConsoleEvent) -> str:
+    """The ``event`` field of a stream entry carrying ``event``."""
+    return encode_event(event)
 
 
-def decode_summary(fields: dict[bytes, bytes]) -> Summary:
-    """The summary of an agent stream's entry (``ValueError`` when it is not one)."""
-    payload = fields.get(b"summary")
-    if payload is None:
-        raise ValueError("the entry has no summary field")
-    return Summary.model_validate_json(payload)
+def decode_entry(fields: dict[bytes, bytes]) -> ConsoleEvent:
+    """The pop or call state of a stream entry (``ValueError`` when it holds neither)."""
+    event, summary = fields.get(b"event"), fields.get(b"summary")
+    if event is not None:
+        try:
+            return decode_event(event)
+        except (KeyError, TypeError) as exc:  # JSON of another shape
+            raise ValueError(f"not a console event: {exc}") from exc
+    if summary is not None:  # written before call states went through Redis
+        return Summary.model_validate_json(summary)
+    raise ValueError("the entry has no event field")
 
 
 class StreamSubscription(PopSubscription):

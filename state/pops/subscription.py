@@ -12,15 +12,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from hub.models import Summary
+from hub.desk import ConsoleEvent
 
 logger = logging.getLogger(__name__)
 
-Pop = tuple[str, Summary]
+Pop = tuple[str, ConsoleEvent]
 
 
 class PopSubscription:
-    """A bounded queue of ``(event id, summary)``; closing it twice is harmless."""
+    """A bounded queue of ``(event id, console event)``; closing it twice is harmless."""
 
     def __init__(self, maxlen: int, on_close: Callable[[PopSubscription], None]) -> None:
         self._queue: deque[Pop] = deque()

@@ -14,9 +14,11 @@ import responses
 from pydantic import SecretStr
 from responses.matchers import query_param_matcher
 
+from hub.desk import Outcome, WrapUpRules
 from hub.models import Delivery, DeliveryAction
 from hub.ports import TransientError
-from integrations.hubspot import HubSpotNoteSink
+from hub.settings import HubConfig
+from integrations.hubspot import HubSpotNoteSink, dispositions
 
 BASE = "https://api.hubapi.test"
 CALL_SID = "CA" + "cd" * 16
@@ -242,7 +244,7 @@ def test_settings_need_the_token() -> None:
 
 def test_settings_build_a_working_sink(rsps: Mock) -> None:
     settings = SimpleNamespace(hubspot_base_url=BASE, hubspot_token=SecretStr("from-settings"),
-                               crm_on_missing="skip", sink_timeout_s=5.0)
+                               crm_on_missing="skip", sink_timeout_s=5.0, hub=HubConfig())
     sink = HubSpotNoteSink.from_settings(settings)
 
     sink.deliver(delivery())
@@ -270,3 +272,43 @@ def test_an_unreadable_time_falls_back_to_when_the_delivery_was_made(
 
     [call] = bodies(rsps, "POST", "/crm/v3/objects/calls")
     assert "2026-11-23T10:04:05.123Z" == call["properties"]["hs_timestamp"]
+
+
+WRAPPED = {**CALL_LOG, "outcome": "Left voicemail", "outcome_id": "left_voicemail",
+           "call_status": "completed", "notes": "Asked her to call back <today>."}
+
+
+def logged_call(rsps: Mock) -> dict[str, str]:
+    return bodies(rsps, "POST", "/crm/v3/objects/calls")[0]["properties"]
+
+
+def test_a_wrapped_up_call_carries_hubspots_own_outcome_and_the_notes(rsps: Mock,
+                                                                      sink: HubSpotNoteSink):
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, WRAPPED))
+
+    call = logged_call(rsps)
+    assert "b2cf5968-551e-4856-9783-52b3da59a7d0" == call["hs_call_disposition"]
+    assert ("Outcome: Left voicemail<br><br>Asked her to call back &lt;today&gt;.<br><br>"
+            "Gold &lt;VIP&gt;<br>LTV 1234.5") == call["hs_call_body"]
+    assert "COMPLETED" == call["hs_call_status"]
+
+
+def test_an_outcome_hubspot_has_none_for_is_named_in_the_body_only(rsps: Mock,
+                                                                   sink: HubSpotNoteSink):
+    payload = {**WRAPPED, "outcome": "Refund issued", "outcome_id": "refund_issued"}
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, payload))
+
+    call = logged_call(rsps)
+    assert "hs_call_disposition" not in call
+    assert call["hs_call_body"].startswith("Outcome: Refund issued<br><br>")
+
+
+def test_the_toml_can_map_an_outcome_to_a_custom_hubspot_outcome() -> None:
+    custom = "5f1c1e2b-0000-4000-8000-00000000abcd"
+    rules = WrapUpRules(outcomes=(Outcome(id="refund", label="Refund issued", hubspot=custom),
+                                  Outcome(id="na", label="No Answer"),
+                                  Outcome(id="other", label="Something else")))
+
+    assert {"refund": custom, "na": "73a0d17f-1163-4015-bdd5-ec830791da20"} == dispositions(
+        rules.outcomes)

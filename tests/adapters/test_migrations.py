@@ -11,9 +11,10 @@ import pytest
 
 from state.migrations import migrate
 
-REVISIONS = ["0001", "0002"]  # every revision, in order
+REVISIONS = ["0001", "0002", "0003"]  # every revision, in order
 HEAD = REVISIONS[-1]
-TABLES = ["alembic_version", "call_status", "calls", "deliveries", "revoked_sessions"]
+TABLES = ["alembic_version", "call_status", "calls", "deliveries", "desk_calls",
+          "revoked_sessions"]
 SERVERS = 6
 
 

@@ -247,3 +247,15 @@ def test_settings_name_what_is_missing() -> None:
 
     with pytest.raises(ValueError, match="CAHUB_SALESFORCE_CLIENT_ID"):
         SalesforceTaskSink.from_settings(settings)
+
+
+def test_a_wrapped_up_call_log_carries_the_outcome_and_the_notes(rsps: Mock, sink: Sink) -> None:
+    known_caller(rsps)
+    payload = {**CALL_LOG, "outcome": "Refund issued", "outcome_id": "refund_issued",
+               "call_status": "completed", "notes": "Refunded order 1042."}
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, payload))
+
+    task = json.loads(sent(rsps, "POST", "/sobjects/Task")[0].body)
+    assert ("Refund issued", "Refunded order 1042.\n\nGold customer") == (
+        task["CallDisposition"], task["Description"])

@@ -29,8 +29,9 @@ CALL_TICKET = {"id": 7, "status": "open", "external_id": CALL_SID}
 Mock = responses.RequestsMock
 
 
-def delivery(action: DeliveryAction = DeliveryAction.NOTE) -> Delivery:
-    payload = NOTE if action is DeliveryAction.NOTE else CALL_LOG
+def delivery(action: DeliveryAction = DeliveryAction.NOTE, payload: Any = None) -> Delivery:
+    payload = payload if payload is not None else (
+        NOTE if action is DeliveryAction.NOTE else CALL_LOG)
     return Delivery(id=1, call_sid=CALL_SID, sink="zendesk", action=action, payload=payload,
                     created_at=CREATED, next_attempt_at=CREATED)
 
@@ -162,3 +163,17 @@ def test_settings_choose_the_ticket_mode(rsps: Mock) -> None:
 
     with pytest.raises(ValueError, match="ticket must be one of"):
         ZendeskNoteSink.from_settings(settings)
+
+
+def test_a_wrapped_up_call_log_note_carries_the_notes_and_the_outcome(
+        rsps: Mock, sink: ZendeskNoteSink) -> None:
+    rsps.replace("GET", f"{BASE}/api/v2/tickets.json", json={"tickets": [CALL_TICKET]})
+    payload = {**CALL_LOG, "outcome": "Refund issued", "outcome_id": "refund_issued",
+               "notes": "Refunded order 1042."}
+
+    sink.deliver(delivery(DeliveryAction.CALL_LOG, payload))
+
+    [update] = requests_to(rsps, "PUT", "/api/v2/tickets/7.json")
+    body = json.loads(update.body)["ticket"]["comment"]["body"]
+    assert "Refunded order 1042." in body
+    assert "Outcome: Refund issued." in body

@@ -64,10 +64,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
 
 
 class HubProcess:
-    """``cahub serve`` on 127.0.0.1: start, ``kill -9``, restart, stop."""
+    """``cahub serve`` (or ``command``, such as ``demo``) on 127.0.0.1: start, ``kill -9``,
+    restart, stop."""
 
-    def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
-        self.env, self.workdir = dict(env), workdir
+    def __init__(self, env: Mapping[str, str], workdir: Path,
+                 command: tuple[str, ...] = ("serve",)) -> None:
+        self.env, self.workdir, self.command = dict(env), workdir, command
         self.base_url = ""
         self.starts = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -83,7 +85,7 @@ class HubProcess:
         self.base_url = f"http://127.0.0.1:{port}"
         with self._log(self.starts).open("wb") as log:
             self._process = subprocess.Popen(  # noqa: S603 -- our own CLI, fixed arguments
-                [*cahub_command(), "serve", "--port", str(port)], env=self.env,
+                [*cahub_command(), *self.command, "--port", str(port)], env=self.env,
                 cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._healthy, START_TIMEOUT_S, "the hub to answer /healthz", self.logs)
 

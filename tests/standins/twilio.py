@@ -11,9 +11,15 @@ more_info, status}``: 401/20003 for bad credentials, 400/21604 or 21602 for a mi
 ``To`` or ``Body``, 400 with the code given to ``refuse()`` for a recipient (21610: the
 rep replied STOP), 429/20429 with ``Retry-After`` for ``fail_next(status=429)``.
 
-Request kinds: ``account``, ``messages_list``, ``messages_create``. ``hold_next()`` makes
-the next creates store the message and then hold their answer, as when Twilio accepted a
-message but its answer never came back.
+The Calls API for calls in progress: ``POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json``
+with ``Twiml`` (at most 4,000 characters), ``Url`` or ``Status`` updates a call the test
+declared live (``live_calls``), answering the call JSON; a call not live answers 404/20404,
+one that has ended (``ended_calls``) 400/21220 "Call is not in-progress. Cannot redirect".
+Credentials are the account SID and auth token, or an API key given to ``add_api_key``.
+
+Request kinds: ``account``, ``messages_list``, ``messages_create``, ``calls_update``.
+``hold_next()`` makes the next creates store the message and then hold their answer, as
+when Twilio accepted a message but its answer never came back.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ ERROR_MESSAGES = {
     21211: "Invalid 'To' Phone Number", 21602: "Message body is required.",
     21604: "A 'To' phone number is required.", 21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number", 21617: "The concatenated message body "
-    "exceeds the 1600 character limit.",
+    "exceeds the 1600 character limit.", 20404: "The requested resource was not found",
+    21220: "Call is not in-progress. Cannot redirect.", 21218: "Invalid ApplicationSid",
 }
+MAX_TWIML = 4000
 
 
 def num_segments(body: str) -> int:
@@ -66,11 +74,21 @@ class TwilioStandIn(StandIn):
         self.account_sid, self.auth_token = account_sid, auth_token
         self.messages: list[dict[str, Any]] = []
         self.refusals: dict[str, int] = {}
+        self.api_keys: dict[str, str] = {}
+        self.live_calls: set[str] = set()
+        self.ended_calls: set[str] = set()
+        self.call_updates: list[dict[str, str]] = []
         self._serial = itertools.count(1)
         self.app.add_url_rule(f"{API}.json", "account", self._account)
         self.app.add_url_rule(f"{API}/Messages.json", "messages_list", self._list)
         self.app.add_url_rule(f"{API}/Messages.json", "messages_create", self._create,
                               methods=["POST"])
+        self.app.add_url_rule(f"{API}/Calls/<call_sid>.json", "calls_update", self._update_call,
+                              methods=["POST"])
+
+    def add_api_key(self, sid: str, secret: str) -> None:
+        """An API key of the account: its SID and secret authenticate like the auth token."""
+        self.api_keys[sid] = secret
 
     def refuse(self, number: str, code: int = 21610) -> None:
         """Answer every message to ``number`` with a synchronous 400 and ``code``."""
@@ -122,6 +140,22 @@ class TwilioStandIn(StandIn):
         self.hold("messages_create")
         return _json(message, 201)
 
+    def _update_call(self, account_sid: str, call_sid: str) -> Response:
+        refused = self._unauthorized(account_sid)
+        if refused is not None:
+            return refused
+        if call_sid in self.ended_calls:
+            return _error(21220, 400)
+        if call_sid not in self.live_calls:
+            return _error(20404, 404)
+        update = dict(request.form.items())
+        if len(update.get("Twiml", "")) > MAX_TWIML:
+            return _error(21218, 400)
+        with self._lock:
+            self.call_updates.append({"CallSid": call_sid, **update})
+        return _json({"sid": call_sid, "account_sid": account_sid, "status": "in-progress",
+                      "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json"})
+
     def _message(self, account_sid: str, to: str, from_: str, body: str) -> dict[str, Any]:
         sid = f"SM{next(self._serial):08x}{secrets.token_hex(12)}"
         now = format_datetime(datetime.now(UTC).replace(microsecond=0))
@@ -139,8 +173,9 @@ class TwilioStandIn(StandIn):
 
     def _unauthorized(self, account_sid: str) -> Response | None:
         auth = request.authorization
-        if (auth is None or auth.username != self.account_sid
-                or auth.password != self.auth_token or account_sid != self.account_sid):
+        secrets = {self.account_sid: self.auth_token, **self.api_keys}
+        if (auth is None or secrets.get(auth.username or "") != auth.password
+                or account_sid != self.account_sid):
             return _error(20003, 401)
         return None
 

@@ -13,9 +13,10 @@ from hub.models import (
     CallInfo,
     ExperienceEvent,
     Identity,
+    InboundCall,
     Profile,
 )
-from hub.summary import build_summary, resolve_field
+from hub.summary import build_summary, call_info, resolve_field
 
 INFO = CallInfo(sid="CA" + "a" * 32, **{"from": "+14155550134"}, to="+18005550100",
                 caller_kind=CallerKind.NUMBER)
@@ -48,7 +49,7 @@ def test_found_profile_fills_every_field() -> None:
     summary = build_summary(INFO, IDENTITY, ada(), 0.7).to_json_dict()
     expected = {
         "call": {"sid": INFO.sid, "from": "+14155550134", "to": "+18005550100",
-                 "caller_kind": "number"},
+                 "caller_kind": "number", "direction": "inbound", "verstat": None},
         "identity": {"namespace": "Phone_E.164", "id": "+14155550134"},
         "found": True, "source": "embedded", "profile_id": "p1", "name": "Ada Lovelace",
         "email": "ada@example.com", "loyalty_tier": "gold", "lifetime_value": 1234.5,
@@ -129,3 +130,28 @@ def test_shared_number_without_named_candidates_keeps_the_count() -> None:
     match = AmbiguousMatch(source="aep", identity=IDENTITY, count=None)
     summary = build_summary(INFO, IDENTITY, match, 0.4).to_json_dict()
     assert {"count": None, "candidates": []} == summary["ambiguous"]
+
+
+def test_the_call_block_carries_the_stir_shaken_verdict_of_an_inbound_call() -> None:
+    form = {"CallSid": "CA" + "b" * 32, "From": "+14155550134", "To": "+18005550100",
+            "StirVerstat": "TN-Validation-Passed-A"}
+    info = call_info(InboundCall.model_validate(form), CallerKind.NUMBER, "+14155550134")
+
+    call = build_summary(info, None, None, None).to_json_dict()["call"]
+
+    assert ("inbound", "TN-Validation-Passed-A") == (call["direction"], call["verstat"])
+    assert ["sid", "from", "to", "caller_kind", "direction", "verstat"] == list(call)
+
+
+def test_a_call_without_a_verdict_has_a_null_verstat() -> None:
+    form = {"CallSid": "CA" + "b" * 32, "From": "+14155550134", "To": "+18005550100"}
+    info = call_info(InboundCall.model_validate(form), CallerKind.NUMBER, "+14155550134")
+
+    assert None is info.verstat
+
+
+def test_an_outbound_calls_customer_is_the_number_dialled() -> None:
+    info = CallInfo(sid="CA" + "c" * 32, **{"from": "+18005550100"}, to="+14155550134",
+                    caller_kind=CallerKind.NUMBER, direction="outbound")
+
+    assert "+14155550134" == info.customer

@@ -41,6 +41,13 @@ ITEMS = [{"name": "Trail Shoe", "quantity": 2, "priceTotal": 240, "currencyCode"
          "Contacted support: late delivery"),
         (event("call.completed", _cah={"call": {"durationSeconds": 240, "outcome": "completed"}}),
          "Called, 4 min (completed)"),
+        (event("call.completed", _cah={"call": {"durationSeconds": 250, "outcome": "Refund issued",
+                                                "outcomeId": "refund_issued"}}),
+         "Called, 4 min, Refund issued"),
+        (event("call.completed", _cah={"call": {"durationSeconds": 61, "direction": "outbound",
+                                                "outcome": "Left voicemail",
+                                                "outcomeId": "left_voicemail"}}),
+         "Agent called, 1 min, Left voicemail"),
         (event("application.launch"), "Application · launch"),
     ],
 )

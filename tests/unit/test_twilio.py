@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, Routing
 from integrations.twilio import (
+    Callbacks,
+    after_dial,
+    dial_number,
     hold_in_queue,
     is_valid_signature,
     route_call,
@@ -62,10 +67,50 @@ def test_routed_call_dials_the_agents_client_with_parameters() -> None:
     assert expected == params
 
 
-def test_unanswered_dial_falls_back_to_the_queue() -> None:
-    root = ET.fromstring(route_call(AGENT, SUMMARY, Routing(queue="support")))
-    assert [child.tag for child in root] == ["Dial", "Say", "Enqueue"]
+def test_a_dial_asks_the_hub_what_next_once_it_is_over() -> None:
+    callbacks = Callbacks.at("https://hub.example.com/")
+
+    root = ET.fromstring(route_call(AGENT, SUMMARY, Routing(), callbacks))
+
+    assert ["Dial"] == [child.tag for child in root]
+    assert "https://hub.example.com/twilio/dial-done" == root.find("Dial").get("action")
+
+
+def test_the_agents_leg_reports_ringing_answered_and_over_to_the_hub() -> None:
+    root = ET.fromstring(route_call(AGENT, SUMMARY, Routing(), Callbacks.at("https://h")))
+    client = root.find("Dial/Client")
+
+    assert ("https://h/twilio/leg-status", "initiated ringing answered completed") == (
+        client.get("statusCallback"), client.get("statusCallbackEvent"))
+
+
+@pytest.mark.parametrize("status", ["completed", "answered"])
+def test_once_an_answered_dial_is_over_the_call_ends(status: str) -> None:
+    root = ET.fromstring(after_dial(status, Routing()))
+
+    assert ["Hangup"] == [child.tag for child in root]
+
+
+@pytest.mark.parametrize("status", ["no-answer", "busy", "failed", "canceled"])
+def test_an_unanswered_dial_falls_back_to_the_queue(status: str) -> None:
+    root = ET.fromstring(after_dial(status, Routing(queue="support")))
+
+    assert [child.tag for child in root] == ["Say", "Enqueue"]
     assert root.findtext("Enqueue") == "support"
+
+
+def test_a_dial_back_to_an_agent_names_them_in_its_action() -> None:
+    callbacks = Callbacks.at("https://h").back_to(AGENT)
+
+    assert "https://h/twilio/dial-done?back_to=grace" == callbacks.dial_done
+
+
+def test_an_agents_call_out_shows_their_caller_id() -> None:
+    root = ET.fromstring(dial_number("+18005550100", "+14155550134", Callbacks.at("https://h")))
+    dial = root.find("Dial")
+
+    assert ("+18005550100", "+14155550134") == (dial.get("callerId"), root.findtext("Dial/Number"))
+    assert "https://h/twilio/leg-status" == root.find("Dial/Number").get("statusCallback")
 
 
 def test_workflow_enqueues_a_task_with_the_summary() -> None:

@@ -1,8 +1,11 @@
 /* Agent console: listens to the hub's screen-pop stream and shows each call as a card.
  *
  * Cards are built with createElement + textContent only (caller data is never parsed as
- * HTML). A later pop for the same call sid replaces that call's card where it stands; other
- * pops go on top. The EventSource reconnects by itself and sends Last-Event-ID, so the
+ * HTML). A later pop for the same call sid updates that call's card where it stands (its
+ * desk, where the agent may be typing notes, is left as it is); other pops go on top. Each
+ * card has two places the desk (desk.js) fills: a bar for the call's state and controls, and
+ * one for the notes and the wrap-up; a `cahub:card` event tells it of each card, and each
+ * `callstate` event of the stream becomes a `cahub:callstate` event. The EventSource reconnects by itself and sends Last-Event-ID, so the
  * server replays what was missed; when the browser gives up (a proxy error, a restart, a
  * signed-out session) we ask whether the session is still open, then reconnect with the last
  * id as a query parameter, or say that the agent has been signed out. A session that ends
@@ -28,6 +31,7 @@
   const connection = document.querySelector('[data-testid="connection"]');
   const connectionLabel = document.querySelector('[data-testid="connection-label"]');
   const cardsBySid = new Map();
+  const summariesBySid = new Map();
   const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   const money = currencyFormat(body.dataset.currency);
   const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
@@ -80,12 +84,28 @@
     if (summary.name) return summary.name;
     if (summary.ambiguous) return "Shared number";
     if (summary.call.caller_kind === "withheld") return "Withheld number";
-    return "Unknown caller";
+    return summary.call.direction === "outbound" ? "Unknown contact" : "Unknown caller";
   }
 
   function callerNumber(summary) {
     if (summary.call.caller_kind === "withheld") return "No caller ID";
-    return summary.call.from || "No number";
+    const number = summary.call.direction === "outbound" ? summary.call.to : summary.call.from;
+    return number || "No number";
+  }
+
+  /* STIR/SHAKEN, as an agent reads it: only full attestation (A) vouches for the number. */
+  function verdict(verstat) {
+    if (!verstat) return null;
+    if (verstat.startsWith("TN-Validation-Passed-A")) {
+      return { level: "verified", text: "Number verified",
+               detail: "The caller's carrier vouches that they may use this number." };
+    }
+    if (verstat.startsWith("TN-Validation-Failed")) {
+      return { level: "failed", text: "Number failed verification",
+               detail: "The caller ID did not pass its check: it may be spoofed." };
+    }
+    return { level: "unverified", text: "Number not verified",
+             detail: "The caller's carrier could not vouch for this number." };
   }
 
   function riskBand(churn) {
@@ -102,16 +122,35 @@
 
   function renderCard(summary, receivedAt) {
     const card = el("li", "card", null, "card");
-    card.dataset.callSid = summary.call.sid;
-    card.dataset.found = String(Boolean(summary.found));
     card.dataset.receivedAt = receivedAt.toISOString();
     const article = el("article", "card__body");
-    article.setAttribute("aria-label", `Call from ${callerName(summary)}`);
-    article.append(renderHead(summary, receivedAt));
-    article.append(...renderBody(summary));
-    article.append(renderFoot(summary));
+    const profile = el("div", "card__profile", null, "profile");
+    profile.append(...renderBody(summary));
+    article.append(renderHead(summary, receivedAt), el("div", "card__bar", null, "call-bar"),
+                   profile, el("div", "card__work", null, "call-work"), renderFoot(summary));
     card.append(article);
+    describe(card, summary);
     return card;
+  }
+
+  function describe(card, summary) {
+    card.dataset.callSid = summary.call.sid;
+    card.dataset.found = String(Boolean(summary.found));
+    card.dataset.direction = summary.call.direction || "inbound";
+    card.dataset.number = summary.call.caller_kind === "number" ? callerNumber(summary) : "";
+    const verb = summary.call.direction === "outbound" ? "Call to" : "Call from";
+    card.querySelector("article").setAttribute("aria-label", `${verb} ${callerName(summary)}`);
+  }
+
+  /* A later pop for the card's call: its profile is redrawn, its desk left alone. */
+  function updateCard(card, summary) {
+    const receivedAt = new Date(card.dataset.receivedAt);
+    card.querySelector(".card__head").replaceWith(renderHead(summary, receivedAt));
+    const profile = el("div", "card__profile", null, "profile");
+    profile.append(...renderBody(summary));
+    card.querySelector(".card__profile").replaceWith(profile);
+    card.querySelector(".card__foot").replaceWith(renderFoot(summary));
+    describe(card, summary);
   }
 
   function renderHead(summary, receivedAt) {
@@ -120,6 +159,12 @@
     const name = el("h2", "card__name", callerName(summary), "caller-name");
     if (!summary.name) name.classList.add("card__name--unknown");
     who.append(name, renderContact(summary));
+    const checked = verdict(summary.call.verstat);
+    if (checked) {
+      const badge = el("span", `verstat verstat--${checked.level}`, checked.text, "verstat");
+      badge.title = checked.detail;
+      who.append(badge);
+    }
     const meta = el("div", "card__meta");
     if (summary.loyalty_tier) meta.append(renderTier(summary.loyalty_tier));
     meta.append(timeEl(receivedAt, "card__time", "call-time", clock.format(receivedAt)));
@@ -129,6 +174,9 @@
 
   function renderContact(summary) {
     const line = el("p", "card__contact");
+    if (summary.call.direction === "outbound") {
+      line.append(el("span", "card__direction", "Outbound call", "direction"));
+    }
     line.append(el("span", "card__number", callerNumber(summary), "caller-number"));
     if (summary.email) line.append(el("span", "card__email", summary.email, "caller-email"));
     return line;
@@ -255,29 +303,43 @@
 
   /* --- the feed ----------------------------------------------------------------------- */
 
-  function showPop(summary) {
+  function showPop(summary, { quiet = false } = {}) {
     const sid = summary.call.sid;
-    const previous = cardsBySid.get(sid);
-    const receivedAt = previous ? new Date(previous.dataset.receivedAt) : new Date();
-    const card = renderCard(summary, receivedAt);
-    if (previous && previous.isConnected) previous.replaceWith(card);
-    else list.prepend(card);
-    card.classList.add(previous ? "card--updated" : "card--new");
+    let previous = cardsBySid.get(sid);
+    if (!previous && summary.call.direction === "outbound" && window.cahub.claim) {
+      previous = window.cahub.claim(summary); // the card of the call the agent is placing
+      if (previous) forget(previous);
+    }
+    const isNew = !(previous && previous.isConnected);
+    const card = isNew ? renderCard(summary, new Date()) : previous;
+    if (isNew) list.prepend(card);
+    else updateCard(card, summary);
+    card.classList.remove("card--new", "card--updated");
+    card.classList.add(isNew ? "card--new" : "card--updated");
     cardsBySid.set(sid, card);
+    summariesBySid.set(sid, summary);
     trimFeed();
-    announce(summary, Boolean(previous));
+    if (!quiet) announce(summary, !isNew);
+    document.dispatchEvent(new CustomEvent("cahub:card", { detail: { summary, card, isNew } }));
+    return card;
+  }
+
+  function forget(card) {
+    for (const [sid, other] of cardsBySid) if (other === card) cardsBySid.delete(sid);
   }
 
   function trimFeed() {
     while (list.children.length > MAX_CARDS) {
       const oldest = list.lastElementChild;
       cardsBySid.delete(oldest.dataset.callSid);
+      summariesBySid.delete(oldest.dataset.callSid);
       oldest.remove();
     }
     empty.hidden = list.children.length > 0;
   }
 
   function announce(summary, updated) {
+    if (summary.call.direction === "outbound") return;
     const name = callerName(summary);
     const churn = summary.churn_propensity;
     const risk = typeof churn === "number" ? `, churn risk ${riskBand(churn)}` : "";
@@ -303,12 +365,14 @@
     source.addEventListener("open", () => { retryDelay = 1000; setConnection("live", "Live"); });
     source.addEventListener("error", onError);
     source.addEventListener("screenpop", onPop);
+    source.addEventListener("callstate", onCallState);
     source.addEventListener("signedout", signOut);
   }
 
   /* The session ended (signed out in another tab or elsewhere, or the shift is over). */
   function signOut() {
     signedOut = true;
+    document.dispatchEvent(new CustomEvent("cahub:signedout"));
     if (source) source.close();
     setConnection("signed-out", "Signed out — reload to sign in");
   }
@@ -319,6 +383,16 @@
       showPop(JSON.parse(message.data));
     } catch (error) {
       console.error("unreadable screen pop", error);
+    }
+  }
+
+  function onCallState(message) {
+    lastEventId = message.lastEventId || lastEventId;
+    try {
+      const state = JSON.parse(message.data);
+      document.dispatchEvent(new CustomEvent("cahub:callstate", { detail: state }));
+    } catch (error) {
+      console.error("unreadable call state", error);
     }
   }
 
@@ -360,8 +434,14 @@
   /* A sign-in link's #token= has done its work on the login page: keep it out of sight. */
   if (window.location.hash) window.history.replaceState(null, "", window.location.pathname);
 
+  window.cahub = {
+    showPop, card: (sid) => cardsBySid.get(sid) || null,
+    summary: (sid) => summariesBySid.get(sid) || null, callerName, callerNumber, el,
+    claim: null,
+  };
   trimFeed();
-  connect();
+  // Once every deferred script (the desk, the phone) listens for what the stream brings.
+  document.addEventListener("DOMContentLoaded", connect);
   window.setInterval(refreshRelativeTimes, 30000);
   window.setInterval(renewSession, renewMs);
 })();
