@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
+from hub.desk import CallState, ConsoleEvent
 from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, HubConfig, Settings
 from integrations.simulate import leg_status_form
@@ -78,7 +80,18 @@ def pop_summary(number: int, name: str | None = "Ada Lovelace") -> Summary:
     return Summary(call=call, identity=None, found=True, name=name)
 
 
-def take_pops(stream: Any, count: int, wait: float = 5.0) -> list[tuple[str, Summary]]:
+def call_state(number: int, phase: str = "connected", notes: str = "") -> CallState:
+    """A call state of the call whose sid carries ``number`` (that of ``pop_summary(number)``),
+    with every kind of field filled in."""
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    return CallState.model_validate({
+        "call_sid": f"CA{number:032x}", "phase": phase, "direction": "inbound",
+        "answered_at": at, "talk_s": 42, "wrapup_due_at": at + timedelta(minutes=5),
+        "handoffs": [{"agent_id": "alan", "agent_name": "Alan", "notes": notes, "at": at}],
+        "transfer_to": "grace", "transfer_to_name": "Grace Hopper"})
+
+
+def take_pops(stream: Any, count: int, wait: float = 5.0) -> list[tuple[str, ConsoleEvent]]:
     """The next ``count`` pops of a ``PopStream``, each waited for at most ``wait`` seconds."""
     pops = []
     while len(pops) < count:

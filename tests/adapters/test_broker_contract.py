@@ -1,10 +1,11 @@
 """The ScreenPopBroker contract, run against the in-process broker and the Redis broker.
 
-Every behaviour of the port: delivery with an event id, isolation between agents, live
-pops only for a console without an id, replay after ``Last-Event-ID`` (bounded, and all
-that is kept for an id from before a restart), bounded queues that never block a publisher,
-closing, and many threads at once. The Redis broker delivers in the background, so event
-ids are learnt from what a console receives, never from ``publish``'s return value.
+Every behaviour of the port, for pops and call states alike: delivery with an event id,
+isolation between agents, live pops only for a console without an id, replay after
+``Last-Event-ID`` (bounded, and all that is kept for an id from before a restart), bounded
+queues that never block a publisher, closing, and many threads at once. The Redis broker
+delivers in the background, so event ids are learnt from what a console receives, never
+from ``publish``'s return value.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from hub.desk import ConsoleEvent, event_name
 from hub.models import (
     Ambiguity,
     Identity,
@@ -30,7 +32,7 @@ from hub.models import (
 from state.pops.memory import InProcessScreenPopBroker
 from state.pops.redis import RedisScreenPopBroker
 from tests.fakes import wait_for
-from tests.support import pop_summary, take_pops
+from tests.support import call_state, pop_summary, take_pops
 
 WAIT = 5.0  # the longest a pop may take to arrive; a passing test never waits this long
 
@@ -67,8 +69,9 @@ def broker(kit: BrokerKit) -> Any:
     return kit.make(replay=3, queue_size=5)
 
 
-def published(broker: Any, agent_id: str, *summaries: Summary) -> list[str]:
-    """Publish ``summaries`` one by one; their event ids, as a console received them."""
+def published(broker: Any, agent_id: str, *summaries: ConsoleEvent) -> list[str]:
+    """Publish ``summaries`` (pops or call states) one by one; their event ids, as a console
+    received them."""
     witness = broker.subscribe(agent_id)
     try:
         ids = []
@@ -117,6 +120,38 @@ def test_a_pop_arrives_with_every_field_intact(broker):
     broker.publish("ada", full)
 
     assert full == take_pops(stream, 1)[0][1]
+
+
+def test_a_call_state_arrives_as_the_call_state_published_with_an_event_id(broker):
+    stream = broker.subscribe("ada")
+
+    broker.publish("ada", call_state(1, notes="Wants a refund — “soon”"))
+
+    event_id, received = take_pops(stream, 1)[0]
+    assert (call_state(1, notes="Wants a refund — “soon”"), "callstate") == (
+        received, event_name(received))
+    assert event_id
+
+
+def test_pops_and_call_states_arrive_in_the_order_published(broker):
+    stream = broker.subscribe("ada")
+    sent = [pop_summary(1), call_state(1, "ringing"), call_state(1, "connected"), pop_summary(2)]
+
+    for event in sent:
+        broker.publish("ada", event)
+
+    assert sent == [event for _, event in take_pops(stream, 4)]
+
+
+def test_a_reconnecting_console_is_replayed_the_call_states_it_missed_like_pops(broker):
+    seen, *missed = published(broker, "ada", pop_summary(1), call_state(1, "connected"),
+                              call_state(1, "ended"))
+
+    stream = broker.subscribe("ada", last_event_id=seen)
+
+    assert [(missed[0], call_state(1, "connected")), (missed[1], call_state(1, "ended"))] == \
+        take_pops(stream, 2)
+    assert stream.next(0.05) is None
 
 
 def test_an_agent_receives_only_its_own_pops(broker):

@@ -1,4 +1,5 @@
-"""What only the Redis broker does: pops across processes, and Redis going away.
+"""What only the Redis broker does: pops and call states across processes, and Redis going
+away.
 
 Two broker instances on one Redis stand for two server processes. Tests that stop, freeze
 or restart Redis use a private redis-server (``private_redis``), never the shared one; they
@@ -15,12 +16,13 @@ from typing import Any
 import pytest
 import redis
 
+from hub.desk import ConsoleEvent
 from hub.models import Summary
 from hub.ports import TransientError
 from state.pops.redis import RedisScreenPopBroker
 from tests.backends import PrivateRedis, free_port
 from tests.fakes import wait_for
-from tests.support import pop_summary, take_pops
+from tests.support import call_state, pop_summary, take_pops
 
 WAIT = 10.0  # the longest a pop may take to arrive, Redis restarts included
 FAST = {"timeout_s": 0.3, "block_s": 0.3}
@@ -51,13 +53,14 @@ def private_pair(make: Make, private_redis: PrivateRedis) -> tuple[Any, Any]:
     return make(private_redis.url, **FAST), make(private_redis.url, **FAST)
 
 
-def received(stream: Any, count: int) -> list[tuple[str, Summary]]:
+def received(stream: Any, count: int) -> list[tuple[str, ConsoleEvent]]:
     return take_pops(stream, count, WAIT)
 
 
-def numbers(pops: list[tuple[str, Summary]]) -> list[int]:
+def numbers(pops: list[tuple[str, ConsoleEvent]]) -> list[int]:
     """Which ``pop_summary(number)`` each pop was."""
-    return [int(pop[1].call.sid[2:], 16) for pop in pops if pop[1].call.sid]
+    return [int(pop[1].call.sid[2:], 16) for pop in pops
+            if isinstance(pop[1], Summary) and pop[1].call.sid]
 
 
 def test_a_pop_published_through_one_instance_reaches_a_console_on_the_other(pair):
@@ -92,6 +95,47 @@ def test_a_console_reconnecting_through_the_other_instance_misses_nothing(pair):
 
     assert [2, 3, 4] == numbers(received(reconnected, 3))
     assert reconnected.next(0.1) is None
+
+
+def test_a_call_state_published_through_one_instance_reaches_a_console_on_the_other(pair):
+    first, second = pair
+    console = second.subscribe("ada")
+
+    first.publish("ada", call_state(1, "ringing", notes="Refund — see last order"))
+
+    assert [call_state(1, "ringing", notes="Refund — see last order")] == [
+        event for _, event in received(console, 1)]
+
+
+def test_call_states_missed_on_one_instance_are_replayed_through_the_other(pair):
+    first, second = pair
+    console = first.subscribe("ada")
+    first.publish("ada", pop_summary(1))
+    last_event_id = received(console, 1)[0][0]
+    console.close()
+    first.publish("ada", call_state(1, "connected"))
+    first.publish("ada", call_state(1, "ended"))
+
+    reconnected = second.subscribe("ada", last_event_id=last_event_id)
+
+    assert [call_state(1, "connected"), call_state(1, "ended")] == [
+        event for _, event in received(reconnected, 2)]
+    assert reconnected.next(0.1) is None
+
+
+def test_a_pop_redis_kept_from_before_call_states_went_through_it_is_still_replayed(
+    make, redis_server, redis_prefix
+):
+    client = redis.Redis.from_url(redis_server)
+    old = pop_summary(1).model_dump_json(by_alias=True)
+    entry_id = client.xadd(f"{redis_prefix}pops:feed", {"agent": "ada", "summary": old})
+    client.xadd(f"{redis_prefix}pops:agent:ada", {"summary": old}, id=entry_id)
+    client.close()
+    broker = make(redis_server, prefix=redis_prefix)
+
+    console = broker.subscribe("ada", last_event_id="0-1")
+
+    assert [pop_summary(1)] == [event for _, event in received(console, 1)]
 
 
 def test_many_consoles_reconnecting_at_once_each_get_what_they_missed(pair):
