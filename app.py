@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -240,12 +241,14 @@ def build_services(
                         notify=lambda: dispatcher.notify())
     states = CallStates(broker, settings)
     progress = CallProgress(settings, ledger, writer, states, planner)
-    work = AfterCallWork(settings, ledger, writer, states, planner)
+    work = AfterCallWork(settings, ledger, writer, states, planner, metrics)
     # Each sink's share of a drain stays within half the lease, so no row outlives it. The
     # wrap-up deadlines are the desk's own, not a sink to ping.
+    desk_kept = _retention(settings.desk_retention_h)
     dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(work)}, metrics,
                             lease_budget=settings.outbox_lease_s / 2,
-                            keep_done=_retention(settings.outbox_done_retention_h))
+                            keep_done=_retention(settings.outbox_done_retention_h),
+                            purges=[partial(writer.purge, desk_kept)] if desk_kept else [])
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
     calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,

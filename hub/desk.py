@@ -13,7 +13,7 @@ first agent's notes travel with it as a ``Handoff``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,6 +27,15 @@ LIVE: frozenset[str] = frozenset({"ringing", "connected", "transferring"})
 AFTER_CALL: frozenset[str] = frozenset({"ended"})
 DONE: frozenset[str] = frozenset({"missed", "wrapped_up", "logged"})
 MAX_NOTES = 20_000  # characters; a Salesforce Task description holds 32,000
+# A call on the desk unchanged this long is over, whatever its phase says: Twilio ends a call
+# after 24 hours at most, and the outbox gives up on a wrap-up deadline 24 hours after it.
+ABANDONED_AFTER = timedelta(days=3)
+
+
+def without_nul(text: str) -> str:
+    """``text`` without NUL characters: PostgreSQL stores none (in text or JSON), and no CRM
+    wants them; a pasted note may carry one."""
+    return text.replace("\x00", "")
 
 
 class Outcome(BaseModel):

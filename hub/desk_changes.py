@@ -13,17 +13,19 @@ sees it transferred.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from hub.desk import CallState, DeskCall, Handoff
+from hub.desk import ABANDONED_AFTER, CallState, DeskCall, Handoff
 from hub.models import NewDelivery, Summary
 from hub.outbox import utc_now
 from hub.ports import AgentDesk, Outbox, ScreenPopBroker, TransientError
 from hub.settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_TRIES = 5
 
 
@@ -66,6 +68,15 @@ class DeskWriter:
     def enqueue(self, deliveries: Sequence[NewDelivery]) -> bool:
         """Deliveries due now that concern no call on the desk; whether any was new."""
         return bool(deliveries) and self._outbox.enqueue(deliveries) > 0
+
+    def purge(self, retention: timedelta) -> int:
+        """Delete the calls finished with longer than ``retention`` ago, and those abandoned
+        (unchanged for ``ABANDONED_AFTER``, or the retention if longer)."""
+        now = self.clock()
+        purged = self.desk.purge(now - retention, now - max(retention, ABANDONED_AFTER))
+        if purged:
+            log.info("purged %d calls from the agents' desks", purged)
+        return purged
 
     def change(self, call_sid: str, decide: Decide) -> Change | None:
         """Apply ``decide`` to the call as stored now; None when it decided to change nothing."""

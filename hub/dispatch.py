@@ -27,7 +27,7 @@ from hub.privacy import mask_text
 log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 50  # deliveries claimed at most by one drain
-PURGE_EVERY_S = 600.0  # how often the background thread deletes delivered rows
+PURGE_EVERY_S = 600.0  # how often the background thread deletes rows kept long enough
 Jitter = Callable[[float, float], float]
 
 
@@ -86,18 +86,20 @@ class Dispatcher:
     however it ends. A group stops after ``lease_budget`` seconds and puts the rest back,
     so no row outlives its lease (keep it under half of it). With ``keep_done``, the
     background thread also deletes rows delivered longer ago than that, every
-    ``PURGE_EVERY_S`` (queue tables that only grow slow every claim down).
+    ``PURGE_EVERY_S`` (queue tables that only grow slow every claim down), and runs the
+    other ``purges`` (the agents' desks) as often.
     """
 
     def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink],
                  metrics: HubMetrics | None = None, policy: RetryPolicy = DEFAULT_POLICY,
                  clock: Callable[[], datetime] = utc_now, *, idle: float = 0.2,
                  workers: int = 4, lease_budget: float = 30.0,
-                 keep_done: timedelta | None = None) -> None:
+                 keep_done: timedelta | None = None,
+                 purges: Sequence[Callable[[], object]] = ()) -> None:
         self._outbox, self._sinks, self._policy, self._clock = outbox, sinks, policy, clock
         # A worker per sink, and one for rows left for a sink no longer configured.
         self._idle, self._workers, self._budget = idle, max(workers, len(sinks) + 1), lease_budget
-        self._keep_done, self._next_purge = keep_done, 0.0
+        self._keep_done, self._purges, self._next_purge = keep_done, purges, 0.0
         self._metrics = None if metrics is None else register_delivery_metrics(
             metrics.registry, getattr(outbox, "counts", None))
         self._wake, self._stopping = threading.Event(), threading.Event()
@@ -164,9 +166,18 @@ class Dispatcher:
                 self._wake.wait(self._idle)  # a group that ends wakes it too
 
     def _purge_when_due(self) -> None:
-        if self._keep_done is None or time.monotonic() < self._next_purge:
+        if time.monotonic() < self._next_purge:
             return
         self._next_purge = time.monotonic() + PURGE_EVERY_S
+        for purge in [self._purge_done, *self._purges]:
+            try:
+                purge()
+            except Exception:  # one failing purge must not stop the others, nor deliveries
+                log.error("purge failed:\n%s", mask_text(traceback.format_exc()))
+
+    def _purge_done(self) -> None:
+        if self._keep_done is None:
+            return
         removed = self._outbox.purge(self._keep_done, ("done",))
         if removed:
             log.info("purged %d delivered rows from the outbox", removed)

@@ -15,9 +15,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.ports import HubError
+
 log = logging.getLogger(__name__)
 
 DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# After-call work takes seconds to minutes; its deadline is at most 4 hours.
+AFTER_CALL_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )
@@ -56,6 +60,15 @@ class HubMetrics:
             "cahub_pop_seconds", "Webhook received to screen pop published", ["timing"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.wrapups = Counter(
+            "cahub_wrapups", "Calls whose after-call work ended: by the agent (an outcome "
+            "picked) or by its deadline (logged with the draft notes)", ["by"],
+            registry=self.registry,
+        )
+        self.after_call_seconds = Histogram(
+            "cahub_after_call_seconds", "After-call work: the agent's part of the call over "
+            "to their wrap-up saved", buckets=AFTER_CALL_BUCKETS, registry=self.registry,
+        )
         self.signature_failures = Counter(
             "cahub_signature_failures", "Twilio requests refused for their signature", ["reason"],
             registry=self.registry,
@@ -85,7 +98,7 @@ class OutboxGauge(Collector):
         family = self._family()
         try:
             counts = self._counts()
-        except sqlite3.Error:
+        except (sqlite3.Error, HubError):  # HubError: PostgreSQL's, as its adapter says them
             log.warning("outbox counts unavailable for /metrics", exc_info=True)
             return []
         for status, count in counts.items():

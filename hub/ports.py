@@ -138,6 +138,16 @@ class AgentDesk(Protocol):
         """Delete these calls (a data subject request); how many were there."""
         ...
 
+    def purge(self, finished_before: datetime, any_before: datetime) -> int:
+        """Delete the calls finished with (the whole call ended and its log was made: missed,
+        wrapped up or logged) that last changed before ``finished_before``, and every call
+        that last changed before ``any_before``; how many were deleted."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``TransientError`` unless the desk can be read now."""
+        ...
+
 
 class CallControl(Protocol):
     """Twilio's REST API for calls in progress: moving a caller to another agent's phone."""

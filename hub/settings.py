@@ -242,6 +242,9 @@ class Settings(BaseSettings):
     # Delivered rows are deleted this long after they were made (dead ones stay for an
     # operator); 0 keeps them until `cahub outbox purge`.
     outbox_done_retention_h: float = Field(default=24.0, ge=0)
+    # Calls on the agents' desks (draft notes, outcome) are deleted this long after they were
+    # finished with (ended and logged: the CRM has them); 0 keeps them until `cahub forget`.
+    desk_retention_h: float = Field(default=24.0, ge=0)
     # False: the web servers leave deliveries to `cahub worker` processes.
     deliveries_in_server: bool = True
     # The call ledger and the outbox in PostgreSQL (several servers), instead of SQLite

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from hub.deliveries import DeliveryPlanner
-from hub.desk import AFTER_CALL, LIVE, MAX_NOTES, CallState, DeskCall
+from hub.desk import AFTER_CALL, LIVE, MAX_NOTES, CallState, DeskCall, without_nul
 from hub.desk_changes import CallStates, Change, Decide, Decision, DeskWriter
+from hub.metrics import HubMetrics
 from hub.models import Delivery, Summary
 from hub.ports import CallLedger, CallRecord, HubError
 from hub.progress import WRAPUP_SINK, after_call
@@ -56,13 +57,16 @@ class AfterCallWork:
     """Drafts, wrap-ups and deadlines of the calls on the agents' desks."""
 
     def __init__(self, settings: Settings, ledger: CallLedger, writer: DeskWriter,
-                 states: CallStates, planner: DeliveryPlanner) -> None:
+                 states: CallStates, planner: DeliveryPlanner,
+                 metrics: HubMetrics | None = None) -> None:
         self._settings, self._ledger, self._writer = settings, ledger, writer
         self._states, self._planner = states, planner
+        self._metrics = metrics or HubMetrics()
 
     def save_draft(self, agent_id: str, call_sid: str, notes: str) -> DeskCall:
         """Keep what the agent has typed so far; refused once the call is wrapped up."""
         record = self._record(call_sid)
+        notes = without_nul(notes)
         _check_length(notes)
 
         def decide(call: DeskCall | None) -> Decision | None:
@@ -84,10 +88,12 @@ class AfterCallWork:
         if outcome is None:
             raise DeskRefusal("unknown_outcome", f"{outcome_id!r} is not one of the outcome "
                               "codes ([wrapup] outcomes).", 400)
+        notes = without_nul(notes)
         _check_length(notes)
         record = self._record(call_sid)
         change = self._change(call_sid, lambda call: self._wrap(call, record, agent_id,
                                                                 outcome.id, notes))
+        self._count("agent", change.after)
         return self._states.view(change.after, agent_id)
 
     def expire(self, call_sid: str) -> None:
@@ -97,6 +103,7 @@ class AfterCallWork:
             return
         change = self._writer.change(call_sid, lambda call: self._expired(call, record))
         if change is not None:
+            self._count("deadline", None)
             self._states.announce(change)
 
     def open_work(self, agent_id: str) -> list[OpenCall]:
@@ -114,6 +121,15 @@ class AfterCallWork:
             summary = self._settings.hub.data_usage.filter(record.summary, "pop")
             work.append(OpenCall(summary, self._states.view(call, agent_id), call.notes))
         return work
+
+    def _count(self, by: str, wrapped: DeskCall | None) -> None:
+        """One more wrap-up; with the time the agent took once their part of the call was over
+        (none for a call wrapped up while it went on)."""
+        self._metrics.wrapups.labels(by).inc()
+        if wrapped is not None and wrapped.ended_at and wrapped.wrapped_at:
+            after_call = (wrapped.wrapped_at - wrapped.ended_at).total_seconds()
+            if after_call >= 0:
+                self._metrics.after_call_seconds.observe(after_call)
 
     def _wrap(self, call: DeskCall | None, record: CallRecord, agent_id: str, outcome: str,
               notes: str) -> Decision:

@@ -83,7 +83,8 @@ def _ping_state() -> None:
 def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each provider and sink.
 
-    503 only when the hub cannot serve calls well: its own database fails, or every
+    503 only when the hub cannot serve calls well: its own database fails (the call
+    ledger and outbox, or the agents' desk, whose calls a status callback ends), or every
     provider does. A failing sink (deliveries wait in the outbox), one failing
     provider among several, or Redis away (pops wait in this server) is ``degraded``,
     still 200.
@@ -91,14 +92,15 @@ def healthz() -> tuple[Response, int]:
     hub = services()
     providers = {p.name: _provider_check(p) for p in hub.providers}
     sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
-    state = _check(_ping_state)
+    state, desk = _check(_ping_state), _check(hub.desk.store.ping)
     redis = _redis_check(hub.broker)
-    failing = not state["ok"] or not any(c["ok"] for c in providers.values())
+    failing = not (state["ok"] and desk["ok"]) or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values(),
                                          *([redis] if redis else [])])
     status = "failing" if failing else "degraded" if degraded else "ok"
     # The counts come from the same database: none when it cannot be reached.
-    body = {"status": status, "state": state, "providers": providers, "sinks": sinks,
+    body = {"status": status, "state": state, "desk": desk, "providers": providers,
+            "sinks": sinks,
             "outbox": hub.outbox.counts() if state["ok"] else None,
             **({"redis": redis} if redis else {})}
     return jsonify(body), 503 if failing else 200

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from app import services
 from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate, OutboundCall
 from hub.outbound import NOT_A_NUMBER
+from hub.ports import TransientError
 from integrations.twilio import (
     ANSWERED,
     Callbacks,
@@ -99,11 +100,20 @@ def status() -> Response:
 
 @bp.post("/leg-status")
 def leg_status() -> Response:
-    """A status callback of an agent's leg (ringing, answered, over): the card follows."""
+    """A status callback of an agent's leg (ringing, answered, over): the card follows.
+
+    503 when the desk cannot be reached for now: a 5xx is what Twilio may retry (a 500 would
+    say the hub is broken); a retried callback changes the card once.
+    """
     update = _form(LegStatusUpdate, "leg status callback")
     if update is None:
         return twiml(EMPTY, 400)
-    services().desk.progress.leg(update)
+    try:
+        services().desk.progress.leg(update)
+    except TransientError as exc:
+        log.warning("leg status of call %s not recorded (%s); answering 503",
+                    update.parent_call_sid, exc)
+        return twiml(EMPTY, 503)
     return twiml(EMPTY)
 
 

@@ -14,8 +14,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from hub.desk import DeskCall
-from state.postgres import PostgresDatabase, translated
+from hub.desk import DONE, DeskCall
+from state.postgres import PING_TIMEOUT_S, PostgresDatabase, translated
 
 CREATE = """
 INSERT INTO desk_calls (call_sid, agent_id, updated_at, version, record)
@@ -28,6 +28,15 @@ UPDATE desk_calls SET agent_id = %(agent)s, updated_at = %(at)s, version = %(ver
                       record = %(record)s::jsonb
 WHERE call_sid = %(sid)s AND version = %(version)s
 """
+
+# Rows older than the later cutoff (the index finds them), then the finished ones among them.
+PURGE = """
+DELETE FROM desk_calls WHERE updated_at < %(cutoff)s AND (
+    updated_at < %(any_before)s
+    OR (record->>'phase' = ANY(%(finished)s) AND record->>'ended' IS NOT NULL
+        AND updated_at < %(finished_before)s))
+"""
+
 
 class PostgresAgentDesk:
     """``hub.ports.AgentDesk`` on the hub's PostgreSQL database."""
@@ -54,6 +63,15 @@ class PostgresAgentDesk:
     def forget(self, call_sids: Collection[str]) -> int:
         return self._execute("DELETE FROM desk_calls WHERE call_sid = ANY(%s)",
                              (list(call_sids),))
+
+    def purge(self, finished_before: datetime, any_before: datetime) -> int:
+        return self._execute(PURGE, {
+            "cutoff": max(finished_before, any_before), "any_before": any_before,
+            "finished_before": finished_before, "finished": sorted(DONE)})
+
+    def ping(self) -> None:
+        with translated("agent desk"), self._db.pool.connection(timeout=PING_TIMEOUT_S) as conn:
+            conn.execute("SELECT 1 FROM desk_calls LIMIT 1")
 
     def _execute(self, statement: str, params: Any) -> int:
         with translated("agent desk"), self._db.connection() as conn:

@@ -2,7 +2,8 @@
 
 One row per call an agent handled: the ``DeskCall`` as JSON, with the columns the port
 queries by (the agent holding it, when it last changed) and its version, which every write
-compares and sets. Rows are kept until ``cahub forget`` or a purge removes them.
+compares and sets. Rows are kept until ``cahub forget`` or the purge removes them (once the
+call is finished with and the desk's retention has passed; ``hub.wrapup.DeskRetention``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from hub.desk import DeskCall
+from hub.desk import DONE, DeskCall
 from hub.ports import TransientError
 from state.sqlite import ThreadLocalDatabase
 
@@ -25,7 +26,16 @@ CREATE TABLE IF NOT EXISTS desk_calls (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS desk_calls_agent ON desk_calls (agent_id, updated_at);
+CREATE INDEX IF NOT EXISTS desk_calls_updated ON desk_calls (updated_at);
 """
+
+# Rows older than the later cutoff (the index finds them), then the finished ones among them.
+PURGE = f"""
+DELETE FROM desk_calls WHERE updated_at < :cutoff AND (
+    updated_at < :any_before
+    OR (json_extract(record, '$.phase') IN ({", ".join(f"'{p}'" for p in sorted(DONE))})
+        AND json_extract(record, '$.ended') IS NOT NULL AND updated_at < :finished_before))
+"""  # noqa: S608 -- the phases are the core's constants
 
 
 class SqliteAgentDesk:
@@ -72,6 +82,17 @@ class SqliteAgentDesk:
             return self._db.connection().executemany(
                 "DELETE FROM desk_calls WHERE call_sid = ?", [(sid,) for sid in call_sids],
             ).rowcount
+
+    def purge(self, finished_before: datetime, any_before: datetime) -> int:
+        cutoff = max(finished_before, any_before)
+        with self._errors():
+            return self._db.connection().execute(PURGE, {
+                "cutoff": cutoff.timestamp(), "any_before": any_before.timestamp(),
+                "finished_before": finished_before.timestamp()}).rowcount
+
+    def ping(self) -> None:
+        with self._errors():
+            self._db.connection().execute("SELECT 1 FROM desk_calls LIMIT 1")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -11,6 +11,9 @@ SQLite and PostgreSQL adapters run it; another joins by adding its ``Backend`` t
 - every server sharing the store sees a write at once;
 - ``open_for`` lists the calls an agent holds, changed since a moment, newest first;
 - ``forget`` deletes calls and says how many there were;
+- ``purge`` deletes the calls finished with (ended and logged) that have not changed for the
+  retention, and any call that has not changed for much longer, and nothing else;
+- ``ping`` passes while the store can be read;
 - a store that cannot be reached raises ``TransientError``, never its own errors.
 """
 
@@ -190,13 +193,67 @@ def test_forget_deletes_the_calls_and_counts_them(desk):
     assert call(2) == desk.get(call(2).call_sid)
 
 
-@pytest.mark.parametrize("operation", ["create", "get", "save", "open_for", "forget"])
+ENDED = CallStatusUpdate(CallSid=f"CA{1:032x}", CallStatus="completed")
+RETENTION = timedelta(hours=24)
+ABANDONED = timedelta(days=3)
+
+
+def purge_at(desk: AgentDesk, now: datetime) -> int:
+    return desk.purge(finished_before=now - RETENTION, any_before=now - ABANDONED)
+
+
+def test_purge_deletes_the_finished_calls_older_than_the_retention(desk):
+    for number, phase in enumerate(("missed", "wrapped_up", "logged"), start=1):
+        desk.create(call(number, phase=phase, ended=ENDED))
+
+    deleted = purge_at(desk, T0 + RETENTION + timedelta(seconds=1))
+
+    assert (3, []) == (deleted, desk.open_for("grace", T0 - ABANDONED))
+
+
+def test_purge_keeps_finished_calls_younger_than_the_retention(desk):
+    desk.create(call(phase="logged", ended=ENDED))
+
+    assert 0 == purge_at(desk, T0 + RETENTION - timedelta(seconds=1))
+    assert call(phase="logged", ended=ENDED) == desk.get(call().call_sid)
+
+
+@pytest.mark.parametrize("unfinished", [
+    {"phase": "ringing"}, {"phase": "connected"}, {"phase": "transferring"},
+    {"phase": "ended", "ended": ENDED},  # waits for its wrap-up or its deadline
+    {"phase": "wrapped_up"},  # wrapped up while the caller is still on the line
+], ids=lambda changes: "-".join(sorted(str(v) for v in changes.values()))[:40])
+def test_purge_keeps_a_call_not_finished_with_until_it_is_abandoned(desk, unfinished):
+    desk.create(call(**unfinished))
+
+    kept = purge_at(desk, T0 + ABANDONED - timedelta(seconds=1))
+    deleted = purge_at(desk, T0 + ABANDONED + timedelta(seconds=1))
+
+    assert (0, 1, None) == (kept, deleted, desk.get(call().call_sid))
+
+
+def test_purge_counts_each_deleted_call_once_and_leaves_the_rest(desk):
+    desk.create(call(1, phase="logged", ended=ENDED, at=T0 - timedelta(days=2)))
+    desk.create(call(2, phase="connected", at=T0 - timedelta(days=4)))
+    desk.create(call(3, phase="logged", ended=ENDED, at=T0))
+
+    assert 2 == purge_at(desk, T0)
+    assert [call(3).call_sid] == [c.call_sid for c in desk.open_for("grace", T0 - ABANDONED * 2)]
+
+
+def test_ping_passes_while_the_store_can_be_read(desk):
+    assert None is desk.ping()
+
+
+@pytest.mark.parametrize("operation", ["create", "get", "save", "open_for", "forget", "purge",
+                                       "ping"])
 def test_an_unreachable_store_raises_transient_errors(backend, operation):
     desk = backend.unreachable()
     calls: dict[str, Callable[[], object]] = {
         "create": lambda: desk.create(call()), "get": lambda: desk.get(call().call_sid),
         "save": lambda: desk.save(call()), "open_for": lambda: desk.open_for("grace", T0),
-        "forget": lambda: desk.forget([call().call_sid]),
+        "forget": lambda: desk.forget([call().call_sid]), "purge": lambda: purge_at(desk, T0),
+        "ping": desk.ping,
     }
 
     with pytest.raises(TransientError):

@@ -293,6 +293,25 @@ def test_deliveries_are_counted_in_the_metrics(outbox: SqliteOutbox, clock: Fake
     assert 'cahub_outbox_deliveries{status="dead"} 1.0' in text
 
 
+class UnreachableOutbox(SqliteOutbox):
+    """An outbox on a PostgreSQL database that is gone: its counts fail as the hub's error."""
+
+    def counts(self) -> dict[str, int]:
+        raise TransientError("hub database: connection refused")
+
+
+def test_the_metrics_answer_without_the_outbox_gauge_when_its_database_is_gone(
+    db: ThreadLocalDatabase,
+) -> None:
+    metrics = HubMetrics()
+    Dispatcher(UnreachableOutbox(db), {}, metrics)
+
+    text = metrics.exposition().decode()
+
+    assert "cahub_deliveries_total" in text
+    assert "cahub_outbox_deliveries{" not in text
+
+
 # The background thread and several workers
 
 
@@ -325,6 +344,26 @@ def test_the_background_thread_deletes_rows_delivered_longer_ago_than_kept(
         assert wait_for(lambda: [new(3).call_sid] == [d.call_sid for d in outbox.list()])
     finally:
         worker.stop()
+
+
+def test_the_background_thread_runs_the_other_purges_and_one_failing_stops_nothing(
+    outbox: SqliteOutbox,
+) -> None:
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("failing")
+        raise TransientError("the desk cannot be reached")
+
+    sink = RecordingSink()
+    outbox.enqueue([new(1)])
+    worker = Dispatcher(outbox, {"crm": sink}, purges=[failing, lambda: ran.append("desk")])
+    worker.start()
+    try:
+        assert wait_for(lambda: sink.delivered)
+    finally:
+        worker.stop()
+    assert ["failing", "desk"] == ran
 
 
 def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(

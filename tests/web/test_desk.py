@@ -1,12 +1,11 @@
 """The agent's desk: the call's state from status callbacks, draft notes, wrap-up, and the call
-log that waits for it (or for its deadline, with the draft)."""
+log that waits for it (or for its deadline, with the draft). Each test runs with the hub's
+state in SQLite, then in PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +48,13 @@ def desk_app(settings: Settings) -> Flask:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    application = desk_app(desk_settings(tmp_path))
+def settings(tmp_path: Path, hub_database: dict[str, Any]) -> Settings:
+    return desk_settings(tmp_path, **hub_database)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = desk_app(settings)
     yield application
     close_app(application)
 
@@ -97,9 +101,10 @@ def post_wrapup(client: FlaskClient, outcome: str, notes: str = "", sid: str = S
 
 
 def make_deadline_due(app: Flask) -> None:
-    path = services(app).hub_db.path
-    with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE deliveries SET next_attempt_at = 0 WHERE sink = 'wrapup'")
+    """Bring the wrap-up deadlines forward to now, on either backend."""
+    past = "'2000-01-01Z'" if services(app).settings.database_url else "0"
+    with services(app).hub_db.transaction() as conn:
+        conn.execute(f"UPDATE deliveries SET next_attempt_at = {past} WHERE sink = 'wrapup'")  # noqa: S608 -- a constant
 
 
 def desk_call(app: Flask) -> DeskCall:
@@ -245,13 +250,13 @@ def test_a_call_never_wrapped_up_is_logged_with_its_draft_when_its_time_runs_out
     assert "logged" == desk_call(app).phase
 
 
-def test_the_wrapup_deadline_holds_across_a_restart(tmp_path, twilio, app, grace):
+def test_the_wrapup_deadline_holds_across_a_restart(settings, twilio, app, grace):
     answered_call(twilio)
     signed_post(twilio, "/twilio/status", status_form(SID))
     put_notes(grace, "Draft before the restart.")
     close_app(app)
 
-    restarted = desk_app(desk_settings(tmp_path))
+    restarted = desk_app(settings)
     try:
         make_deadline_due(restarted)
         services(restarted).dispatcher.drain_once()

@@ -1,10 +1,12 @@
-"""Click-to-dial: POST /twilio/outbound (the TwiML App's Voice URL) and the call it places."""
+"""Click-to-dial: POST /twilio/outbound (the TwiML App's Voice URL) and the call it places;
+each test on SQLite, then on PostgreSQL."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -30,8 +32,8 @@ LEG = "CA" + "1c" * 16
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    application = desk_app(desk_settings(tmp_path))
+def app(tmp_path: Path, hub_database: dict[str, Any]) -> Iterator[Flask]:
+    application = desk_app(desk_settings(tmp_path, **hub_database))
     yield application
     close_app(application)
 

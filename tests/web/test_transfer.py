@@ -1,4 +1,5 @@
-"""Warm transfer: POST /console/calls/<CallSid>/transfer, Twilio's REST stand-in, the way back."""
+"""Warm transfer: POST /console/calls/<CallSid>/transfer, Twilio's REST stand-in, the way back;
+each test on SQLite, then on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def rest() -> Iterator[TwilioStandIn]:
 
 
 @pytest.fixture
-def app(tmp_path: Path, rest: TwilioStandIn) -> Iterator[Flask]:
+def app(tmp_path: Path, rest: TwilioStandIn, hub_database: dict[str, Any]) -> Iterator[Flask]:
     application = desk_app(desk_settings(tmp_path, twilio_account_sid=ACCOUNT,
-                                         twilio_base_url=rest.base_url))
+                                         twilio_base_url=rest.base_url, **hub_database))
     yield application
     close_app(application)
 
