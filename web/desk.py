@@ -15,11 +15,15 @@ from app import services
 from hub.desk import MAX_NOTES
 from hub.wrapup import DeskRefusal
 from web import json_error, sessions
+from web.body_limits import body_limit
 
 bp = Blueprint("desk", __name__)
 NO_TRANSFERS = ("Transfers need Twilio's REST API: set CAHUB_TWILIO_ACCOUNT_SID and the auth "
                 "token (or an API key).")
 CALL = "/console/calls/<string(length=34):call_sid>"
+# Notes at their longest, however their JSON is written: an emoji is 4 bytes in UTF-8 (as the
+# console sends it) and 12 escaped (\ud83d\ude00), beyond CAHUB_MAX_BODY_BYTES's 64 KiB.
+NOTES_BODY_BYTES = MAX_NOTES * 12 + 4096
 
 
 @bp.errorhandler(DeskRefusal)
@@ -41,6 +45,7 @@ def open_calls() -> Response | tuple[Response, int]:
 
 
 @bp.put(f"{CALL}/notes")
+@body_limit(NOTES_BODY_BYTES)
 def save_notes(call_sid: str) -> Response | tuple[Response, int]:
     """Keep the agent's draft notes (the card saves them a moment after each change)."""
     agent = _agent()
@@ -55,6 +60,7 @@ def save_notes(call_sid: str) -> Response | tuple[Response, int]:
 
 
 @bp.post(f"{CALL}/wrapup")
+@body_limit(NOTES_BODY_BYTES)
 def wrap_up(call_sid: str) -> Response | tuple[Response, int]:
     """End after-call work with an outcome code and the notes; the call is then logged."""
     agent = _agent()

@@ -4,6 +4,7 @@ state in SQLite, then in PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import close_app, create_app, services
-from hub.desk import CallState, DeskCall
+from hub.desk import MAX_NOTES, CallState, DeskCall
 from hub.models import Identity, Profile
 from hub.settings import Settings
 from tests.fakes import InMemoryProfileProvider
@@ -355,6 +356,29 @@ def test_an_unknown_outcome_is_refused(twilio, grace):
 
     assert (400, "unknown_outcome") == (response.status_code,
                                         response.get_json()["error"]["code"])
+
+
+@pytest.mark.parametrize("ensure_ascii", [False, True], ids=["utf-8", "escaped"])
+def test_notes_at_their_longest_are_kept_however_their_json_is_written(app, twilio, grace,
+                                                                       ensure_ascii):
+    answered_call(twilio)
+    longest = "😀" * MAX_NOTES  # 4 bytes in UTF-8, 12 escaped
+
+    response = grace.put(f"/console/calls/{SID}/notes",
+                         data=json.dumps({"notes": longest}, ensure_ascii=ensure_ascii),
+                         headers={"X-CSRFToken": csrf_token(grace),
+                                  "Content-Type": "application/json"})
+
+    assert (200, MAX_NOTES) == (response.status_code, len(desk_call(app).notes))
+
+
+def test_notes_over_the_longest_are_refused_as_too_long(twilio, grace):
+    answered_call(twilio)
+
+    response = put_notes(grace, "x" * (MAX_NOTES + 1))
+
+    assert (400, "notes_too_long") == (response.status_code,
+                                       response.get_json()["error"]["code"])
 
 
 def test_notes_must_be_text(twilio, grace):
