@@ -24,6 +24,8 @@ from pathlib import Path
 
 import requests
 
+from hub.private_files import private_directory
+
 PACKAGE = "@twilio/voice-sdk"
 VERSION = "2.18.5"
 # From https://registry.npmjs.org/@twilio/voice-sdk, versions["2.18.5"].dist.integrity.
@@ -86,6 +88,7 @@ def install(data_dir: Path, registry: str, pin: Pin = Pin(),
     if not matches(tarball, pin.integrity):
         raise VoiceSdkError(f"{PACKAGE}@{pin.version} from {registry} does not match its pinned "
                             f"integrity ({pin.integrity[:19]}…): refused, nothing installed")
+    private_directory(Path(data_dir))  # owner-only, where mkdir would give it the umask's mode
     _unpack(tarball, script_path(data_dir, pin).parent)
     return script_path(data_dir, pin)
 
@@ -108,7 +111,9 @@ def _download(url: str, session: requests.Session) -> bytes:
 
 def _unpack(tarball: bytes, target: Path) -> None:
     """Write the wanted members into ``target`` all at once: a partial copy never shows."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # The data directory is the hub's user's alone, as everything in it (hub.private_files);
+    # the hub serves the SDK itself. mkdtemp makes the staging directory 0700.
+    private_directory(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=".voice-sdk-", dir=target.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
@@ -117,10 +122,10 @@ def _unpack(tarball: bytes, target: Path) -> None:
                 source = archive.extractfile(member) if name and member.isfile() else None
                 if name and source is not None:
                     (staging / name).write_bytes(source.read())
+                    (staging / name).chmod(0o600)
         missing = sorted(set(MEMBERS.values()) - {p.name for p in staging.iterdir()})
         if missing:
             raise VoiceSdkError(f"the {PACKAGE} tarball lacks {missing}")
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide it from a web server's user
         shutil.rmtree(target, ignore_errors=True)  # what an interrupted install left
         os.replace(staging, target)
     except (tarfile.TarError, OSError, EOFError) as exc:

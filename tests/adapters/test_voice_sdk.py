@@ -21,6 +21,7 @@ from integrations.voice_sdk import (
     subresource_integrity,
 )
 from tests.standins.npm import NpmRegistryStandIn, tarball
+from tests.support import modes, open_to_others
 
 SCRIPT = b"window.Twilio = {Device: function () {}};"
 LICENSE = b"Apache License 2.0"
@@ -50,6 +51,18 @@ def test_install_keeps_the_script_and_its_licence_only(registry, tmp_path: Path)
     assert SCRIPT == script.read_bytes()
     assert ["LICENSE.md", "twilio.min.js"] == sorted(p.name for p in script.parent.iterdir())
     assert script == installed(tmp_path, pin)
+
+
+def test_the_installed_sdk_is_the_hubs_users_alone_like_the_rest_of_its_data(
+        registry, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pin = Pin("2.0.0", registry.publish(PACKAGE, "2.0.0", PACKAGE_FILES))
+    data_dir = tmp_path / "instance"  # made by the install, as on a fresh machine
+
+    install(data_dir, registry.base_url, pin)
+
+    assert {} == open_to_others(data_dir)
+    assert {"voice-sdk/2.0.0/twilio.min.js", "voice-sdk/2.0.0/LICENSE.md"} <= set(modes(data_dir))
+    assert [] == [r.getMessage() for r in caplog.records if "readable by others" in r.getMessage()]
 
 
 def test_a_tarball_that_does_not_match_the_pin_is_refused_and_nothing_is_written(
