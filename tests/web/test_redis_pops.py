@@ -1,4 +1,5 @@
-"""CAHUB_REDIS_URL: two hub apps on one Redis share their pops, and /healthz reports Redis."""
+"""CAHUB_REDIS_URL: two hub apps on one Redis share their pops and call states, and /healthz
+reports Redis."""
 
 from __future__ import annotations
 
@@ -15,9 +16,17 @@ from app import close_app, create_app, services
 from state.pops.memory import InProcessScreenPopBroker
 from state.pops.redis import RedisScreenPopBroker
 from tests.backends import free_port
-from tests.support import call_form, console_login, make_settings, signed_post
+from tests.support import (
+    call_form,
+    console_login,
+    csrf_token,
+    leg_form,
+    make_settings,
+    signed_post,
+)
 
 MakeApp = Callable[..., Flask]
+SID, LEG = "CA" + "1" * 32, "CA" + "9" * 32
 
 
 @pytest.fixture
@@ -49,15 +58,16 @@ def console(app: Flask) -> FlaskClient:
     return client
 
 
-def screen_pops(response: Any, count: int, limit: int = 400) -> list[dict[str, Any]]:
-    """The first ``count`` screenpop events of an SSE response: id and summary."""
+def screen_pops(response: Any, count: int, limit: int = 400,
+                event: str = "screenpop") -> list[dict[str, Any]]:
+    """The first ``count`` events named ``event`` of an SSE response: id and data."""
     pops, buffer = [], ""
     for chunk in response.response:
         buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
         while "\n\n" in buffer and len(pops) < count:
             block, buffer = buffer.split("\n\n", 1)
             fields = dict(line.partition(": ")[::2] for line in block.split("\n"))
-            if fields.get("event") == "screenpop":
+            if fields.get("event") == event:
                 pops.append({"id": fields["id"], **json.loads(fields["data"])})
         limit -= 1
         if len(pops) == count or limit == 0:
@@ -97,6 +107,38 @@ def test_a_console_reconnecting_to_the_other_server_gets_what_it_missed(servers)
     again = console(second).get("/console/events", headers={"Last-Event-ID": last_event_id})
 
     assert ["CA" + "2" * 32] == [pop["call"]["sid"] for pop in screen_pops(again, 1)]
+
+
+def test_a_call_state_reported_to_one_server_reaches_a_console_of_the_other(servers):
+    first, second = servers
+    stream = console(second).get("/console/events")
+    next(iter(stream.response))
+    signed_post(first.test_client(), "/twilio/voice", call_form(SID))
+
+    signed_post(first.test_client(), "/twilio/leg-status", leg_form(SID, LEG, "in-progress"))
+
+    [state] = screen_pops(stream, 1, event="callstate")
+    assert (SID, "connected") == (state["call_sid"], state["phase"])
+
+
+def test_a_call_on_two_servers_sharing_redis_and_postgresql_is_worked_on_both(
+        make_app, redis_server, redis_prefix, postgres_url):
+    shared = {"redis_url": redis_server, "redis_prefix": redis_prefix,
+              "database_url": postgres_url}
+    first, second = make_app(**shared), make_app(**shared)
+    signed_post(first.test_client(), "/twilio/voice", call_form(SID))
+    signed_post(second.test_client(), "/twilio/leg-status", leg_form(SID, LEG, "completed",
+                                                                    duration=60))
+    on_first, on_second = console(first), console(second)
+
+    on_first.put(f"/console/calls/{SID}/notes", json={"notes": "Typed on one server"},
+                 headers={"X-CSRFToken": csrf_token(on_first)})
+    listed = on_second.get("/console/calls").get_json()["calls"]
+    wrapped = on_second.post(f"/console/calls/{SID}/wrapup", json={"outcome": "resolved"},
+                             headers={"X-CSRFToken": csrf_token(on_second)})
+
+    assert ["Typed on one server"] == [call["notes"] for call in listed]
+    assert (200, "wrapped_up") == (wrapped.status_code, wrapped.get_json()["state"]["phase"])
 
 
 def test_healthz_reports_redis(servers):
