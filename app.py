@@ -7,8 +7,10 @@ importing this module does none of those either.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,10 +18,14 @@ from typing import cast
 
 from flask import Flask, current_app
 
+from hub.call_state import CallState
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.dispatch import Dispatcher
+from hub.forget_guard import ForgetGuard
+from hub.forgetting import Forgetting
 from hub.metrics import HubMetrics
+from hub.models import Summary
 from hub.ports import ProfileProvider, ScreenPopBroker, Sink
 from hub.privacy import install_masking
 from hub.routing import AgentRouter
@@ -31,10 +37,13 @@ from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
+from state.forgets.sqlite import SqliteForgetLog
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
+from state.outbox.sqlite import upgrade as upgrade_outbox
 from state.pops.memory import InProcessScreenPopBroker
 from state.sqlite import ThreadLocalDatabase
 
@@ -62,6 +71,8 @@ class HubServices:
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
     hub_db: ThreadLocalDatabase
+    guard: ForgetGuard
+    forgetting: Forgetting
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -134,20 +145,42 @@ def build_services(
     providers = list(providers) if providers is not None else build_providers(settings, store)
     chain = ProviderChain(providers, metrics)
     broker = InProcessScreenPopBroker()
-    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE, LEDGER_SCHEMA + OUTBOX_SCHEMA)
+    hub_db = ThreadLocalDatabase(data_dir / HUB_FILE,
+                                 LEDGER_SCHEMA + OUTBOX_SCHEMA + FORGETS_SCHEMA,
+                                 upgrades=[upgrade_outbox])
     outbox = SqliteOutbox(hub_db, lease=timedelta(seconds=settings.outbox_lease_s))
+    ledger, forgets = SqliteCallLedger(hub_db), SqliteForgetLog(hub_db)
+    guard = ForgetGuard(forgets, f"{socket.gethostname()}:{os.getpid()}")
     sinks = build_sinks(settings, store)
     # Each sink's share of a drain stays within half the lease, so no row outlives it.
-    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2)
+    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2,
+                            guard=guard)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, SqliteCallLedger(hub_db), broker, metrics,
-                               outbox=outbox, planner=planner, transaction=hub_db.transaction,
-                               notify=dispatcher.notify)
+    state = CallState(ledger, outbox, planner, hub_db.transaction, guard=guard,
+                      notify=dispatcher.notify)
+    calls = InboundCallHandler(settings, chain, router, state, broker, metrics, guard=guard)
+    add_cleaners(guard, state, broker, providers)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=hub_db)
+                       dispatcher=dispatcher, hub_db=hub_db, guard=guard,
+                       forgetting=Forgetting(ledger, outbox, forgets, hub_db.transaction))
+
+
+def add_cleaners(guard: ForgetGuard, state: CallState, broker: ScreenPopBroker,
+                 providers: Sequence[ProfileProvider]) -> None:
+    """Everything a server process holds in memory that a forget must reach."""
+    guard.add_cleaner("calls not yet saved", state.forget)
+    guard.add_cleaner("screen-pop replay history", broker.forget)
+    for provider in providers:
+        if isinstance(provider, CachedProvider):
+            guard.add_cleaner(f"{provider.name} cache", _emptied(provider))
+
+
+def _emptied(cache: CachedProvider) -> Callable[[Callable[[Summary], bool]], int]:
+    """A cleaner that empties a remote provider's cache (it cannot tell whose a profile is)."""
+    return lambda _: cache.forget()
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -178,6 +211,7 @@ def create_app(
     web.init_app(app)
     if start_background:
         hub.dispatcher.start()
+        hub.guard.start()
     return app
 
 
@@ -190,6 +224,7 @@ def services(app: Flask | None = None) -> HubServices:
 def close_app(app: Flask) -> None:
     """Release what the app holds (threads, connections); for tests and clean shutdown."""
     hub = app.extensions[EXTENSION_KEY]
+    hub.guard.stop()
     hub.dispatcher.stop()
     hub.calls.close()
     for resource in [*hub.providers, *hub.sinks.values()]:

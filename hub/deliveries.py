@@ -88,7 +88,9 @@ class DeliveryPlanner:
 
 
 def _is_call_from_a_number(summary: Summary) -> bool:
-    return summary.call.sid is not None and summary.call.caller_kind is CallerKind.NUMBER
+    """A call from a number that is known (a forgotten caller's is not: nothing is made)."""
+    return (summary.call.sid is not None and summary.call.caller_kind is CallerKind.NUMBER
+            and summary.call.from_ is not None)
 
 
 def _crm_payload(note: Summary, full: Summary) -> dict[str, object]:

@@ -66,22 +66,19 @@ def _provider_check(provider: ProfileProvider) -> dict[str, object]:
     return {**_check(provider.ping), **(state() if callable(state) else {})}
 
 
-def _ping_state() -> None:
-    services().hub_db.connection().execute("SELECT 1 FROM calls LIMIT 1")
-
-
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each provider and sink.
 
-    503 only when the hub cannot serve calls well: its own database fails, or every
-    provider does. A failing sink (deliveries wait in the outbox) or one failing
-    provider among several is ``degraded``, still 200.
+    503 only when the hub cannot serve calls well: its own database cannot record a call
+    (calls are still routed, but their records and deliveries wait in memory: ``state``
+    counts them as ``unsaved``), or every provider fails. A failing sink (deliveries wait
+    in the outbox) or one failing provider among several is ``degraded``, still 200.
     """
     hub = services()
     providers = {p.name: _provider_check(p) for p in hub.providers}
     sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
-    state = _check(_ping_state)
+    state = {**_check(hub.calls.state.ping), "unsaved": hub.calls.state.unsaved()}
     failing = not state["ok"] or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values()])
     status = "failing" if failing else "degraded" if degraded else "ok"

@@ -17,6 +17,10 @@ from pathlib import Path
 SCHEMA_VERSION = 2
 PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
+    # What a row held is overwritten when it is deleted or replaced, so that a forgotten
+    # person is not left in a free page. Debian's SQLite does this by default (the store's
+    # figures in docs/BENCHMARKS.md include its cost); other builds need it said.
+    "PRAGMA secure_delete = ON",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",  # WAL stays consistent; only the last commits may be lost
     "PRAGMA temp_store = MEMORY",

@@ -29,7 +29,7 @@ from hub.ports import HubError, PermanentError, TransientError
 from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
-from lookup.store.deletion import ForgetReport, forget, locate, purge_events
+from lookup.store.deletion import ForgetReport, forget, locate, persons_of, purge_events
 from lookup.store.ingest import IngestReport, Kind, Options, ingest_lines
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
@@ -181,6 +181,16 @@ class EmbeddedProfileStore:
                     connection, node, all_shared)
             self._connections.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             return report
+
+    def people(
+        self, namespace: str | None, value: str, *, all_shared: bool = False
+    ) -> list[Profile]:
+        """The profiles ``forget`` would remove (identities and attributes), removing nothing."""
+        with _translated("people"), self._connections.reading() as connection:
+            node = locate(connection, namespace, value, self.region)
+            persons = [] if node is None else persons_of(connection, node, all_shared)
+            found = (read_profile(connection, p, 0) for p in persons)
+            return [profile for profile in found if profile is not None]
 
     def counts(self) -> dict[str, int]:
         """How many rows each part of the store holds (persons: people, not shared ids)."""

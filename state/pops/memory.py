@@ -10,6 +10,9 @@ given everything still kept.
 Publishing never waits for a subscriber: each has a bounded queue, and when a slow or dead
 one falls behind its oldest pop is dropped (and logged). Only pops published for an agent id
 reach that agent's subscriptions. A Redis broker can stand in behind the same port.
+
+``forget`` drops a forgotten caller's pops from the replay history and from the queues of
+consoles that have not read them yet.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ class InProcessSubscription:
         self._on_close = on_close
         self.closed = False
         self.dropped = 0
+
+    def drop(self, concerns: Callable[[Summary], bool]) -> int:
+        """Drop the queued pops whose summary ``concerns``; how many."""
+        with self._ready:
+            kept = deque(pop for pop in self._queue if not concerns(pop[1]))
+            dropped, self._queue = len(self._queue) - len(kept), kept
+        return dropped
 
     def put(self, pop: Pop) -> None:
         """Queue ``pop`` without ever blocking, dropping the oldest when the queue is full."""
@@ -97,6 +107,18 @@ class InProcessScreenPopBroker:
                 subscription.put(pop)
             self._subscribers.setdefault(agent_id, set()).add(subscription)
         return subscription
+
+    def forget(self, concerns: Callable[[Summary], bool]) -> int:
+        """Drop every kept and queued pop whose summary ``concerns``; how many."""
+        dropped = 0
+        with self._lock:
+            for agent_id, history in self._history.items():
+                kept = [(number, summary) for number, summary in history if not concerns(summary)]
+                dropped += len(history) - len(kept)
+                self._history[agent_id] = deque(kept, maxlen=self._replay)
+            for subscriptions in self._subscribers.values():
+                dropped += sum(subscription.drop(concerns) for subscription in subscriptions)
+        return dropped
 
     def listening(self, agent_id: str) -> int:
         """How many consoles of ``agent_id`` are subscribed now."""
