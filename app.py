@@ -165,7 +165,8 @@ def build_services(
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
                        dispatcher=dispatcher, hub_db=hub_db, guard=guard,
-                       forgetting=Forgetting(ledger, outbox, forgets, hub_db.transaction))
+                       forgetting=Forgetting(ledger, outbox, forgets, hub_db.transaction,
+                                             wait_s=settings.forget_wait_s))
 
 
 def add_cleaners(guard: ForgetGuard, state: CallState, broker: ScreenPopBroker,

@@ -83,11 +83,12 @@ def _lines(report: ForgetReport, outcome: ForgetOutcome) -> list[str]:
     if outcome.swept:
         store += f", and {outcome.swept} row(s) written back while it ran"
     d = outcome.deliveries
+    reached = " (one in flight may still have reached its sink)" if d["in_flight"] else ""
     lines = [f"Profile store: {store}.",
-             f"Call ledger: {outcome.calls} calls redacted.",
-             f"Outbox: {d['pending']} pending and {d['in_flight']} in-flight deliveries "
-             f"cancelled (one in flight may have been made); the payloads of "
-             f"{d['done'] + d['dead'] + d['cancelled']} finished ones emptied."]
+             f"Call ledger: {outcome.calls} call record(s) redacted.",
+             f"Outbox: {d['pending']} pending and {d['in_flight']} in-flight delivery(ies) "
+             f"cancelled{reached}; the payloads of {d['done'] + d['dead'] + d['cancelled']} "
+             "finished one(s) emptied."]
     for server in outcome.servers:
         cleaned = ", ".join(f"{count} from {place}" for place, count in
                             sorted(server.cleaned.items())) or "nothing held in memory"

@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     crm_on_missing: Literal["create", "skip"] = "create"
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     outbox_lease_s: float = Field(default=60.0, gt=0)
+    # How long `cahub forget` waits for every running server to confirm it applied a forget.
+    forget_wait_s: float = Field(default=15.0, gt=0, le=600)
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None

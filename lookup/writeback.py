@@ -8,7 +8,7 @@ changes nothing.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from hub.ports import PermanentError
 from lookup.store import EmbeddedProfileStore
 
 WRITE_BACK_DATASET = "calls"
+PLAUSIBLE = timedelta(days=1)  # how far a call's end may be from the time it is written back
 
 
 def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
@@ -34,12 +35,19 @@ def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
 
 
 def _ended_at(value: object, now: datetime) -> datetime:
-    """Twilio's RFC 2822 ``Timestamp`` when it parses, else now."""
+    """Twilio's RFC 2822 ``Timestamp`` when it parses to within a day of now, else now.
+
+    The callback says when the call ended, moments ago; a time at the calendar's edges
+    (which cannot even be moved to UTC) or far from now is not one, and must not become
+    an event that sorts before or after every other.
+    """
     if isinstance(value, str):
         try:
-            return parsedate_to_datetime(value).astimezone(UTC)
-        except (TypeError, ValueError):
-            pass
+            ended = parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):
+            return now
+        if abs(ended - now) <= PLAUSIBLE:
+            return ended
     return now
 
 

@@ -27,7 +27,6 @@ from hub.ports import PermanentError, TransientError
 BUSY_TIMEOUT_S = 10.0
 PING_TIMEOUT_MS = 250
 SECURE_FILE = 1  # user_version of a file whose every connection deleted securely
-TRUNCATE_TRIES = 50  # a tenth of a second apart: a reader may pin the WAL for a moment
 Upgrade = Callable[[sqlite3.Connection], None]
 
 
@@ -111,21 +110,28 @@ class ThreadLocalDatabase:
         for upgrade in self._upgrades:
             upgrade(conn)
 
-    def compact(self) -> None:
+    def compact(self, wait_s: float = 10.0) -> None:
         """Leave no trace of deleted rows: rewrite a file made before secure deletion
-        (once), and empty the WAL (``TransientError`` if a reader pins it for 5 s)."""
+        (once), and empty the WAL (``TransientError`` if readers pin it for ``wait_s``)."""
         conn = self.connection()
         with translated("compacting the hub database"):
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version < SECURE_FILE:
                 conn.execute("VACUUM")
                 conn.execute(f"PRAGMA user_version = {SECURE_FILE}")
-            for _ in range(TRUNCATE_TRIES):
+            if not self._truncate_wal(conn, time.monotonic() + wait_s):
+                raise TransientError("the hub database's WAL is held by a reader; try again")
+
+    def _truncate_wal(self, conn: sqlite3.Connection, until: float) -> bool:
+        conn.execute(f"PRAGMA busy_timeout = {PING_TIMEOUT_MS}")
+        try:
+            while True:
                 (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if not busy:
-                    return
-                time.sleep(0.1)
-        raise TransientError("the hub database's WAL is held by a reader; try again")
+                if not busy or time.monotonic() > until:
+                    return not busy
+                time.sleep(0.05)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from hub.models import Identity, Profile, Summary
-from hub.ports import PopStream, TransientError
+from hub.ports import Confirmation, ForgetEntry, PopStream, TransientError
 
 
 class InMemoryProfileProvider:
@@ -77,3 +77,33 @@ class RecordingBroker:
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopStream:
         raise NotImplementedError("RecordingBroker only records")
+
+
+class InMemoryForgetLog:
+    """A ``ForgetLog`` in memory; ``clock`` gives Unix seconds."""
+
+    def __init__(self, clock: object = time.time) -> None:
+        self.entries: list[ForgetEntry] = []
+        self.confirmed: dict[str, Confirmation] = {}
+        self.clock = clock
+        self._seq = 0
+
+    def secret(self) -> bytes:
+        return b"test-secret"
+
+    def record(self, digests: Collection[str]) -> int:
+        self._seq += 1
+        self.entries.append(ForgetEntry(self._seq, frozenset(digests)))
+        return self._seq
+
+    def since(self, seq: int) -> list[ForgetEntry]:
+        return [entry for entry in self.entries if entry.seq > seq]
+
+    def confirm(self, process: str, seq: int, cleaned: Mapping[str, int]) -> None:
+        self.confirmed[process] = Confirmation(process, seq, self.clock(), dict(cleaned))  # type: ignore[operator]
+
+    def confirmations(self) -> list[Confirmation]:
+        return list(self.confirmed.values())
+
+    def erase(self, up_to: int) -> None:
+        self.entries = [entry for entry in self.entries if entry.seq > up_to]

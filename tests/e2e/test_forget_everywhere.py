@@ -198,7 +198,7 @@ def spellings(text: str) -> list[bytes]:
 def test_forget_succeeds_and_reports_each_place_it_cleaned(scenario: Scenario) -> None:
     out = scenario.forgotten.output
     assert 0 == scenario.forgotten.exit_code, out
-    for place in ("Profile store:", "Call ledger: 3 calls redacted",
+    for place in ("Profile store:", "Call ledger: 3 call record(s) redacted",
                   "Outbox:", "cancelled", "Server ", "replay history", "remote cache"):
         assert place in out, out
 

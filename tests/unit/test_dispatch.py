@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from hub.dispatch import Dispatcher, DrainReport, RetryPolicy
+from hub.forget_guard import ForgetGuard
+from hub.forget_keys import call_key, digest
 from hub.metrics import HubMetrics
 from hub.models import Delivery, DeliveryAction, NewDelivery
 from hub.ports import PermanentError, TransientError
 from state.outbox.sqlite import SCHEMA, SqliteOutbox
 from state.sqlite import ThreadLocalDatabase
-from tests.fakes import wait_for
+from tests.fakes import InMemoryForgetLog, wait_for
 from tests.unit.conftest import T0, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -408,3 +410,24 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_made_after_its_lease(
     assert DrainReport() == Dispatcher(SqliteOutbox(db), {"crm": sink}).drain_once()
     assert DrainReport(done=1) == Dispatcher(after_lease, {"crm": sink}).drain_once()
     assert ([new(1).key], [2]) == (sink.delivered, [d.attempts for d in after_lease.list()])
+
+
+# Forgetting
+
+
+def test_a_delivery_in_hand_when_its_caller_is_forgotten_is_not_made(
+    outbox: SqliteOutbox, clock: FakeClock,
+) -> None:
+    log, sink = InMemoryForgetLog(), RecordingSink()
+    guard = ForgetGuard(log, "web-1")
+    guard.poll()
+    outbox.enqueue([NewDelivery(call_sid="CA" + "1" * 32, sink="crm",
+                                action=DeliveryAction.NOTE, payload={}),
+                    NewDelivery(call_sid="CA" + "2" * 32, sink="crm",
+                                action=DeliveryAction.NOTE, payload={})])
+    log.record({digest(log.secret(), call_key("CA" + "1" * 32))})
+    guard.poll()
+
+    Dispatcher(outbox, {"crm": sink}, None, NO_JITTER, clock, guard=guard).drain_once()
+
+    assert [f"CA{'2' * 32}:crm:note"] == sink.delivered
