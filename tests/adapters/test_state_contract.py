@@ -308,3 +308,13 @@ def test_forget_drops_pops_a_console_has_not_read_yet(broker: ScreenPopBroker) -
 
     assert None is stream.next(0.05)
     stream.close()
+
+
+def test_forget_takes_a_needle_literally(ledger: CallLedger) -> None:
+    ledger.claim(f"CA{1:032x}", None, summary(1, name="Ada_100%"))
+    ledger.claim(f"CA{2:032x}", None, summary(2, name="AdaX100"))
+
+    found: list[str | None] = []
+    ledger.forget({"a_100%"}, lambda s: found.append(s.name) or s)  # type: ignore[func-returns-value]
+
+    assert ["Ada_100%"] == found
