@@ -134,8 +134,9 @@ CRM webhook and SMS configured; another process holds `hub.sqlite3`'s write lock
 While the database was locked the voice webhook answered every call with its routing TwiML
 (200) at its deadline (the lookup had answered; the call's record is waited for until the
 deadline), the status callback answered 503 at the deadline, `/healthz` 503 after its
-250 ms write probe. Before, the webhook waited SQLite's 10 s busy timeout and answered the
-queue fallback, the status callback answered 500 after 10 s, and `/healthz` said "ok".
+250 ms write probe. Before (code a363329, measured the same way on 2026-11-30): the webhook
+answered the queue fallback after 10.03 s (SQLite's busy timeout), the status callback 500
+after 10.02 s, and `/healthz` 200 "ok" in 1 ms.
 Once the lock was released, what was answered meanwhile was recorded in {drain} ms
 (median / p99 / max). At the end the ledger held {saved[0]} calls of {2 * calls + 1}, the
 outbox {saved[1]} deliveries of {4 * (2 * calls + 1)} (a note, an SMS, a call log and a
