@@ -12,6 +12,7 @@ import click
 
 from app import HUB_FILE, STORE_FILE, HubServices, close_app, services
 from cli.command_app import command_app
+from hub.forget_guard import EVERY_FORGET
 from hub.forget_keys import PersonKeys, given_key
 from hub.forgetting import ForgetOutcome
 from hub.ports import PermanentError
@@ -92,6 +93,8 @@ def _lines(report: ForgetReport, outcome: ForgetOutcome) -> list[str]:
     for server in outcome.servers:
         cleaned = ", ".join(f"{count} from {place}" for place, count in
                             sorted(server.cleaned.items())) or "nothing held in memory"
+        if server.seq >= EVERY_FORGET:
+            cleaned = "stopped; it holds nothing"
         lines.append(f"Server {server.process}: {cleaned}.")
     lines.append(f"Files: {STORE_FILE} and {HUB_FILE} keep no trace of the removed rows "
                  "(deleted securely, WAL emptied).")

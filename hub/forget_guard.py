@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from hub.forget_keys import call_key, concerns, digest, redact
@@ -37,6 +37,7 @@ POLL_S = 0.25
 HEARTBEAT_S = 5.0
 KEEP_S = 3600.0  # how long a forget is kept in memory for calls that began before it
 QUIET_S = 30.0  # a failing poll is logged at most this often
+EVERY_FORGET = 2**62  # what a stopped process confirms
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,16 @@ class ForgetGuard:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop polling. A process that stops holds nothing any more: it confirms every
+        forget, to come too, so that ``cahub forget`` does not wait for it."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        self._thread = None
+        if self._log is not None:
+            with suppress(Exception):  # a sick database: it is then waited for, then named
+                self._log.confirm(self._process, EVERY_FORGET, {})
 
     def poll(self) -> None:
         """Apply the forgets recorded since the last poll, and confirm what can be."""

@@ -113,3 +113,12 @@ def test_a_guard_without_a_log_forgets_nothing() -> None:
     guard.poll()
 
     assert (0, False) == (guard.mark(), guard.call_forgotten("CA" + "2" * 32))
+
+
+def test_a_process_that_stops_is_not_waited_for() -> None:
+    log = InMemoryForgetLog()
+    guard = ForgetGuard(log, "web-1")
+    guard.start()
+    guard.stop()
+
+    assert forget(log, value_key(ADA)) <= log.confirmed["web-1"].seq
