@@ -174,7 +174,7 @@ class EmbeddedProfileStore:
         """Delete everything stored about the person with this identity (see
         ``lookup.store.deletion``); ``PermanentError`` for a shared identity unless
         ``all_shared``, which forgets every person it touches."""
-        with _translated("forget"), self._secure_delete():
+        with _translated("forget"):
             with self._connections.writing() as connection:
                 node = locate(connection, namespace, value, self.region)
                 report = ForgetReport(found=False) if node is None else forget(
@@ -217,15 +217,6 @@ class EmbeddedProfileStore:
         if self.retention_days is None:
             return None
         return int(self.clock() * 1_000_000) - self.retention_days * DAY_MICROS
-
-    @contextmanager
-    def _secure_delete(self) -> Iterator[None]:
-        connection = self._connections.get()
-        connection.execute("PRAGMA secure_delete = ON")
-        try:
-            yield
-        finally:
-            connection.execute("PRAGMA secure_delete = OFF")
 
 
 def _check(deadline: float) -> None:
