@@ -14,6 +14,7 @@ what it answers and delivers.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -209,6 +210,16 @@ def test_no_file_in_the_data_directory_holds_any_byte_of_the_person(scenario: Sc
              for spelling in spellings(text) if spelling in path.read_bytes().lower()}
     assert {"hub.sqlite3", "profiles.sqlite3"} <= {path.name for path in files}
     assert set() == found
+
+
+def test_no_row_of_either_database_names_the_person(scenario: Scenario) -> None:
+    found = []
+    for name in ("hub.sqlite3", "profiles.sqlite3"):
+        connection = sqlite3.connect(scenario.data_dir / name)
+        dump = "\n".join(connection.iterdump()).lower()
+        connection.close()
+        found += [(name, text) for text in ADA_SPELLINGS if text.lower() in dump]
+    assert [] == found
 
 
 def test_everyone_else_is_still_there(scenario: Scenario) -> None:
