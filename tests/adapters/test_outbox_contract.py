@@ -191,7 +191,8 @@ def test_counts_cover_every_status(outbox: Any) -> None:
     outbox.enqueue([new(1), new(2), new(3)])
     first, _in_flight = outbox.claim_due(2)
     outbox.mark_done(first.id)
-    assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0} == outbox.counts()
+    assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0, "cancelled": 0} == (
+        outbox.counts())
 
 
 def test_list_shows_one_status_newest_first(outbox: Any) -> None:
