@@ -15,7 +15,7 @@ from cli.command_app import command_app
 from hub.forget_guard import EVERY_FORGET
 from hub.forget_keys import PersonKeys, given_key
 from hub.forgetting import ForgetOutcome
-from hub.ports import PermanentError
+from hub.ports import HubError, PermanentError
 from lookup.store import EmbeddedProfileStore, ForgetReport
 
 
@@ -32,13 +32,13 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
     try:
         hub = services(app)
         report, outcome = _forget(hub, identity, namespace, all_shared)
-        hub.hub_db.compact()
-    except PermanentError as exc:
+        hub.hub_db.compact()  # SQLite: the WAL emptied; PostgreSQL: the old row versions vacuumed
+    except HubError as exc:  # refused (a shared number), or the database failed: one line
         message = str(exc).replace("pass all_shared=True", "pass --all-shared")
         raise click.ClickException(message) from exc
     finally:
         close_app(app)
-    for line in _lines(report, outcome):
+    for line in _lines(report, outcome, postgres=hub.settings.database_url is not None):
         click.echo(line)
     if outcome.unconfirmed:
         raise click.ClickException(
@@ -77,7 +77,7 @@ def _sweep(store: EmbeddedProfileStore, keys: PersonKeys) -> int:
     return rows
 
 
-def _lines(report: ForgetReport, outcome: ForgetOutcome) -> list[str]:
+def _lines(report: ForgetReport, outcome: ForgetOutcome, postgres: bool) -> list[str]:
     store = (f"removed {report.persons} person(s): {report.fragments} profile fragment(s), "
              f"{report.events} event(s), {report.identities} identity link(s)"
              if report.found else "nothing is stored for that identity")
@@ -96,6 +96,9 @@ def _lines(report: ForgetReport, outcome: ForgetOutcome) -> list[str]:
         if server.seq >= EVERY_FORGET:
             cleaned = "stopped; it holds nothing"
         lines.append(f"Server {server.process}: {cleaned}.")
-    lines.append(f"Files: {STORE_FILE} and {HUB_FILE} keep no trace of the removed rows "
+    lines.append(f"Files: {STORE_FILE} keeps no trace of the removed rows (deleted securely, "
+                 "WAL emptied); PostgreSQL: the tables rewritten were vacuumed (the rows' old "
+                 "versions removed)." if postgres else
+                 f"Files: {STORE_FILE} and {HUB_FILE} keep no trace of the removed rows "
                  "(deleted securely, WAL emptied).")
     return lines

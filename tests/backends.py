@@ -92,6 +92,39 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def dead_row_versions(url: str, table: str) -> int:
+    """Row versions still in ``table``'s pages (and its TOAST table's) that no transaction
+    can see any more: what VACUUM removes. Read by ``pgstattuple``, page by page."""
+    return _count(url, "pgstattuple",
+                  "SELECT (SELECT dead_tuple_count FROM pgstattuple(c.oid))"
+                  " + coalesce((SELECT dead_tuple_count FROM pgstattuple(c.reltoastrelid)"
+                  "             WHERE c.reltoastrelid <> 0), 0)"
+                  " FROM pg_class c WHERE c.oid = %(t)s::regclass", {"t": table})
+
+
+def row_versions_holding(url: str, table: str, needle: bytes) -> int:
+    """Row versions in ``table``'s pages, live or dead, whose stored bytes hold ``needle``
+    (``pageinspect``; a value compressed or moved to TOAST is not found this way)."""
+    return _count(url, "pageinspect",
+                  "SELECT count(*) FROM generate_series(0, pg_relation_size(%(t)s::regclass)"
+                  "  / current_setting('block_size')::int - 1) AS block,"
+                  " heap_page_items(get_raw_page(%(t)s::text, block::int)) AS item"
+                  " WHERE position(%(needle)s::bytea IN item.t_data) > 0",
+                  {"t": table, "needle": needle})
+
+
+def _count(url: str, extension: str, query: str, params: dict[str, object]) -> int:
+    """One number from ``query``, run with ``extension`` installed (the tests' role is a
+    superuser)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
+
+
 class PrivateRedis:
     """A redis-server of one test's own on a free port, keeping nothing on disk (as the
     shared one does), which the test may stop, freeze and start again."""

@@ -4,15 +4,22 @@ The decision is an ``INSERT … ON CONFLICT DO NOTHING``: of two servers given t
 CallSid at once, exactly one inserts, and the other answers with the stored decision. A
 status callback is one upsert that only moves a call forward, so callbacks arriving twice,
 out of order or on two servers at once apply once.
+
+``forget`` finds a forgotten person's calls by a case-insensitive scan of the summaries'
+text and rewrites them; the rows' old versions stay in the table until it is vacuumed,
+which ``PostgresDatabase.compact`` does once ``cahub forget`` is done.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from hub.models import Summary
 from hub.ports import CallRecord
-from state.ledger.sqlite import TERMINAL
+from state.ledger.sqlite import TERMINAL, containing
 from state.postgres import PostgresDatabase
 
 # The row is written only when it is new, or when the stored status is not an end and its
@@ -61,6 +68,28 @@ class PostgresCallLedger:
     def ping(self) -> None:
         """Raise ``TransientError`` unless a call could be recorded now."""
         self._db.ping()
+
+    def forget(self, needles: Collection[str], redact: Callable[[Summary], Summary]) -> list[str]:
+        """Rewrite the records whose summary holds a needle as ``redact`` has them.
+
+        The text search (ILIKE, case ignored) only finds the candidates, locked until the
+        rewrite commits; ``redact`` decides on the parsed summary.
+        """
+        if not needles:
+            return []
+        changed: list[str] = []
+        with self._db.transaction() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(
+                "SELECT call_sid, summary FROM calls WHERE summary::text ILIKE ANY(%s)"
+                " FOR UPDATE", ([containing(needle) for needle in needles],)).fetchall()
+            for call_sid, stored in rows:
+                summary = Summary.model_validate(stored)
+                redacted = redact(summary)
+                if redacted != summary:
+                    conn.execute("UPDATE calls SET summary = %s, updated_at = now()"
+                                 " WHERE call_sid = %s", (_json(redacted), call_sid))
+                    changed.append(call_sid)
+        return changed
 
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:

@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS call_status (
 TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
+def containing(needle: str) -> str:
+    """A LIKE pattern (escaped with a backslash) matching text that holds ``needle``."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+
+
 class SqliteCallLedger:
     """``hub.ports.CallLedger`` on the hub's SQLite database."""
 
@@ -73,7 +78,7 @@ class SqliteCallLedger:
             return []
         # LIKE ignores ASCII case without copying each summary (lower() would).
         found = " OR ".join("summary LIKE ? ESCAPE '\\'" for _ in needles)
-        patterns = ["%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%" for needle in needles]
+        patterns = [containing(needle) for needle in needles]
         changed = []
         with self._db.transaction() as conn:
             rows = conn.execute(f"SELECT call_sid, summary FROM calls WHERE {found}",  # noqa: S608 -- placeholders only
