@@ -6,17 +6,21 @@ The servers are the machine's own (``CAHUB_TEST_REDIS_URL``, default
 dropped afterwards; each Redis test a key prefix of its own, whose keys are deleted
 afterwards, so runs in parallel never see each other's data. A server that cannot be
 reached skips the test with the reason (and CI, with CAHUB_NO_SKIP, fails it).
-``private_redis`` is a redis-server of the test's own, for tests that stop or restart it.
+``private_redis`` is a redis-server of the test's own, for tests that stop or restart it;
+``postgres_proxy`` stands between the hub and the PostgreSQL server, for tests that cut the
+hub off from its database (never stopping the shared server).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +203,84 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+class TcpProxy:
+    """A TCP proxy from a free port of its own to ``target``, which a test may cut and restore.
+
+    Cut, it closes every connection it carries and closes each new one as soon as it is
+    made: to a client, the server has stopped (a connection lost mid-query, then no
+    connection at all), whatever runs behind it.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._cut, self._closed = threading.Event(), False
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="test-tcp-proxy", daemon=True).start()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            carried, self._open = self._open, set()
+        for sock in carried:
+            _shut(sock)
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        _shut(self._listener)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _shut(client)
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                _shut(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        with contextlib.suppress(OSError):  # a cut, or either side closing
+            while data := source.recv(65536):
+                sink.sendall(data)
+    finally:
+        _shut(source)
+        _shut(sink)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def postgres_proxy(postgres_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A proxy to the PostgreSQL server, and the URL of the test's database through it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(postgres_url)
+    proxy = TcpProxy((str(params.get("host", "127.0.0.1")), int(params.get("port", 5432))))
+    params.update(host="127.0.0.1", port=str(proxy.port))
+    yield proxy, make_conninfo(**params)  # type: ignore[arg-type]
+    proxy.close()
