@@ -59,8 +59,7 @@ class ForgetGuard:
         self._applied = self._confirmed = 0
         self._writes: dict[int, int] = {}  # running writes: the forget applied when each began
         self._tokens = itertools.count()
-        self._cleaned: Counter[str] = Counter()  # since the last confirmation of a forget
-        self._reported: dict[str, int] = {}  # what that confirmation said (heartbeats repeat it)
+        self._cleaned: Counter[str] = Counter()  # by place, since this process started
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,14 +165,11 @@ class ForgetGuard:
                              if time.monotonic() - f.applied_at < KEEP_S]
         for forget in fresh:  # what a write that was half-way put back
             self._clean(forget.digests)
-        counts = dict(self._cleaned) if fresh else self._reported
         due = time.monotonic() - self._confirmed_at > HEARTBEAT_S
         if (fresh or due) and self._log is not None:
             confirmed = max(ready, self._confirmed)
-            self._log.confirm(self._process, confirmed, counts)
+            self._log.confirm(self._process, confirmed, dict(self._cleaned))
             self._confirmed, self._confirmed_at = confirmed, time.monotonic()
-            if fresh:
-                self._reported, self._cleaned = counts, Counter()
 
     def _digests(self, since: int) -> frozenset[str]:
         with self._lock:

@@ -11,7 +11,8 @@ the hub's own state, in this order:
    records say of the person (a remote profile id, an email) widens the search;
 4. the calls found are recorded as a second forget, for deliveries a server has in hand;
 5. every live server process confirms it applied both, having waited for any write that
-   began before (it has ``wait_s`` seconds);
+   began before (it has ``wait_s`` seconds); what each removed from memory is the
+   difference between what it reports it removed since it started, before and after;
 6. the store and the records are swept once more, for what such a write put back, and
    the forgets are erased from the log once every live process confirmed them.
 """
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hub.forget_keys import PersonKeys, call_key, digest, redact
 from hub.models import Summary
@@ -59,13 +60,16 @@ class Forgetting:
         store, ``sweep(keys)`` removes what was written back since (how many rows)."""
         outcome = ForgetOutcome()
         secret = self._log.secret()
+        before = {c.process: c.cleaned for c in self._log.confirmations()}
         seq = self._log.record(keys.digests(secret))
         erase()
         keys, calls = self._scrub(keys, outcome)
         if calls:
             seq = self._log.record(keys.digests(secret)
                                    | {digest(secret, call_key(sid)) for sid in calls})
-        outcome.servers, outcome.unconfirmed = self._await(seq)
+        servers, outcome.unconfirmed = self._await(seq)
+        outcome.servers = [replace(c, cleaned=_since(before.get(c.process, {}), c.cleaned))
+                           for c in servers]
         outcome.swept = sweep(keys)
         self._scrub(keys, outcome)
         if not outcome.unconfirmed:
@@ -101,3 +105,8 @@ class Forgetting:
             if not late or now >= end:
                 return [c for c in alive if c.seq >= seq], late
             self._sleep(0.1)
+
+
+def _since(before: Mapping[str, int], now: Mapping[str, int]) -> dict[str, int]:
+    """What a server removed between two of its confirmations, by place."""
+    return {place: count - before.get(place, 0) for place, count in now.items()}

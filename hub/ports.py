@@ -219,7 +219,7 @@ class Confirmation:
     process: str
     seq: int
     seen_at: float  # Unix seconds: the process confirms (or says it lives) every few seconds
-    cleaned: Mapping[str, int]  # what its last applied forgets removed, by place
+    cleaned: Mapping[str, int]  # what its forgets removed since it started, by place
 
 
 class ForgetLog(Protocol):

@@ -23,6 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,18 @@ def redis_server() -> str:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
+    with fresh_prefix(redis_server) as prefix:
+        yield prefix
+
+
+@contextmanager
+def fresh_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of its own on ``redis_url``, whose keys are deleted after the block."""
     import redis
 
     prefix = f"cahub-test-{secrets.token_hex(6)}:"
     yield prefix
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
@@ -86,14 +94,23 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """The URL of a new, empty database of this test's own, dropped afterwards."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on ``server_url``'s server, dropped after the block."""
     import psycopg
 
     name = f"cahub_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
+    with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield _database_url(name)
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _database_url(name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def dead_row_versions(url: str, table: str) -> int:

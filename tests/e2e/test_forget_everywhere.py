@@ -1,14 +1,18 @@
 """``cahub forget`` forgets everywhere: files, memory, and what was still under way.
 
-One scenario, run once for the module: a server (in this process, its dispatcher and
-forget-applying threads running) takes three calls from Ada. The first is answered and
+One scenario, run once per backend: the hub's state in ``hub.sqlite3`` with pops in
+process, then in PostgreSQL (``CAHUB_DATABASE_URL``) with pops through Redis
+(``CAHUB_REDIS_URL``). A server (in this process, its dispatcher and forget-applying
+threads running) takes three calls from Ada. The first is answered and
 its note and SMS are delivered; the second's note cannot be delivered yet (the CRM fails)
 and its end is written back into her profile; the third waits on a slow remote provider.
 Then ``cahub forget ada@example.com`` runs as a command does (its own app on the same data
 directory). After it the slow lookup answers, the first call's status callback arrives
 and Twilio retries the first call's webhook. Each test then looks for Ada somewhere: in
 every byte of every file of the data directory (the WAL too), in the server's memory, in
-what it answers and delivers.
+what it answers and delivers; on the second backend also in every row of every
+PostgreSQL table, in the row versions the forget left behind (vacuumed), and in every key
+of the hub's in Redis.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import redis
 from click.testing import CliRunner
 from flask import Flask, Response, request
 
@@ -33,6 +40,7 @@ from hub.models import Identity, Profile
 from hub.settings import Agent, HubConfig
 from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.store import EmbeddedProfileStore
+from tests.backends import dead_row_versions, fresh_database, fresh_prefix, row_versions_holding
 from tests.fakes import InMemoryProfileProvider, wait_for
 from tests.standins import StandIn
 from tests.standins.twilio import TwilioStandIn
@@ -101,7 +109,39 @@ class GatedRemote(InMemoryProfileProvider):
 
 
 @dataclass
+class Backend:
+    """Where the hub keeps its state and pops, as settings and as the CLI's environment."""
+
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    first_event_id: str = "0"  # an event id older than any pop
+
+    @property
+    def database_url(self) -> str:
+        return str(self.settings["database_url"])
+
+    @property
+    def redis_prefix(self) -> str:
+        return str(self.settings["redis_prefix"])
+
+
+def backend(kind: str, request: pytest.FixtureRequest, stack: ExitStack) -> Backend:
+    """The hub's own files only, or a database and a key prefix of the module's own."""
+    if kind == "sqlite":
+        return Backend(kind)
+    database = stack.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
+    redis_url = request.getfixturevalue("redis_server")
+    prefix = stack.enter_context(fresh_prefix(redis_url))
+    return Backend(kind, {"database_url": database, "redis_url": redis_url,
+                          "redis_prefix": prefix},
+                   {"CAHUB_DATABASE_URL": database, "CAHUB_REDIS_URL": redis_url,
+                    "CAHUB_REDIS_PREFIX": prefix}, "0-0")
+
+
+@dataclass
 class Scenario:
+    backend: Backend
     app: Flask
     data_dir: Path
     remote: GatedRemote
@@ -109,6 +149,7 @@ class Scenario:
     crm: CrmStandIn
     twilio: TwilioStandIn
     forgotten: Any  # the CliRunner result of `cahub forget`
+    right_after: dict[str, Any]  # what old row versions the hub's state held as it ended
     retried: Any  # the first call's webhook, retried after the forget
     asked_before: int  # lookups the remote had answered before the forget
 
@@ -118,14 +159,16 @@ def load(store: EmbeddedProfileStore, kind: str, *records: dict[str, Any]) -> No
     assert () == tuple(report.rejected)
 
 
-def hub_settings(data_dir: Path, crm: CrmStandIn, twilio: TwilioStandIn) -> Any:
+def hub_settings(data_dir: Path, crm: CrmStandIn, twilio: TwilioStandIn,
+                 on: Backend) -> Any:
     grace = Agent(id="grace", name="Grace Hopper", client="grace", numbers=(AGENT_NUMBER,),
                   sms="+14155550199", token="grace-token")
     return make_settings(
         data_dir, hub=HubConfig(agents=(grace,)), crm="webhook",
         webhook_url=f"{crm.base_url}/hook", webhook_secret="hook-secret",
         sms_from="+18005550111", twilio_account_sid=ACCOUNT_SID,
-        twilio_base_url=twilio.base_url, lookup_deadline_ms=300, late_lookup_ms=30_000)
+        twilio_base_url=twilio.base_url, lookup_deadline_ms=300, late_lookup_ms=30_000,
+        **on.settings)
 
 
 def deliveries(app: Flask, call_sid: str) -> dict[str, str]:
@@ -163,30 +206,48 @@ def after_the_forget(app: Flask, remote: GatedRemote) -> Any:
     return retried
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres-redis"])
+def scenario(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     data_dir = tmp_path_factory.mktemp("forget") / "instance"
-    with CrmStandIn() as crm, TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-        settings = hub_settings(data_dir, crm, twilio)
+    with ExitStack() as stack:
+        on = backend(request.param, request, stack)
+        crm = stack.enter_context(CrmStandIn())
+        twilio = stack.enter_context(TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN))
+        settings = hub_settings(data_dir, crm, twilio, on)
         remote = GatedRemote()
         cache = CachedProvider(CircuitBreaker(remote), hit_ttl=300, miss_ttl=300)
         store_app = create_app(settings, start_background=False)
+        stack.callback(close_app, store_app)
         store = services(store_app).store
         load(store, "profiles", ADA_BEFORE, BOB)
         load(store, "profiles", ADA)
         load(store, "events", ADA_PURCHASE)
         app = create_app(settings, providers=[cache, store])
-        try:
-            before_the_forget(app, crm)
-            asked = len(remote.asked)
-            forgotten = CliRunner().invoke(main, ["forget", "ada@example.com"],
-                                           env={"CAHUB_DATA_DIR": str(data_dir)})
-            retried = after_the_forget(app, remote)
-            yield Scenario(app, data_dir, remote, cache, crm, twilio, forgotten, retried,
-                           asked)
-        finally:
-            close_app(app)
-            close_app(store_app)
+        stack.callback(close_app, app)
+        before_the_forget(app, crm)
+        asked = len(remote.asked)
+        forgotten = CliRunner().invoke(main, ["forget", "ada@example.com"],
+                                       env={"CAHUB_DATA_DIR": str(data_dir), **on.env})
+        right_after = old_versions(on, data_dir)
+        retried = after_the_forget(app, remote)
+        yield Scenario(on, app, data_dir, remote, cache, crm, twilio, forgotten, right_after,
+                       retried, asked)
+
+
+def old_versions(on: Backend, data_dir: Path) -> dict[str, Any]:
+    """What may still hold a rewritten row's old version: SQLite's hub files (the person's
+    spellings found in their bytes), PostgreSQL's dead row versions in the tables a forget
+    rewrites, and its row versions, live or dead, holding her number as stored."""
+    if on.kind == "sqlite":
+        return {name: [text for text in ADA_SPELLINGS for spelling in spellings(text)
+                       if spelling in (data_dir / name).read_bytes().lower()]
+                for name in ("hub.sqlite3", "hub.sqlite3-wal")}
+    url = on.database_url
+    return {**{f"dead {table}": dead_row_versions(url, table)
+               for table in ("calls", "deliveries", "forgets")},
+            **{f"{table} holding the number": row_versions_holding(url, table, FIRST.encode())
+               for table in ("calls", "deliveries")}}
 
 
 def spellings(text: str) -> list[bytes]:
@@ -199,8 +260,10 @@ def spellings(text: str) -> list[bytes]:
 def test_forget_succeeds_and_reports_each_place_it_cleaned(scenario: Scenario) -> None:
     out = scenario.forgotten.output
     assert 0 == scenario.forgotten.exit_code, out
+    database = "hub.sqlite3 keep no trace" if scenario.backend.kind == "sqlite" else "vacuumed"
     for place in ("Profile store:", "Call ledger: 3 call record(s) redacted",
-                  "Outbox:", "cancelled", "Server ", "replay history", "remote cache"):
+                  "Outbox:", "cancelled", "Server ", "3 from screen-pop replay history",
+                  "remote cache", database):
         assert place in out, out
 
 
@@ -208,18 +271,69 @@ def test_no_file_in_the_data_directory_holds_any_byte_of_the_person(scenario: Sc
     files = sorted(p for p in scenario.data_dir.rglob("*") if p.is_file())
     found = {(path.name, text) for path in files for text in ADA_SPELLINGS
              for spelling in spellings(text) if spelling in path.read_bytes().lower()}
-    assert {"hub.sqlite3", "profiles.sqlite3"} <= {path.name for path in files}
+    expected = {"profiles.sqlite3"} | ({"hub.sqlite3"} if scenario.backend.kind == "sqlite"
+                                       else set())
+    assert expected <= {path.name for path in files}
     assert set() == found
 
 
-def test_no_row_of_either_database_names_the_person(scenario: Scenario) -> None:
-    found = []
-    for name in ("hub.sqlite3", "profiles.sqlite3"):
-        connection = sqlite3.connect(scenario.data_dir / name)
-        dump = "\n".join(connection.iterdump()).lower()
+def sqlite_rows(path: Path) -> str:
+    """Every row of a SQLite file, as SQL."""
+    connection = sqlite3.connect(path)
+    try:
+        return "\n".join(connection.iterdump())
+    finally:
         connection.close()
-        found += [(name, text) for text in ADA_SPELLINGS if text.lower() in dump]
+
+
+def postgres_rows(url: str) -> dict[str, str]:
+    """Every live row of every table of the database, as text, by table."""
+    with psycopg.connect(url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        return {table: "\n".join(str(row[0]) for row in conn.execute(
+            f'SELECT t::text FROM "{table}" AS t')) for table in tables}  # noqa: S608 -- catalog names
+
+
+def redis_values(url: str, prefix: str) -> dict[str, str]:
+    """Every value the hub keeps in Redis under its prefix, by key (streams entry by entry)."""
+    client = redis.Redis.from_url(url)
+    try:
+        return {key.decode(): repr(client.xrange(key) if client.type(key) == b"stream"
+                                   else client.dump(key))
+                for key in client.scan_iter(match=f"{prefix}*")}
+    finally:
+        client.close()
+
+
+def stored_places(scenario: Scenario) -> dict[str, str]:
+    """Where the hub keeps data for this backend, each place's content as text."""
+    on = scenario.backend
+    places = {"profiles.sqlite3": sqlite_rows(scenario.data_dir / "profiles.sqlite3")}
+    if on.kind == "sqlite":
+        return places | {"hub.sqlite3": sqlite_rows(scenario.data_dir / "hub.sqlite3")}
+    places |= {f"postgres:{t}": rows for t, rows in postgres_rows(on.database_url).items()}
+    return places | {f"redis:{key}": value for key, value in redis_values(
+        str(on.settings["redis_url"]), on.redis_prefix).items()}
+
+
+def test_no_row_of_any_database_and_no_redis_key_names_the_person(scenario: Scenario) -> None:
+    places = stored_places(scenario)
+    found = [(place, text) for place, content in places.items() for text in ADA_SPELLINGS
+             if text.lower() in content.lower()]
     assert [] == found
+    assert BOB_NAME in places["profiles.sqlite3"]  # the dump does hold what was not forgotten
+
+
+def test_the_forget_left_no_old_version_of_a_rewritten_row(scenario: Scenario) -> None:
+    """As ``cahub forget`` ended: SQLite had overwritten them (secure delete, WAL emptied);
+    PostgreSQL had vacuumed the tables it rewrote, leaving no dead row version there."""
+    if scenario.backend.kind == "sqlite":
+        assert {"hub.sqlite3": [], "hub.sqlite3-wal": []} == scenario.right_after
+    else:
+        assert {"dead calls": 0, "dead deliveries": 0, "dead forgets": 0,
+                "calls holding the number": 0, "deliveries holding the number": 0} == (
+            scenario.right_after)
 
 
 def test_everyone_else_is_still_there(scenario: Scenario) -> None:
@@ -230,7 +344,8 @@ def test_everyone_else_is_still_there(scenario: Scenario) -> None:
 def test_a_console_opening_from_the_first_event_is_shown_nothing_of_the_person(
     scenario: Scenario,
 ) -> None:
-    stream = services(scenario.app).broker.subscribe("grace", last_event_id="0")
+    stream = services(scenario.app).broker.subscribe(
+        "grace", last_event_id=scenario.backend.first_event_id)
     replayed = []
     while (pop := stream.next(timeout=0.05)) is not None:
         replayed.append(pop[1])
@@ -267,7 +382,8 @@ def test_pending_deliveries_are_cancelled_and_finished_ones_emptied(scenario: Sc
 
 def test_cahub_outbox_list_says_why_a_delivery_was_cancelled(scenario: Scenario) -> None:
     listed = CliRunner().invoke(main, ["outbox", "list", "--status", "cancelled"],
-                                env={"CAHUB_DATA_DIR": str(scenario.data_dir)})
+                                env={"CAHUB_DATA_DIR": str(scenario.data_dir),
+                                     **scenario.backend.env})
     cancelled = [line for line in listed.output.splitlines() if CALL_B in line]
     assert 2 == len(cancelled), listed.output
     assert all("the caller was forgotten" in line for line in cancelled)
@@ -286,4 +402,5 @@ def test_the_late_lookup_after_the_forget_brings_nothing_back(scenario: Scenario
     assert (None, False, None) == (record.summary.call.from_, record.summary.found,
                                    record.summary.name)
     assert scenario.asked_before < len(scenario.remote.asked)  # it did answer, late
+
 

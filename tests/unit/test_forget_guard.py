@@ -75,6 +75,17 @@ def test_the_cleaners_get_what_concerns_the_person_and_their_counts_are_confirme
                                             dict(log.confirmed["web-1"].cleaned))
 
 
+def test_the_confirmed_counts_add_up_everything_removed_since_the_process_started() -> None:
+    log = InMemoryForgetLog()
+    guard = started(log, **{"replay history": lambda concerns: 1})
+    forget(log, value_key(ADA))
+    guard.poll()
+    forget(log, value_key(BOB))
+    guard.poll()
+
+    assert {"replay history": 4} == dict(log.confirmed["web-1"].cleaned)
+
+
 def test_a_forget_is_not_confirmed_while_a_write_begun_before_it_runs() -> None:
     log = InMemoryForgetLog()
     guard = started(log)

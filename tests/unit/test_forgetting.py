@@ -113,6 +113,21 @@ def test_it_waits_for_every_live_server_then_sweeps_and_erases_the_log(hub: Hub)
                                    outcome.unconfirmed, hub.log.entries)  # type: ignore[attr-defined]
 
 
+def test_a_server_reports_what_it_removed_for_this_forget_over_both_confirmations(
+    hub: Hub,
+) -> None:
+    hub.call(1, ADA)
+    hub.log.confirm("web-1", 0, {"replay history": 5})  # earlier forgets
+    confirmations = iter([(1, {"replay history": 8, "cache": 1}),  # the first forget
+                          (99, {"replay history": 8, "cache": 2})])  # the second
+    hub.time.on_sleep.append(lambda: hub.log.confirm("web-1", *next(confirmations, (99, {
+        "replay history": 8, "cache": 2}))))
+
+    outcome = hub.forget()
+
+    assert [{"replay history": 3, "cache": 2}] == [dict(s.cleaned) for s in outcome.servers]  # type: ignore[attr-defined]
+
+
 def test_a_server_that_does_not_confirm_in_time_is_named_and_the_forget_kept(hub: Hub) -> None:
     hub.log.confirm("web-1", 0, {})
     hub.time.on_sleep.append(lambda: hub.log.confirm("web-1", 0, {}))  # alive, not confirming
