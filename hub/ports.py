@@ -113,8 +113,11 @@ class CallLedger(Protocol):
 
     def forget(self, needles: Collection[str], redact: Callable[[Summary], Summary]) -> list[str]:
         """Rewrite each record whose summary holds any of ``needles`` (ignoring ASCII case)
-        as ``redact`` returns it, where that differs; the CallSids rewritten. Nothing of the
-        old summary may be left where the adapter keeps data (free pages, old versions)."""
+        where it says who called (the number, the identity, the profile id and email, a
+        shared number's candidates), as ``redact`` returns it, where that differs; the
+        CallSids rewritten. An adapter may search more of the summary (``redact`` decides).
+        Nothing of the old summary may be left where the adapter keeps data (free pages,
+        old versions), once the database is compacted."""
         ...
 
 

@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 
 from hub.forget_keys import redact, stripped, value_key
-from hub.models import CallerKind, CallInfo, DeliveryAction, Identity, NewDelivery, Summary
+from hub.models import (
+    Ambiguity,
+    CallerKind,
+    CallInfo,
+    DeliveryAction,
+    Identity,
+    NewDelivery,
+    PersonFacts,
+    Summary,
+)
 from hub.ports import HubError
 from tests.adapters.conftest import HubState
 
@@ -169,7 +178,7 @@ def test_a_ledger_ping_fails_while_no_write_can_start(state: HubState) -> None:
         ledger.ping()
 
 
-def caller(call: int, number: str = ADA, name: str | None = "Ada Lovelace") -> Summary:
+def caller(call: int, number: str | None = ADA, name: str | None = "Ada Lovelace") -> Summary:
     info = CallInfo(sid=f"CA{call:032x}", **{"from": number}, to="+18005550100",
                     caller_kind=CallerKind.NUMBER)
     return Summary(call=info, identity=None, found=name is not None, name=name)
@@ -200,13 +209,38 @@ def test_forget_finds_a_needle_whatever_its_ascii_case(ledger: Any) -> None:
 
 
 def test_forget_takes_a_needle_literally(ledger: Any) -> None:
-    ledger.claim(f"CA{1:032x}", None, caller(1, name="Ada_100%"))
-    ledger.claim(f"CA{2:032x}", None, caller(2, name="AdaX100"))
+    for call, email in ((1, "ada_100%@example.com"), (2, "adaX100@example.com")):
+        ledger.claim(f"CA{call:032x}", None, caller(call).model_copy(update={"email": email}))
 
     found: list[str | None] = []
-    ledger.forget({"a_100%"}, lambda s: found.append(s.name) or s)
+    ledger.forget({"a_100%@"}, lambda s: found.append(s.email) or s)
 
-    assert ["Ada_100%"] == found
+    assert ["ada_100%@example.com"] == found
+
+
+@pytest.mark.parametrize("field", ["from", "identity", "profile_id", "candidate"])
+def test_forget_finds_the_person_wherever_the_summary_says_who_called(
+    ledger: Any, field: str,
+) -> None:
+    ledger.claim(f"CA{1:032x}", None, said_by(field, "needle-7"))
+
+    found: list[Summary] = []
+    ledger.forget({"NEEDLE-7"}, lambda s: found.append(s) or s)
+
+    assert [said_by(field, "needle-7")] == found
+
+
+def said_by(field: str, value: str) -> Summary:
+    """A summary that names ``value`` in one of the places that say who called."""
+    plain = caller(1, number=None, name=None)
+    if field == "from":
+        return plain.model_copy(update={"call": plain.call.model_copy(update={"from_": value})})
+    if field == "identity":
+        return plain.model_copy(update={"identity": Identity(namespace="CRMID", id=value)})
+    if field == "profile_id":
+        return plain.model_copy(update={"profile_id": value})
+    candidate = PersonFacts(profile_id="p-1", email=f"{value}@example.com")
+    return plain.model_copy(update={"ambiguous": Ambiguity(count=2, candidates=(candidate,))})
 
 
 def test_forget_leaves_a_record_the_redaction_does_not_change(ledger: Any) -> None:
