@@ -20,16 +20,14 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
 from bench.forget import PERSON, demo_summary, summary, timed
+from bench.postgres import SERVER_URL, scratch_database
 from bench.report import machine, percentile, record
 from hub.forget_keys import PersonKeys, value_key
 from hub.forgetting import Forgetting
@@ -39,24 +37,8 @@ from state.ledger.postgres import PostgresCallLedger
 from state.outbox.postgres import PostgresOutbox
 from state.postgres import FORGET_TABLES, PostgresDatabase
 
-SERVER_URL = "postgresql://127.0.0.1:5432/postgres"
 HEADER = ("| calls | MB | redact (s) | VACUUM, first (s) | calls meanwhile | VACUUM again (s) "
           "| VACUUM FULL (s) | calls meanwhile |\n|---|---|---|---|---|---|---|---|")
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[PostgresDatabase]:
-    name = f"cahub_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db = PostgresDatabase.open(make_conninfo(**{**conninfo_to_dict(server_url),
-                                                    "dbname": name}), max_size=4)
-        yield db
-        db.close()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def fill(db: PostgresDatabase, calls: int, template: dict[str, Any]) -> None:
@@ -129,7 +111,7 @@ def calls_meanwhile(db: PostgresDatabase, action: Callable[[], object],
 
 
 def measure(size: int, server_url: str, template: dict[str, Any]) -> dict[str, Any]:
-    with fresh_database(server_url) as db:
+    with scratch_database(server_url) as db:
         fill(db, size, template)
         figures: dict[str, Any] = {"mb": size_mb(db)}
         keys = PersonKeys.of(value_key(PERSON), [])
