@@ -74,13 +74,14 @@ class BuggySink(RecordingSink):
 
 
 class BlockingSink(RecordingSink):
-    """Holds every delivery until released."""
+    """Holds every delivery until released; ``holding`` is set once it holds one."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.release = threading.Event()
+        self.release, self.holding = threading.Event(), threading.Event()
 
     def deliver(self, delivery: Delivery) -> None:
+        self.holding.set()
         self.release.wait(5)
         super().deliver(delivery)
 
@@ -352,7 +353,7 @@ def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(
     outbox.enqueue([new(1), new(2), new(3)])
     worker = Dispatcher(outbox, {"crm": crm}, clock=clock, idle=0.01)
     worker.start()
-    assert wait_for(lambda: "in_flight" in statuses(outbox), timeout=2)
+    assert crm.holding.wait(2)  # the first delivery is being made (claimed is not enough)
     threading.Timer(0.2, crm.release.set).start()
     assert worker.stop(timeout=5)
     due_now = [d for d in outbox.list() if d.status == "pending" and d.next_attempt_at == T0]
@@ -364,7 +365,7 @@ def test_a_delivery_hung_past_the_stop_timeout_stays_leased(outbox: SqliteOutbox
     outbox.enqueue([new(1)])
     worker = Dispatcher(outbox, {"crm": crm}, idle=0.01)
     worker.start()
-    assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+    assert crm.holding.wait(2)
     try:
         assert (False, ["in_flight"]) == (worker.stop(timeout=0.2), statuses(outbox))
     finally:
