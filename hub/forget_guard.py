@@ -140,7 +140,7 @@ class ForgetGuard:
                 self.poll()
             except Exception as exc:  # a sick database must not end the thread; it retries
                 if time.monotonic() - self._failed_at > QUIET_S:
-                    log.warning("could not read the forget log: %s", exc)
+                    log.warning("forgets not applied yet (tried again): %s", exc)
                     self._failed_at = time.monotonic()
 
     def _apply(self, seq: int, digests: frozenset[str]) -> None:
@@ -150,11 +150,19 @@ class ForgetGuard:
         self._clean(digests)
 
     def _clean(self, digests: frozenset[str]) -> None:
+        """Every cleaner, even when one fails (Redis away): the first failure is raised
+        after, so the forget is not confirmed and is cleaned again at the next poll."""
         def concerned(summary: Summary) -> bool:
             return concerns(summary, lambda key: self._hash(key) in digests)
 
+        failure: Exception | None = None
         for place, cleaner in self._cleaners.items():
-            self._cleaned[place] += cleaner(concerned)
+            try:
+                self._cleaned[place] += cleaner(concerned)
+            except Exception as exc:  # the other places must still be cleaned now
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _confirm(self) -> None:
         """Confirm the forgets no running write began before, cleaning once more first."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from hub.forget_guard import ForgetGuard
 from hub.forget_keys import PersonKeys, call_key, digest, value_key
 from hub.models import CallerKind, CallInfo, Summary
+from hub.ports import TransientError
 from tests.fakes import InMemoryForgetLog
 
 ADA, BOB = "+14155550134", "+12025550199"
@@ -84,6 +87,27 @@ def test_the_confirmed_counts_add_up_everything_removed_since_the_process_starte
     guard.poll()
 
     assert {"replay history": 4} == dict(log.confirmed["web-1"].cleaned)
+
+
+def test_a_place_that_cannot_be_cleaned_holds_the_confirmation_not_the_other_places() -> None:
+    log = InMemoryForgetLog()
+    redis_up = False
+
+    def redis(concerns: object) -> int:
+        if not redis_up:
+            raise TransientError("Redis: connection refused")
+        return 1
+
+    guard = started(log, **{"replay history": redis, "remote cache": lambda concerns: 1})
+    seq = forget(log, value_key(ADA))
+    with pytest.raises(TransientError):
+        guard.poll()
+    unconfirmed = log.confirmed["web-1"].seq
+    redis_up = True
+    guard.poll()
+
+    assert (True, seq) == (unconfirmed < seq, log.confirmed["web-1"].seq)
+    assert {"replay history": 1, "remote cache": 2} == dict(log.confirmed["web-1"].cleaned)
 
 
 def test_a_forget_is_not_confirmed_while_a_write_begun_before_it_runs() -> None:
