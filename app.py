@@ -7,8 +7,10 @@ importing this module does none of those either.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,12 +19,17 @@ from typing import TYPE_CHECKING, cast
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from hub.call_state import CallState
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.dispatch import Dispatcher
+from hub.forget_guard import ForgetGuard
+from hub.forgetting import Forgetting
 from hub.metrics import HubMetrics
+from hub.models import Summary
 from hub.ports import (
     CallLedger,
+    ForgetLog,
     InspectableOutbox,
     ProfileProvider,
     ScreenPopBroker,
@@ -39,10 +46,13 @@ from lookup.resilience import CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
+from state.forgets.sqlite import SqliteForgetLog
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
+from state.outbox.sqlite import upgrade as upgrade_outbox
 from state.pops.memory import InProcessScreenPopBroker
 from state.pops.redis import RedisScreenPopBroker
 from state.sessions.sqlite import SCHEMA as SESSIONS_SCHEMA
@@ -79,6 +89,8 @@ class HubServices:
     dispatcher: Dispatcher
     hub_db: HubDatabase
     sessions: SessionRevocations
+    guard: ForgetGuard
+    forgetting: Forgetting
 
 
 def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
@@ -147,6 +159,7 @@ class HubState:
     ledger: CallLedger
     outbox: InspectableOutbox
     sessions: SessionRevocations
+    forgets: ForgetLog
 
 
 def build_state(settings: Settings) -> HubState:
@@ -156,10 +169,13 @@ def build_state(settings: Settings) -> HubState:
     """
     lease = timedelta(seconds=settings.outbox_lease_s)
     if settings.database_url is None:
-        sqlite = ThreadLocalDatabase(Path(settings.data_dir) / HUB_FILE,
-                                     LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA)
+        sqlite = ThreadLocalDatabase(
+            Path(settings.data_dir) / HUB_FILE,
+            LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA + FORGETS_SCHEMA,
+            upgrades=[upgrade_outbox])
         return HubState(sqlite, SqliteCallLedger(sqlite), SqliteOutbox(sqlite, lease=lease),
-                        SqliteSessionRevocations(sqlite))
+                        SqliteSessionRevocations(sqlite), SqliteForgetLog(sqlite))
+    from state.forgets.postgres import PostgresForgetLog
     from state.ledger.postgres import PostgresCallLedger
     from state.outbox.postgres import PostgresOutbox
     from state.postgres import PostgresDatabase
@@ -168,7 +184,9 @@ def build_state(settings: Settings) -> HubState:
     postgres = PostgresDatabase.open(settings.database_url.get_secret_value(),
                                      settings.database_pool_size)
     return HubState(postgres, PostgresCallLedger(postgres), PostgresOutbox(postgres, lease=lease),
-                    PostgresSessionRevocations(postgres))
+                    PostgresSessionRevocations(postgres), PostgresForgetLog(postgres))
+
+
 def build_broker(settings: Settings) -> ScreenPopBroker:
     """Screen pops in this process, or through Redis for several (``CAHUB_REDIS_URL``)."""
     if settings.redis_url is None:
@@ -191,24 +209,43 @@ def build_services(
     chain = ProviderChain(providers, metrics)
     broker = build_broker(settings)
     state = build_state(settings)
-    outbox = state.outbox
+    guard = ForgetGuard(state.forgets, f"{socket.gethostname()}:{os.getpid()}")
     sinks = build_sinks(settings, store)
     # Each sink's share of a drain stays within half the lease, so no row outlives it.
-    dispatcher = Dispatcher(outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2,
-                            keep_done=_retention(settings.outbox_done_retention_h))
+    dispatcher = Dispatcher(state.outbox, sinks, metrics, lease_budget=settings.outbox_lease_s / 2,
+                            keep_done=_retention(settings.outbox_done_retention_h), guard=guard)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, state.ledger, broker, metrics,
-                               outbox=outbox, planner=planner, transaction=state.db.transaction,
-                               notify=dispatcher.notify)
+    call_state = CallState(state.ledger, state.outbox, planner, state.db.transaction,
+                           guard=guard, notify=dispatcher.notify)
+    calls = InboundCallHandler(settings, chain, router, call_state, broker, metrics, guard=guard)
+    add_cleaners(guard, call_state, broker, providers)
+    forgetting = Forgetting(state.ledger, state.outbox, state.forgets, state.db.transaction,
+                            wait_s=settings.forget_wait_s)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
-                       broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=state.db, sessions=state.sessions)
+                       broker=broker, calls=calls, metrics=metrics, outbox=state.outbox,
+                       sinks=sinks, dispatcher=dispatcher, hub_db=state.db,
+                       sessions=state.sessions, guard=guard, forgetting=forgetting)
 
 
 def _retention(hours: float) -> timedelta | None:
     return timedelta(hours=hours) if hours > 0 else None
+
+
+def add_cleaners(guard: ForgetGuard, state: CallState, broker: ScreenPopBroker,
+                 providers: Sequence[ProfileProvider]) -> None:
+    """Everything a server process holds in memory that a forget must reach."""
+    guard.add_cleaner("calls not yet saved", state.forget)
+    guard.add_cleaner("screen-pop replay history", broker.forget)
+    for provider in providers:
+        if isinstance(provider, CachedProvider):
+            guard.add_cleaner(f"{provider.name} cache", _emptied(provider))
+
+
+def _emptied(cache: CachedProvider) -> Callable[[Callable[[Summary], bool]], int]:
+    """A cleaner that empties a remote provider's cache (it cannot tell whose a profile is)."""
+    return lambda _: cache.forget()
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -225,9 +262,10 @@ def create_app(
 ) -> Flask:
     """The Flask app, with its services on ``app.extensions["cahub"]``.
 
-    ``start_background`` starts the delivery dispatcher (commands that only read or
-    load data turn it off), unless ``CAHUB_DELIVERIES_IN_SERVER`` leaves deliveries to
-    ``cahub worker``.
+    ``start_background`` starts the forget guard (which applies ``cahub forget`` to what
+    this process holds in memory) and the delivery dispatcher, unless
+    ``CAHUB_DELIVERIES_IN_SERVER`` leaves deliveries to ``cahub worker``; commands that
+    only read or load data turn both off.
     """
     import web
 
@@ -241,6 +279,8 @@ def create_app(
                                 x_proto=0, x_host=0, x_port=0, x_prefix=0)
     hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)
+    if start_background:
+        hub.guard.start()
     if start_background and settings.deliveries_in_server:
         hub.dispatcher.start()
     return app
@@ -255,6 +295,7 @@ def services(app: Flask | None = None) -> HubServices:
 def close_app(app: Flask) -> None:
     """Release what the app holds (threads, connections); for tests and clean shutdown."""
     hub = app.extensions[EXTENSION_KEY]
+    hub.guard.stop()
     hub.dispatcher.stop()
     hub.calls.close()
     for resource in [*hub.providers, *hub.sinks.values(), hub.broker]:

@@ -75,23 +75,20 @@ def _redis_check(broker: object) -> dict[str, object] | None:
     return {**_check(ping), "pops_held": held()}
 
 
-def _ping_state() -> None:
-    services().hub_db.ping()
-
-
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each provider and sink.
 
-    503 only when the hub cannot serve calls well: its own database fails, or every
-    provider does. A failing sink (deliveries wait in the outbox), one failing
-    provider among several, or Redis away (pops wait in this server) is ``degraded``,
-    still 200.
+    503 only when the hub cannot serve calls well: its own database cannot record a call
+    (calls are still routed, but their records and deliveries wait in memory: ``state``
+    counts them as ``unsaved``), or every provider fails. A failing sink (deliveries wait
+    in the outbox), one failing provider among several, or Redis away (pops wait in this
+    server) is ``degraded``, still 200.
     """
     hub = services()
     providers = {p.name: _provider_check(p) for p in hub.providers}
     sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
-    state = _check(_ping_state)
+    state = {**_check(hub.calls.state.ping), "unsaved": hub.calls.state.unsaved()}
     redis = _redis_check(hub.broker)
     failing = not state["ok"] or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values(),
