@@ -7,8 +7,10 @@ importing this module does none of those either.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -18,15 +20,20 @@ from typing import TYPE_CHECKING, cast
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from hub.call_state import CallState
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
 from hub.desk_changes import CallStates, DeskWriter
 from hub.dispatch import Dispatcher
+from hub.forget_guard import ForgetGuard
+from hub.forgetting import Forgetting
 from hub.metrics import HubMetrics
+from hub.models import Summary
 from hub.outbound import OutboundCalls
 from hub.ports import (
     AgentDesk,
     CallLedger,
+    ForgetLog,
     InspectableOutbox,
     ProfileProvider,
     ScreenPopBroker,
@@ -50,10 +57,13 @@ from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
 from state.desk.sqlite import SCHEMA as DESK_SCHEMA
 from state.desk.sqlite import SqliteAgentDesk
+from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
+from state.forgets.sqlite import SqliteForgetLog
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.ledger.sqlite import SqliteCallLedger
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
+from state.outbox.sqlite import upgrade as upgrade_outbox
 from state.pops.memory import InProcessScreenPopBroker
 from state.pops.redis import RedisScreenPopBroker
 from state.sessions.sqlite import SCHEMA as SESSIONS_SCHEMA
@@ -103,6 +113,8 @@ class HubServices:
     dispatcher: Dispatcher
     hub_db: HubDatabase
     sessions: SessionRevocations
+    guard: ForgetGuard
+    forgetting: Forgetting
     desk: DeskServices
     tokens: VoiceTokenMinter | None = None
 
@@ -173,6 +185,7 @@ class HubState:
     ledger: CallLedger
     outbox: InspectableOutbox
     sessions: SessionRevocations
+    forgets: ForgetLog
     desk: AgentDesk
 
 
@@ -183,11 +196,15 @@ def build_state(settings: Settings) -> HubState:
     """
     lease = timedelta(seconds=settings.outbox_lease_s)
     if settings.database_url is None:
-        sqlite = ThreadLocalDatabase(Path(settings.data_dir) / HUB_FILE, LEDGER_SCHEMA
-                                     + OUTBOX_SCHEMA + SESSIONS_SCHEMA + DESK_SCHEMA)
+        sqlite = ThreadLocalDatabase(
+            Path(settings.data_dir) / HUB_FILE,
+            LEDGER_SCHEMA + OUTBOX_SCHEMA + SESSIONS_SCHEMA + FORGETS_SCHEMA + DESK_SCHEMA,
+            upgrades=[upgrade_outbox])
         return HubState(sqlite, SqliteCallLedger(sqlite), SqliteOutbox(sqlite, lease=lease),
-                        SqliteSessionRevocations(sqlite), SqliteAgentDesk(sqlite))
+                        SqliteSessionRevocations(sqlite), SqliteForgetLog(sqlite),
+                        SqliteAgentDesk(sqlite))
     from state.desk.postgres import PostgresAgentDesk
+    from state.forgets.postgres import PostgresForgetLog
     from state.ledger.postgres import PostgresCallLedger
     from state.outbox.postgres import PostgresOutbox
     from state.postgres import PostgresDatabase
@@ -196,7 +213,8 @@ def build_state(settings: Settings) -> HubState:
     postgres = PostgresDatabase.open(settings.database_url.get_secret_value(),
                                      settings.database_pool_size)
     return HubState(postgres, PostgresCallLedger(postgres), PostgresOutbox(postgres, lease=lease),
-                    PostgresSessionRevocations(postgres), PostgresAgentDesk(postgres))
+                    PostgresSessionRevocations(postgres), PostgresForgetLog(postgres),
+                    PostgresAgentDesk(postgres))
 
 
 def build_broker(settings: Settings) -> ScreenPopBroker:
@@ -233,40 +251,58 @@ def build_services(
     chain = ProviderChain(providers, metrics)
     broker = build_broker(settings)
     state = build_state(settings)
-    outbox = state.outbox
+    guard = ForgetGuard(state.forgets, f"{socket.gethostname()}:{os.getpid()}")
     sinks = build_sinks(settings, store)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)
-    ledger = state.ledger
-    writer = DeskWriter(state.desk, outbox, state.db.transaction,
+    writer = DeskWriter(state.desk, state.outbox, state.db.transaction,
                         notify=lambda: dispatcher.notify())
     states = CallStates(broker, settings)
-    progress = CallProgress(settings, ledger, writer, states, planner)
-    work = AfterCallWork(settings, ledger, writer, states, planner, metrics)
+    progress = CallProgress(settings, state.ledger, writer, states, planner)
+    work = AfterCallWork(settings, state.ledger, writer, states, planner, metrics)
     # Each sink's share of a drain stays within half the lease, so no row outlives it. The
     # wrap-up deadlines are the desk's own, not a sink to ping.
     desk_kept = _retention(settings.desk_retention_h)
-    dispatcher = Dispatcher(outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(work)}, metrics,
+    dispatcher = Dispatcher(state.outbox, {**sinks, WRAPUP_SINK: WrapUpDeadline(work)}, metrics,
                             lease_budget=settings.outbox_lease_s / 2,
-                            keep_done=_retention(settings.outbox_done_retention_h),
+                            keep_done=_retention(settings.outbox_done_retention_h), guard=guard,
                             purges=[partial(writer.purge, desk_kept)] if desk_kept else [])
     router = AgentRouter(settings.hub.agents, settings.hub.routing.default_agent,
                          settings.default_region)
-    calls = InboundCallHandler(settings, chain, router, ledger, broker, metrics,
-                               outbox=outbox, planner=planner, transaction=state.db.transaction,
-                               notify=dispatcher.notify, end=progress)
+    call_state = CallState(state.ledger, state.outbox, planner, state.db.transaction,
+                           guard=guard, notify=dispatcher.notify, end=progress)
+    calls = InboundCallHandler(settings, chain, router, call_state, broker, metrics, guard=guard)
+    add_cleaners(guard, call_state, broker, providers)
+    forgetting = Forgetting(state.ledger, state.outbox, state.forgets, state.db.transaction,
+                            wait_s=settings.forget_wait_s, desk=state.desk)
     control = TwilioCallControl.from_settings(settings, settings.hub.routing)
-    transfers = WarmTransfer(settings, ledger, writer, states, control) if control else None
-    desk = DeskServices(writer.desk, states, progress, work,
-                        OutboundCalls(settings, calls, ledger, writer.desk, broker), transfers,
-                        control)
+    transfers = WarmTransfer(settings, state.ledger, writer, states, control) if control else None
+    desk = DeskServices(state.desk, states, progress, work,
+                        OutboundCalls(settings, calls, state.ledger, state.desk, broker),
+                        transfers, control)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
-                       broker=broker, calls=calls, metrics=metrics, outbox=outbox, sinks=sinks,
-                       dispatcher=dispatcher, hub_db=state.db, sessions=state.sessions,
-                       desk=desk, tokens=build_tokens(settings))
+                       broker=broker, calls=calls, metrics=metrics, outbox=state.outbox,
+                       sinks=sinks, dispatcher=dispatcher, hub_db=state.db,
+                       sessions=state.sessions, guard=guard, forgetting=forgetting, desk=desk,
+                       tokens=build_tokens(settings))
 
 
 def _retention(hours: float) -> timedelta | None:
     return timedelta(hours=hours) if hours > 0 else None
+
+
+def add_cleaners(guard: ForgetGuard, state: CallState, broker: ScreenPopBroker,
+                 providers: Sequence[ProfileProvider]) -> None:
+    """Everything a server process holds in memory that a forget must reach."""
+    guard.add_cleaner("calls not yet saved", state.forget)
+    guard.add_cleaner("screen-pop replay history", broker.forget)
+    for provider in providers:
+        if isinstance(provider, CachedProvider):
+            guard.add_cleaner(f"{provider.name} cache", _emptied(provider))
+
+
+def _emptied(cache: CachedProvider) -> Callable[[Callable[[Summary], bool]], int]:
+    """A cleaner that empties a remote provider's cache (it cannot tell whose a profile is)."""
+    return lambda _: cache.forget()
 
 
 def _secret_key(settings: Settings, serving: bool) -> str:
@@ -283,9 +319,10 @@ def create_app(
 ) -> Flask:
     """The Flask app, with its services on ``app.extensions["cahub"]``.
 
-    ``start_background`` starts the delivery dispatcher (commands that only read or
-    load data turn it off), unless ``CAHUB_DELIVERIES_IN_SERVER`` leaves deliveries to
-    ``cahub worker``.
+    ``start_background`` starts the forget guard (which applies ``cahub forget`` to what
+    this process holds in memory) and the delivery dispatcher, unless
+    ``CAHUB_DELIVERIES_IN_SERVER`` leaves deliveries to ``cahub worker``; commands that
+    only read or load data turn both off.
     """
     import web
 
@@ -299,6 +336,8 @@ def create_app(
                                 x_proto=0, x_host=0, x_port=0, x_prefix=0)
     hub = app.extensions[EXTENSION_KEY] = build_services(settings, providers)
     web.init_app(app)
+    if start_background:
+        hub.guard.start()
     if start_background and settings.deliveries_in_server:
         hub.dispatcher.start()
     return app
@@ -313,6 +352,7 @@ def services(app: Flask | None = None) -> HubServices:
 def close_app(app: Flask) -> None:
     """Release what the app holds (threads, connections); for tests and clean shutdown."""
     hub = app.extensions[EXTENSION_KEY]
+    hub.guard.stop()
     hub.dispatcher.stop()
     hub.calls.close()
     for resource in [*hub.providers, *hub.sinks.values(), hub.broker]:

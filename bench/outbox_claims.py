@@ -11,7 +11,6 @@ deliveries per second (median of ``--runs``), and the latency of one claim of 50
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import tempfile
 import threading
@@ -21,19 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
+from bench.postgres import scratch_database
 from bench.report import describe, machine, record
 from hub.models import DeliveryAction, NewDelivery
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.outbox.postgres import PostgresOutbox
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
-from state.postgres import PostgresDatabase
 from state.sqlite import ThreadLocalDatabase
 
-POSTGRES_URL = "postgresql://127.0.0.1:5432/postgres"
 BATCH = 50
 THREADS = (1, 4)
 
@@ -48,17 +43,8 @@ def sqlite_outbox() -> Iterator[Any]:
 
 @contextmanager
 def postgres_outbox() -> Iterator[Any]:
-    name = f"cahub_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db = PostgresDatabase.open(make_conninfo(**{**conninfo_to_dict(POSTGRES_URL),
-                                                    "dbname": name}), max_size=8)
+    with scratch_database(max_size=8) as db:
         yield PostgresOutbox(db)
-        db.close()
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def rows(count: int, run: int) -> list[NewDelivery]:

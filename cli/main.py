@@ -13,11 +13,11 @@ import click
 from app import close_app, services
 from cli.command_app import command_app
 from cli.demo import demo
+from cli.forget import forget
 from cli.outbox import outbox
 from cli.voice_sdk import voice_sdk
 from cli.worker import worker
 from hub.models import CallerKind
-from hub.ports import PermanentError
 from hub.privacy import configure_logging
 from hub.render import summary_text
 from hub.summary import build_summary, caller_info
@@ -151,31 +151,8 @@ def lookup(phone: str, as_json: bool) -> None:
     click.echo(text)
 
 
-@main.command()
-@click.argument("identity")
-@click.option("--namespace", default=None,
-              help="Identity namespace (Phone, Email, CRMID, ...); by default phone "
-                   "namespaces, then Email, then any namespace holding the value.")
-@click.option("--all-shared", is_flag=True,
-              help="For a number shared by several people, forget every one of them.")
-def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
-    """Delete everything the embedded store holds about the person with IDENTITY."""
-    app = command_app(start_background=False)
-    try:
-        report = services(app).store.forget(namespace, identity, all_shared=all_shared)
-    except PermanentError as exc:
-        message = str(exc).replace("pass all_shared=True", "pass --all-shared")
-        raise click.ClickException(message) from exc
-    finally:
-        close_app(app)
-    if not report.found:
-        click.echo("Nothing is stored for that identity; nothing was removed.")
-        return
-    click.echo(f"Removed {report.persons} person(s): {report.fragments} profile fragment(s), "
-               f"{report.events} event(s), {report.identities} identity link(s).")
-
-
 main.add_command(demo)
+main.add_command(forget)
 main.add_command(outbox)
 main.add_command(simulate_call)
 main.add_command(voice_sdk)

@@ -65,7 +65,8 @@ def retry(app: Flask, delivery_id: int) -> None:
 @click.option("--dead", "include_dead", is_flag=True, help="Purge dead deliveries too.")
 @click.pass_obj
 def purge(app: Flask, older_than_days: int, include_dead: bool) -> None:
-    """Delete finished deliveries older than the given age (pending ones are never purged)."""
-    statuses = ("done", "dead") if include_dead else ("done",)
+    """Delete done and cancelled deliveries older than the given age (dead ones with
+    --dead; pending ones are never purged)."""
+    statuses = ("done", "cancelled", "dead") if include_dead else ("done", "cancelled")
     removed = _outbox(app).purge(timedelta(days=older_than_days), statuses=statuses)
     click.echo(f"purged {removed} deliveries")

@@ -40,7 +40,9 @@ def worker() -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, request_stop)
     app = command_app(start_background=False)
-    dispatcher = services(app).dispatcher
+    hub = services(app)
+    hub.guard.start()  # a forget cancels the deliveries this worker has in hand
+    dispatcher = hub.dispatcher
     dispatcher.start()
     log.info("worker: making deliveries until SIGTERM or SIGINT")
     while not stop.wait(1.0):  # wakes now and then, so signals are seen on every platform
@@ -49,6 +51,7 @@ def worker() -> None:
         # A request still hanging would hold the exit until its timeout: its row stays
         # leased in the outbox, so leave now.
         log.warning("worker: a delivery still running stays leased; it is retried later")
+        hub.guard.stop()  # nothing more is made here: no forget need wait for this process
         logging.shutdown()
         os._exit(0)
     close_app(app)

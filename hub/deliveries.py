@@ -9,8 +9,9 @@ same way, against the number the agent dialled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from hub.models import CallerKind, CallStatusUpdate, DeliveryAction, NewDelivery, Summary
 from hub.policy import Channel, DataUsage
@@ -20,7 +21,22 @@ from hub.settings import Agent
 PROFILE_SINK = "profile"
 SMS_SINK = "sms"
 
-SmsFitter = Callable[[Sequence[str]], str]
+REFERENCE_CHARS = 6  # of the CallSid's 32 hex digits: two calls share one 1 in 16 million
+
+
+class SmsFitter(Protocol):
+    """Joins an SMS body's parts, most important first, ending with ``suffix``."""
+
+    def __call__(self, parts: Sequence[str], *, suffix: str = "") -> str: ...
+
+
+def call_reference(call_sid: str) -> str:
+    """A short reference to the call in its SMS ("Ref 9f3a1c").
+
+    It makes every call's message distinct, so the SMS sink's check for a message
+    already sent is per call, and lets the rep find the call in the CRM or the outbox.
+    """
+    return f"Ref {call_sid[-REFERENCE_CHARS:]}"
 
 
 @dataclass(frozen=True)
@@ -85,13 +101,16 @@ class DeliveryPlanner:
         if not (self._sms_from and agent and agent.sms and summary.found):
             return []
         sms = self._usage.filter(summary, "sms")
-        body = self._fit_sms([headline(sms), *facts(sms)])
+        body = self._fit_sms([headline(sms), *facts(sms)],
+                             suffix=call_reference(summary.call.sid or ""))
         return [_row(summary, SMS_SINK, DeliveryAction.SMS,
                      {"to": agent.sms, "from": self._sms_from, "body": body})]
 
 
 def _is_call_from_a_number(summary: Summary) -> bool:
-    return summary.call.sid is not None and summary.call.caller_kind is CallerKind.NUMBER
+    """A call from a number that is known (a forgotten caller's is not: nothing is made)."""
+    return (summary.call.sid is not None and summary.call.caller_kind is CallerKind.NUMBER
+            and summary.call.from_ is not None)
 
 
 def _crm_payload(note: Summary, full: Summary) -> dict[str, object]:

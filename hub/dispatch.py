@@ -3,7 +3,9 @@
 Like warehouse's delivery tasks, a ``TransientError`` is retried with capped exponential
 backoff and full jitter (never sooner than the service's ``retry_after``), a
 ``PermanentError`` is dead at once, and any other exception counts as transient, since a
-bug must not lose work. A background thread drains the outbox; ``notify()`` wakes it.
+bug must not lose work. A background thread drains the outbox; ``notify()`` wakes it. A
+delivery whose caller was forgotten while it was in hand is not made (``cahub forget``
+has cancelled it in the outbox).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from hub.forget_guard import ForgetGuard
 from hub.metrics import HubMetrics, register_delivery_metrics
 from hub.models import Delivery
 from hub.outbox import utc_now
@@ -95,8 +98,10 @@ class Dispatcher:
                  clock: Callable[[], datetime] = utc_now, *, idle: float = 0.2,
                  workers: int = 4, lease_budget: float = 30.0,
                  keep_done: timedelta | None = None,
+                 guard: ForgetGuard | None = None,
                  purges: Sequence[Callable[[], object]] = ()) -> None:
         self._outbox, self._sinks, self._policy, self._clock = outbox, sinks, policy, clock
+        self._guard = guard or ForgetGuard(None, "")
         # A worker per sink, and one for rows left for a sink no longer configured.
         self._idle, self._workers, self._budget = idle, max(workers, len(sinks) + 1), lease_budget
         self._keep_done, self._purges, self._next_purge = keep_done, purges, 0.0
@@ -178,9 +183,9 @@ class Dispatcher:
     def _purge_done(self) -> None:
         if self._keep_done is None:
             return
-        removed = self._outbox.purge(self._keep_done, ("done",))
+        removed = self._outbox.purge(self._keep_done, ("done", "cancelled"))
         if removed:
-            log.info("purged %d delivered rows from the outbox", removed)
+            log.info("purged %d finished rows (done, cancelled) from the outbox", removed)
 
     def _start_groups(self, limit: int) -> list[Future[list[str]]]:
         """Claim the due deliveries of the sinks not busy; one group per sink on the pool."""
@@ -240,7 +245,11 @@ class Dispatcher:
             return self._dead(delivery, f"no sink named {delivery.sink!r} is configured")
         started = time.perf_counter()
         try:
-            return self._deliver(sink, delivery)
+            with self._guard.writing():  # no forget is confirmed while a delivery is made
+                if self._guard.call_forgotten(delivery.call_sid):
+                    log.info("delivery %s not made: its caller was forgotten", delivery.id)
+                    return "cancelled"
+                return self._deliver(sink, delivery)
         finally:
             if self._metrics is not None:
                 self._metrics.seconds.labels(delivery.sink).observe(time.perf_counter() - started)

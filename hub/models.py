@@ -56,8 +56,9 @@ class CallStatusUpdate(Frozen):
 
     call_sid: str = Field(alias="CallSid", pattern=r"^CA[0-9a-fA-F]{32}$")
     call_status: str = Field(alias="CallStatus", min_length=1)
-    sequence: int = Field(default=0, alias="SequenceNumber", ge=0)
-    duration_s: int | None = Field(default=None, alias="CallDuration", ge=0)
+    # Bounded so that what a database stores as an integer can hold them (64 bits and less).
+    sequence: int = Field(default=0, alias="SequenceNumber", ge=0, le=2**31 - 1)
+    duration_s: int | None = Field(default=None, alias="CallDuration", ge=0, le=10**9)
     timestamp: str | None = Field(default=None, alias="Timestamp")
 
     def essentials(self) -> CallStatusUpdate:

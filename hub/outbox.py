@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from hub.privacy import mask_phone, mask_text
 
-STATUSES = ("pending", "in_flight", "done", "dead")
-PURGEABLE = frozenset({"done", "dead"})
+STATUSES = ("pending", "in_flight", "done", "dead", "cancelled")
+PURGEABLE = frozenset({"done", "dead", "cancelled"})
+FORGOTTEN = "cancelled: the caller was forgotten on request (cahub forget)"
 MAX_ERROR_CHARS = 500
 DEFAULT_LEASE = timedelta(seconds=60)
 # mask_text leaves runs shorter than a full number; a bare local number is personal data too.

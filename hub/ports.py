@@ -7,7 +7,7 @@ translate vendor errors into ``TransientError`` or ``PermanentError`` at their e
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -83,6 +83,11 @@ class ScreenPopBroker(Protocol):
         """Listen for ``agent_id``'s pops, first replaying those after ``last_event_id``."""
         ...
 
+    def forget(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop every kept or queued event (a pop, a call state) that ``concerns`` a
+        forgotten person from the replay history and the consoles' queues; how many."""
+        ...
+
 
 @dataclass(frozen=True)
 class CallRecord:
@@ -107,6 +112,19 @@ class CallLedger(Protocol):
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:
         """Apply a status callback; True only the first time the call reaches an end."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``HubError`` unless a call could be recorded now (writes, not just reads)."""
+        ...
+
+    def forget(self, needles: Collection[str], redact: Callable[[Summary], Summary]) -> list[str]:
+        """Rewrite each record whose summary holds any of ``needles`` (ignoring ASCII case)
+        where it says who called (the number, the identity, the profile id and email, a
+        shared number's candidates), as ``redact`` returns it, where that differs; the
+        CallSids rewritten. An adapter may search more of the summary (``redact`` decides).
+        Nothing of the old summary may be left where the adapter keeps data (free pages,
+        old versions), once the database is compacted."""
         ...
 
 
@@ -220,8 +238,15 @@ class Outbox(Protocol):
         """Record a failure: retried at ``retry_at``, or dead-lettered when it is None."""
         ...
 
-    def purge(self, older_than: timedelta, statuses: Sequence[str] = ("done",)) -> int:
-        """Delete deliveries finished (done or dead) more than ``older_than`` ago."""
+    def purge(self, older_than: timedelta,
+              statuses: Sequence[str] = ("done", "cancelled")) -> int:
+        """Delete deliveries finished (done, dead or cancelled) more than ``older_than`` ago."""
+        ...
+
+    def forget(self, call_sids: Collection[str]) -> dict[str, int]:
+        """Cancel the pending and in-flight deliveries of these calls (status
+        ``cancelled``, saying why) and erase the payloads of all their deliveries; how many
+        there were of each status before."""
         ...
 
 
@@ -240,4 +265,50 @@ class InspectableOutbox(Outbox, Protocol):
 
     def retry(self, delivery_id: int) -> bool:
         """Make a dead delivery pending and due now; False when it is not dead."""
+        ...
+
+
+@dataclass(frozen=True)
+class ForgetEntry:
+    """One forget, as every server process reads it: keyed digests of the person's keys."""
+
+    seq: int
+    digests: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A server process's word that it applied every forget up to ``seq``."""
+
+    process: str
+    seq: int
+    seen_at: float  # Unix seconds: the process confirms (or says it lives) every few seconds
+    cleaned: Mapping[str, int]  # what its forgets removed since it started, by place
+
+
+class ForgetLog(Protocol):
+    """Forgets, durably, for every server process to apply to what it holds in memory.
+
+    It never holds the person's identifiers, only keyed digests of them (``secret()`` is
+    the key, made once and shared by every process).
+    """
+
+    def secret(self) -> bytes: ...
+
+    def record(self, digests: Collection[str]) -> int:
+        """Store one forget; its sequence number, higher than any before (even erased)."""
+        ...
+
+    def since(self, seq: int) -> list[ForgetEntry]:
+        """The forgets kept with a sequence number above ``seq``, oldest first."""
+        ...
+
+    def confirm(self, process: str, seq: int, cleaned: Mapping[str, int]) -> None:
+        """``process`` applied every forget up to ``seq`` (and is alive)."""
+        ...
+
+    def confirmations(self) -> list[Confirmation]: ...
+
+    def erase(self, up_to: int) -> None:
+        """Delete the forgets up to ``up_to`` (every live process applied them)."""
         ...

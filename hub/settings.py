@@ -239,8 +239,8 @@ class Settings(BaseSettings):
     crm_on_missing: Literal["create", "skip"] = "create"
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     outbox_lease_s: float = Field(default=60.0, gt=0)
-    # Delivered rows are deleted this long after they were made (dead ones stay for an
-    # operator); 0 keeps them until `cahub outbox purge`.
+    # Delivered and cancelled rows are deleted this long after they were finished (dead
+    # ones stay for an operator); 0 keeps them until `cahub outbox purge`.
     outbox_done_retention_h: float = Field(default=24.0, ge=0)
     # Calls on the agents' desks (draft notes, outcome) are deleted this long after they were
     # finished with (ended and logged: the CRM has them); 0 keeps them until `cahub forget`.
@@ -256,6 +256,8 @@ class Settings(BaseSettings):
     # prefix lets hubs share one Redis.
     redis_url: SecretStr | None = None
     redis_prefix: str = Field(default="cahub:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$")
+    # How long `cahub forget` waits for every running server to confirm it applied a forget.
+    forget_wait_s: float = Field(default=15.0, gt=0, le=600)
     sms_from: str | None = None
 
     salesforce_client_id: str | None = None

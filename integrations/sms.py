@@ -10,8 +10,9 @@ Idempotency: the Messages API takes no idempotency key. Before sending, the sink
 the latest messages from the same sender to the same number and takes one with the same
 body, created (by Twilio's clock) since the delivery was made (by the hub's) less
 ``CLOCK_SKEW``, as already sent. The allowance keeps a hub clock running ahead of
-Twilio's from missing the earlier send; its price is that the same text sent to the rep
-for another call within those minutes (the same caller calling again) is not sent twice.
+Twilio's from missing the earlier send. Each call's body ends with its own reference
+(``Ref`` and the CallSid's last six characters, see ``hub.deliveries``), so the check is
+per call: the same caller calling again within those minutes still texts the rep.
 What is left is a narrow at-least-once window: a create whose answer was lost *and* whose
 message Twilio had not yet recorded when the retry looked; the rep may then get it twice.
 """
@@ -87,28 +88,35 @@ def segments(text: str) -> int:
     return _parts([len(char.encode("utf-16-le")) // 2 for char in text], 70, 67)
 
 
-def fit_sms(parts: Sequence[str], limit_chars: int = 320, separator: str = "\n") -> str:
-    """Join ``parts`` (most important first) into one SMS body.
+def fit_sms(parts: Sequence[str], limit_chars: int = 320, separator: str = "\n", *,
+            suffix: str = "") -> str:
+    """Join ``parts`` (most important first) into one SMS body, ending with ``suffix``.
 
     When the first part fits one segment, the body is one segment: GSM-7 if the first
     part is (a trailing part that would turn the message into UCS-2 is dropped), UCS-2
     if it is not (a non-Latin name). Trailing parts that do not fit are dropped, the
     last that fits in part is truncated. Otherwise the body stays within ``limit_chars``.
+    ``suffix`` (a call reference) is always kept, on its own last line, and counted.
     """
     kept = [part.strip() for part in parts if part and part.strip()]
     if not kept:
         return ""
     gsm7 = gsm7_length(kept[0]) is not None
 
+    def whole(text: str) -> str:
+        return f"{text}{separator}{suffix}" if suffix and text else text or suffix
+
     def in_alphabet(text: str) -> bool:
         return not gsm7 or gsm7_length(text) is not None
 
     def one_segment(text: str) -> bool:
-        return len(text) <= limit_chars and segments(text) == 1 and in_alphabet(text)
+        body = whole(text)
+        return len(body) <= limit_chars and segments(body) == 1 and in_alphabet(body)
 
     if one_segment(kept[0]):
-        return _pack(kept, separator, one_segment, in_alphabet)
-    return _pack(kept, separator, lambda text: len(text) <= limit_chars, lambda _: True)
+        return whole(_pack(kept, separator, one_segment, in_alphabet))
+    return whole(_pack(kept, separator, lambda text: len(whole(text)) <= limit_chars,
+                       lambda _: True))
 
 
 def _pack(parts: Sequence[str], separator: str, fits: Callable[[str], bool],

@@ -1,7 +1,9 @@
 """Wrappers that make a slow or flaky remote provider safe to call on a ringing phone.
 
 ``CachedProvider`` remembers answers (hits longer than misses) and lets concurrent
-lookups of the same caller share one request; ``CircuitBreaker`` stops calling a
+lookups of the same caller share one request; ``forget()`` empties it (a person was
+forgotten: forgets are rare, so every entry goes, and a lookup already under way is
+not remembered); ``CircuitBreaker`` stops calling a
 provider that keeps failing and tries it again after a pause. Both are providers
 themselves, so the chain composes them: ``CachedProvider(CircuitBreaker(aep))`` serves
 a repeat caller from memory even while AEP is down.
@@ -42,6 +44,7 @@ class CachedProvider:
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._inflight: dict[Key, Future[Answer]] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by forget(): answers asked for before it are not kept
         self.hits = self.misses = 0
 
     def lookup(self, identities: Sequence[Identity], deadline: float) -> Answer:
@@ -64,6 +67,14 @@ class CachedProvider:
     def close(self) -> None:
         _close(self.inner)
 
+    def forget(self) -> int:
+        """Drop every cached answer, and keep none of the lookups under way; how many."""
+        with self._lock:
+            dropped = len(self._entries)
+            self._entries.clear()
+            self._generation += 1
+        return dropped
+
     def state(self) -> dict[str, object]:
         inner = getattr(self.inner, "state", None)
         own = {"cached": len(self._entries), "cache_hits": self.hits, "cache_misses": self.misses}
@@ -77,6 +88,7 @@ class CachedProvider:
         return entry
 
     def _lead(self, key: Key, shared: Future[Answer], deadline: float) -> Answer:
+        generation = self._generation
         try:
             answer = self.inner.lookup(key, deadline)
         except BaseException as exc:
@@ -85,13 +97,15 @@ class CachedProvider:
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
-        self._remember(key, answer)
+        self._remember(key, answer, generation)
         shared.set_result(answer)
         return answer
 
-    def _remember(self, key: Key, answer: Answer) -> None:
+    def _remember(self, key: Key, answer: Answer, generation: int) -> None:
         ttl = self._ttl[1] if answer is None else self._ttl[0]
         with self._lock:
+            if generation != self._generation:  # a forget came while it was asked
+                return
             self._entries[key] = _Entry(answer, self._clock() + ttl)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:

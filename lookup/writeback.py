@@ -8,16 +8,17 @@ event's ``_id`` is derived from the CallSid, so a retried delivery changes nothi
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from hub.models import Delivery
 from hub.ports import PermanentError
 from lookup.store import EmbeddedProfileStore
-from lookup.store.validation import EARLIEST, LATEST
+from lookup.store.validation import EARLIEST
 
 WRITE_BACK_DATASET = "calls"
+CLOCK_SKEW = timedelta(days=1)  # how far ahead of this host's clock a call may end
 
 
 def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
@@ -37,14 +38,19 @@ def call_event(delivery: Delivery, now: datetime) -> dict[str, Any]:
 
 
 def _ended_at(value: object, now: datetime) -> datetime:
-    """Twilio's RFC 2822 ``Timestamp`` when it parses into a moment the store takes, else
-    now: the call is recorded either way."""
+    """Twilio's RFC 2822 ``Timestamp`` when it parses into a moment the store takes and
+    at most ``CLOCK_SKEW`` ahead of now, else now: the call is recorded either way.
+
+    A delivery retried days later (``cahub outbox retry``) keeps the time the call ended;
+    a time at the calendar's edges (which cannot even be moved to UTC) or in the future
+    is no call's end, and must not become an event that sorts after every other.
+    """
     if isinstance(value, str):
         try:
-            moment = parsedate_to_datetime(value).astimezone(UTC)
+            ended = parsedate_to_datetime(value).astimezone(UTC)
         except (TypeError, ValueError, OverflowError):
             return now
-        return moment if EARLIEST <= moment <= LATEST else now
+        return ended if EARLIEST <= ended <= now + CLOCK_SKEW else now
     return now
 
 

@@ -9,6 +9,10 @@ a call's ledger row and its deliveries are committed together or not at all.
 psycopg's errors leave here as the hub's own: a lost connection, an exhausted pool, a
 deadlock or a serialization failure (``OperationalError``) is a ``TransientError``,
 anything else a ``PermanentError``.
+
+A forget rewrites rows, and PostgreSQL keeps each row's old version in the table (dead,
+but still in its pages) until VACUUM removes it: ``compact()`` vacuums the tables a forget
+touches.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ Connection = psycopg.Connection[tuple[object, ...]]
 CHECKOUT_TIMEOUT_S = 5.0
 # How long a health check waits: a load balancer should hear of a lost database at once.
 PING_TIMEOUT_S = 2.0
+PING_LOCK_TIMEOUT_MS = 250  # as long as the SQLite ping waits for its write lock
+# The tables whose rows a forget rewrites or deletes (their old versions hold the person).
+FORGET_TABLES = ("calls", "deliveries", "desk_calls", "forgets", "forget_confirmations")
 
 
 @contextmanager
@@ -95,12 +102,32 @@ class PostgresDatabase:
     def ping(self) -> None:
         """Raise ``TransientError`` unless a call could be recorded now: the database answers
         within ``PING_TIMEOUT_S``, has the hub's tables, and takes writes (a standby or a
-        database made read-only answers reads only)."""
-        with translated(), self._pool.connection(timeout=PING_TIMEOUT_S) as conn:
-            conn.execute("SELECT 1 FROM calls LIMIT 1")
+        database made read-only answers reads only; a table another client has locked
+        against writes, with ``LOCK TABLE``, takes none for as long).
+
+        The probe takes the lock an INSERT takes, waiting at most ``PING_LOCK_TIMEOUT_MS``,
+        and writes nothing.
+        """
+        with translated(), self._pool.connection(timeout=PING_TIMEOUT_S) as conn, \
+                conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {PING_LOCK_TIMEOUT_MS}")
+            conn.execute(f"SET LOCAL statement_timeout = {int(PING_TIMEOUT_S * 1000)}")
+            conn.execute("LOCK TABLE calls IN ROW EXCLUSIVE MODE")
             row = conn.execute("SHOW transaction_read_only").fetchone()
         if row is None or row[0] != "off":
             raise TransientError("hub database: it takes no writes (read-only or a standby)")
+
+    def compact(self) -> None:
+        """Remove the dead row versions a forget left behind (``VACUUM`` of its tables).
+
+        Plain VACUUM, not VACUUM FULL: it takes no lock that stops calls being recorded,
+        where VACUUM FULL would stop every server's calls and health checks for as long as it
+        rewrites the tables. It cannot run in a transaction, so it has a connection of its
+        own (in autocommit), and it cannot remove a version that a transaction open since
+        before the forget could still see.
+        """
+        with translated("vacuuming the hub database"), self._pool.connection() as conn:
+            conn.execute(f"VACUUM {', '.join(FORGET_TABLES)}")
 
     def close(self) -> None:
         self._pool.close()

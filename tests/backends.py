@@ -6,19 +6,24 @@ The servers are the machine's own (``CAHUB_TEST_REDIS_URL``, default
 dropped afterwards; each Redis test a key prefix of its own, whose keys are deleted
 afterwards, so runs in parallel never see each other's data. A server that cannot be
 reached skips the test with the reason (and CI, with CAHUB_NO_SKIP, fails it).
-``private_redis`` is a redis-server of the test's own, for tests that stop or restart it.
+``private_redis`` is a redis-server of the test's own, for tests that stop or restart it;
+``postgres_proxy`` stands between the hub and the PostgreSQL server, for tests that cut the
+hub off from its database (never stopping the shared server).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +59,18 @@ def redis_server() -> str:
 @pytest.fixture
 def redis_prefix(redis_server: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
+    with fresh_prefix(redis_server) as prefix:
+        yield prefix
+
+
+@contextmanager
+def fresh_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of its own on ``redis_url``, whose keys are deleted after the block."""
     import redis
 
     prefix = f"cahub-test-{secrets.token_hex(6)}:"
     yield prefix
-    client = redis.Redis.from_url(redis_server)
+    client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
@@ -82,14 +94,56 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """The URL of a new, empty database of this test's own, dropped afterwards."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on ``server_url``'s server, dropped after the block."""
     import psycopg
 
     name = f"cahub_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
+    with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield _database_url(name)
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _database_url(name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def dead_row_versions(url: str, table: str) -> int:
+    """Row versions still in ``table``'s pages (and its TOAST table's) that no transaction
+    can see any more: what VACUUM removes. Read by ``pgstattuple``, page by page."""
+    return _count(url, "pgstattuple",
+                  "SELECT (SELECT dead_tuple_count FROM pgstattuple(c.oid))"
+                  " + coalesce((SELECT dead_tuple_count FROM pgstattuple(c.reltoastrelid)"
+                  "             WHERE c.reltoastrelid <> 0), 0)"
+                  " FROM pg_class c WHERE c.oid = %(t)s::regclass", {"t": table})
+
+
+def row_versions_holding(url: str, table: str, needle: bytes) -> int:
+    """Row versions in ``table``'s pages, live or dead, whose stored bytes hold ``needle``
+    (``pageinspect``; a value compressed or moved to TOAST is not found this way)."""
+    return _count(url, "pageinspect",
+                  "SELECT count(*) FROM generate_series(0, pg_relation_size(%(t)s::regclass)"
+                  "  / current_setting('block_size')::int - 1) AS block,"
+                  " heap_page_items(get_raw_page(%(t)s::text, block::int)) AS item"
+                  " WHERE position(%(needle)s::bytea IN item.t_data) > 0",
+                  {"t": table, "needle": needle})
+
+
+def _count(url: str, extension: str, query: str, params: dict[str, object]) -> int:
+    """One number from ``query``, run with ``extension`` installed (the tests' role is a
+    superuser)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
 
 
 class PrivateRedis:
@@ -166,3 +220,84 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+class TcpProxy:
+    """A TCP proxy from a free port of its own to ``target``, which a test may cut and restore.
+
+    Cut, it closes every connection it carries and closes each new one as soon as it is
+    made: to a client, the server has stopped (a connection lost mid-query, then no
+    connection at all), whatever runs behind it.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._cut, self._closed = threading.Event(), False
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="test-tcp-proxy", daemon=True).start()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            carried, self._open = self._open, set()
+        for sock in carried:
+            _shut(sock)
+
+    def restore(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        _shut(self._listener)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _shut(client)
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                _shut(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        with contextlib.suppress(OSError):  # a cut, or either side closing
+            while data := source.recv(65536):
+                sink.sendall(data)
+    finally:
+        _shut(source)
+        _shut(sink)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def postgres_proxy(postgres_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A proxy to the PostgreSQL server, and the URL of the test's database through it."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(postgres_url)
+    proxy = TcpProxy((str(params.get("host", "127.0.0.1")), int(params.get("port", 5432))))
+    params.update(host="127.0.0.1", port=str(proxy.port))
+    yield proxy, make_conninfo(**params)  # type: ignore[arg-type]
+    proxy.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from hub.desk import ConsoleEvent
 from hub.models import Identity, Profile
-from hub.ports import PopStream, TransientError
+from hub.ports import Confirmation, ForgetEntry, PopStream, TransientError
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -117,3 +117,33 @@ class UnreachableRevocations:
 
     def is_revoked(self, session_id: str) -> bool:
         raise TransientError("the session store is unreachable")
+
+
+class InMemoryForgetLog:
+    """A ``ForgetLog`` in memory; ``clock`` gives Unix seconds."""
+
+    def __init__(self, clock: object = time.time) -> None:
+        self.entries: list[ForgetEntry] = []
+        self.confirmed: dict[str, Confirmation] = {}
+        self.clock = clock
+        self._seq = 0
+
+    def secret(self) -> bytes:
+        return b"test-secret"
+
+    def record(self, digests: Collection[str]) -> int:
+        self._seq += 1
+        self.entries.append(ForgetEntry(self._seq, frozenset(digests)))
+        return self._seq
+
+    def since(self, seq: int) -> list[ForgetEntry]:
+        return [entry for entry in self.entries if entry.seq > seq]
+
+    def confirm(self, process: str, seq: int, cleaned: Mapping[str, int]) -> None:
+        self.confirmed[process] = Confirmation(process, seq, self.clock(), dict(cleaned))  # type: ignore[operator]
+
+    def confirmations(self) -> list[Confirmation]:
+        return list(self.confirmed.values())
+
+    def erase(self, up_to: int) -> None:
+        self.entries = [entry for entry in self.entries if entry.seq > up_to]

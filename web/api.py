@@ -75,24 +75,24 @@ def _redis_check(broker: object) -> dict[str, object] | None:
     return {**_check(ping), "pops_held": held()}
 
 
-def _ping_state() -> None:
-    services().hub_db.ping()
-
-
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Liveness plus a ping of each provider and sink.
 
-    503 only when the hub cannot serve calls well: its own database fails (the call
-    ledger and outbox, or the agents' desk, whose calls a status callback ends), or every
-    provider does. A failing sink (deliveries wait in the outbox), one failing
-    provider among several, or Redis away (pops wait in this server) is ``degraded``,
-    still 200.
+    503 only when the hub cannot serve calls well: its own database cannot record a call
+    (calls are still routed, but their records and deliveries wait in memory: ``state``
+    counts them as ``unsaved``), the agents' desk cannot be read (a call's end, its
+    after-call work and its log go through it), or every provider fails. A failing sink
+    (deliveries wait in the outbox), one failing provider among several, or Redis away
+    (pops wait in this server) is ``degraded``, still 200.
     """
     hub = services()
     providers = {p.name: _provider_check(p) for p in hub.providers}
     sinks = {name: _check(sink.ping) for name, sink in hub.sinks.items()}
-    state, desk = _check(_ping_state), _check(hub.desk.store.ping)
+    state = {**_check(hub.calls.state.ping), "unsaved": hub.calls.state.unsaved()}
+    # The desk is in the same database: when that fails, asking again would only wait again.
+    desk = _check(hub.desk.store.ping) if state["ok"] else {
+        "ok": False, "error": "the hub's database cannot be reached (see state)"}
     redis = _redis_check(hub.broker)
     failing = not (state["ok"] and desk["ok"]) or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values(),

@@ -7,16 +7,19 @@ token (``web.sessions``). An agent reaches only the calls on their own desk.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from app import services
 from hub.desk import MAX_NOTES
+from hub.ports import TransientError
 from hub.wrapup import DeskRefusal
 from web import json_error, sessions
 from web.body_limits import body_limit
 
+log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
 NO_TRANSFERS = ("Transfers need Twilio's REST API: set CAHUB_TWILIO_ACCOUNT_SID and the auth "
                 "token (or an API key).")
@@ -29,6 +32,17 @@ NOTES_BODY_BYTES = MAX_NOTES * 12 + 4096
 @bp.errorhandler(DeskRefusal)
 def _refused(exc: DeskRefusal) -> tuple[Response, int]:
     return json_error(exc.status, exc.code, str(exc))
+
+
+@bp.errorhandler(TransientError)
+def _unavailable(exc: TransientError) -> tuple[Response, int]:
+    """The desk's database cannot be reached now: the console keeps the draft and tries
+    again (a 500 would say the request itself was at fault)."""
+    log.warning("the desk could not be reached: %s", exc)
+    response, _ = json_error(503, "desk_unavailable",
+                             "The hub cannot save this now; it will be tried again.")
+    response.headers["Retry-After"] = "5"
+    return response, 503
 
 
 @bp.get("/console/calls")

@@ -16,6 +16,7 @@ from app import services
 from hub.models import CallStatusUpdate, InboundCall, LegStatusUpdate, OutboundCall
 from hub.outbound import NOT_A_NUMBER
 from hub.ports import TransientError
+from hub.state_writer import StateUnavailable
 from integrations.twilio import (
     ANSWERED,
     Callbacks,
@@ -88,13 +89,24 @@ def voice() -> Response:
 
 @bp.post("/status")
 def status() -> Response:
-    """A call status callback: once the call has ended, it is logged (idempotently)."""
+    """A call status callback: once the call has ended, it is logged (idempotently).
+
+    503 when the hub's database did not take it within the deadline: Twilio retries a
+    5xx when the callback URL asks it to (``#rc=3&rp=5xx,ct,rt``; see the README), and
+    the hub keeps trying to record it meanwhile; a retry is recorded once.
+    """
+    received = time.perf_counter()
     try:
         update = CallStatusUpdate.model_validate(request.form.to_dict())
     except ValidationError as exc:
         log.warning("status callback with an unusable form: %s", _fields(exc))
         return twiml(EMPTY, 400)
-    services().calls.status(update)
+    try:
+        services().calls.status(update, received)
+    except StateUnavailable:
+        log.warning("status of call %s not recorded in time; answering 503 for Twilio to retry",
+                    update.call_sid)
+        return twiml(EMPTY, 503)
     return twiml(EMPTY)
 
 

@@ -19,6 +19,10 @@ from hub.private_files import private_database, private_directory
 SCHEMA_VERSION = 2
 PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
+    # What a row held is overwritten when it is deleted or replaced, so that a forgotten
+    # person is not left in a free page. Debian's SQLite does this by default (the store's
+    # figures in docs/BENCHMARKS.md include its cost); other builds need it said.
+    "PRAGMA secure_delete = ON",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",  # WAL stays consistent; only the last commits may be lost
     "PRAGMA temp_store = MEMORY",

@@ -81,9 +81,9 @@ def _others(connection: sqlite3.Connection) -> list[str]:
     return [keyspace for (keyspace,) in connection.execute(KEYSPACES) if keyspace not in skip]
 
 
-def forget(connection: sqlite3.Connection, node: int, all_shared: bool) -> ForgetReport:
-    """Delete the person ``node`` (or, for a shared identity and ``all_shared``, every
-    person it touches and the identity itself). Runs inside a write transaction."""
+def persons_of(connection: sqlite3.Connection, node: int, all_shared: bool) -> list[int]:
+    """The persons ``forget`` removes for ``node``; ``PermanentError`` for a shared
+    identity unless ``all_shared``."""
     (shared,) = connection.execute(
         "SELECT shared FROM persons WHERE person_id = ?", (node,)
     ).fetchone()
@@ -94,7 +94,14 @@ def forget(connection: sqlite3.Connection, node: int, all_shared: bool) -> Forge
             "forget; forget them by another identity, or pass all_shared=True to forget "
             "every one of them"
         )
-    nodes = [*persons, node] if shared else persons
+    return persons
+
+
+def forget(connection: sqlite3.Connection, node: int, all_shared: bool) -> ForgetReport:
+    """Delete the person ``node`` (or, for a shared identity and ``all_shared``, every
+    person it touches and the identity itself). Runs inside a write transaction."""
+    persons = persons_of(connection, node, all_shared)
+    nodes = persons if persons == [node] else [*persons, node]
     orphans = set(_shared_of(connection, persons)) - set(nodes)
     counts = _delete(connection, nodes)
     leftover = [shared_node for shared_node in orphans if not _linked(connection, shared_node)]

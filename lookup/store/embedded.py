@@ -29,7 +29,7 @@ from hub.ports import HubError, PermanentError, TransientError
 from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 from lookup.store.connection import ThreadConnections
-from lookup.store.deletion import ForgetReport, forget, locate, purge_events
+from lookup.store.deletion import ForgetReport, forget, locate, persons_of, purge_events
 from lookup.store.ingest import Kind, Options, ingest_lines, is_bulk
 from lookup.store.materialise import rebuild_batches, record_policy, remerge, stored_policy
 from lookup.store.merge import MergePolicy, PolicyName
@@ -181,13 +181,23 @@ class EmbeddedProfileStore:
         """Delete everything stored about the person with this identity (see
         ``lookup.store.deletion``); ``PermanentError`` for a shared identity unless
         ``all_shared``, which forgets every person it touches."""
-        with _translated("forget"), self._secure_delete():
+        with _translated("forget"):
             with self._connections.writing() as connection:
                 node = locate(connection, namespace, value, self.region)
                 report = ForgetReport(found=False) if node is None else forget(
                     connection, node, all_shared)
             self._connections.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             return report
+
+    def people(
+        self, namespace: str | None, value: str, *, all_shared: bool = False
+    ) -> list[Profile]:
+        """The profiles ``forget`` would remove (identities and attributes), removing nothing."""
+        with _translated("people"), self._connections.reading() as connection:
+            node = locate(connection, namespace, value, self.region)
+            persons = [] if node is None else persons_of(connection, node, all_shared)
+            found = (read_profile(connection, p, 0) for p in persons)
+            return [profile for profile in found if profile is not None]
 
     def counts(self) -> dict[str, int]:
         """How many rows each part of the store holds (persons: people, not shared ids)."""
@@ -214,15 +224,6 @@ class EmbeddedProfileStore:
         if self.retention_days is None:
             return None
         return int(self.clock() * 1_000_000) - self.retention_days * DAY_MICROS
-
-    @contextmanager
-    def _secure_delete(self) -> Iterator[None]:
-        connection = self._connections.get()
-        connection.execute("PRAGMA secure_delete = ON")
-        try:
-            yield
-        finally:
-            connection.execute("PRAGMA secure_delete = OFF")
 
 
 def _check(deadline: float) -> None:

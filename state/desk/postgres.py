@@ -1,4 +1,4 @@
-"""The agent desk on PostgreSQL, shared by every server of the hub (migration 0003).
+"""The agent desk on PostgreSQL, shared by every server of the hub (migration 0004).
 
 The rows of ``state.desk.sqlite``: the ``DeskCall`` as JSON, the agent holding it, when it
 last changed, and its version, which every write compares and sets. Of two servers saving
@@ -70,7 +70,11 @@ class PostgresAgentDesk:
             "finished_before": finished_before, "finished": sorted(DONE)})
 
     def ping(self) -> None:
-        with translated("agent desk"), self._db.pool.connection(timeout=PING_TIMEOUT_S) as conn:
+        """Within ``PING_TIMEOUT_S`` in all: a connection, then a read bounded by a statement
+        timeout (a lock held on the table would otherwise hold a health check)."""
+        with (translated("agent desk"),
+              self._db.pool.connection(timeout=PING_TIMEOUT_S) as conn, conn.transaction()):
+            conn.execute(f"SET LOCAL statement_timeout = {int(PING_TIMEOUT_S * 1000)}")
             conn.execute("SELECT 1 FROM desk_calls LIMIT 1")
 
     def _execute(self, statement: str, params: Any) -> int:

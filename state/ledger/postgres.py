@@ -4,15 +4,24 @@ The decision is an ``INSERT … ON CONFLICT DO NOTHING``: of two servers given t
 CallSid at once, exactly one inserts, and the other answers with the stored decision. A
 status callback is one upsert that only moves a call forward, so callbacks arriving twice,
 out of order or on two servers at once apply once.
+
+``forget`` finds a forgotten person's calls by a case-insensitive scan of what identifies
+each call's caller in its summary, and rewrites them; the rows' old versions stay in the
+table until it is vacuumed, which ``PostgresDatabase.compact`` does once ``cahub forget`` is
+done. No index helps the scan: an index of callers' numbers and emails would keep them too
+(a GIN index never drops a key, even once no row has it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from hub.models import Summary
 from hub.ports import CallRecord
-from state.ledger.sqlite import TERMINAL
+from state.ledger.sqlite import TERMINAL, containing
 from state.postgres import PostgresDatabase
 
 # The row is written only when it is new, or when the stored status is not an end and its
@@ -27,6 +36,14 @@ SET status = excluded.status, sequence = excluded.sequence,
 WHERE stored.status <> ALL(%(terminal)s) AND stored.sequence < excluded.sequence
 RETURNING status
 """
+
+
+# What identifies a call's caller in its summary (``hub.forget_keys.summary_keys`` and the
+# candidates of a shared number): searched instead of the whole summary's text, a third of
+# the time (measured: 123 against 373 ms over 10,000 calls for eleven needles).
+CALLER = """concat_ws(' ', summary #>> '{call,from}', summary #>> '{identity,id}',
+                 summary ->> 'profile_id', summary ->> 'email',
+                 summary #>> '{ambiguous,candidates}')"""
 
 
 class PostgresCallLedger:
@@ -61,6 +78,28 @@ class PostgresCallLedger:
     def ping(self) -> None:
         """Raise ``TransientError`` unless a call could be recorded now."""
         self._db.ping()
+
+    def forget(self, needles: Collection[str], redact: Callable[[Summary], Summary]) -> list[str]:
+        """Rewrite the records whose caller's identifiers hold a needle as ``redact`` has them.
+
+        The text search (ILIKE, case ignored) only finds the candidates, locked until the
+        rewrite commits; ``redact`` decides on the parsed summary.
+        """
+        if not needles:
+            return []
+        changed: list[str] = []
+        with self._db.transaction() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(
+                f"SELECT call_sid, summary FROM calls WHERE {CALLER} ILIKE ANY(%s)"  # noqa: S608 -- a constant
+                " FOR UPDATE", ([containing(needle) for needle in needles],)).fetchall()
+            for call_sid, stored in rows:
+                summary = Summary.model_validate(stored)
+                redacted = redact(summary)
+                if redacted != summary:
+                    conn.execute("UPDATE calls SET summary = %s, updated_at = now()"
+                                 " WHERE call_sid = %s", (_json(redacted), call_sid))
+                    changed.append(call_sid)
+        return changed
 
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:

@@ -4,7 +4,9 @@ the same way and causes no second pop.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable, Collection
 
 from hub.models import Summary
 from hub.ports import CallRecord
@@ -29,6 +31,11 @@ CREATE TABLE IF NOT EXISTS call_status (
 TERMINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
+def containing(needle: str) -> str:
+    """A LIKE pattern (escaped with a backslash) matching text that holds ``needle``."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", needle) + "%"
+
+
 class SqliteCallLedger:
     """``hub.ports.CallLedger`` on the hub's SQLite database."""
 
@@ -37,14 +44,14 @@ class SqliteCallLedger:
 
     def claim(self, call_sid: str, agent_id: str | None, summary: Summary) -> bool:
         now = time.time()
-        cursor = self._db.connection().execute(
+        cursor = self._db.execute(
             "INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?, ?)",
             (call_sid, agent_id, summary.model_dump_json(by_alias=True), now, now),
         )
         return cursor.rowcount == 1
 
     def get(self, call_sid: str) -> CallRecord | None:
-        row = self._db.connection().execute(
+        row = self._db.execute(
             "SELECT agent_id, summary FROM calls WHERE call_sid = ?", (call_sid,)
         ).fetchone()
         if row is None:
@@ -52,10 +59,38 @@ class SqliteCallLedger:
         return CallRecord(call_sid, row[0], Summary.model_validate_json(row[1]))
 
     def update_summary(self, call_sid: str, summary: Summary) -> None:
-        self._db.connection().execute(
+        self._db.execute(
             "UPDATE calls SET summary = ?, updated_at = ? WHERE call_sid = ?",
             (summary.model_dump_json(by_alias=True), time.time(), call_sid),
         )
+
+    def ping(self) -> None:
+        self._db.ping()
+
+    def forget(self, needles: Collection[str], redact: Callable[[Summary], Summary]) -> list[str]:
+        """Rewrite the records whose summary holds a needle as ``redact`` has them.
+
+        The text search only finds the candidates; ``redact`` decides on the parsed
+        summary. The database deletes securely (``state.sqlite``), so the old text is
+        overwritten, not left in a free page.
+        """
+        if not needles:
+            return []
+        # LIKE ignores ASCII case without copying each summary (lower() would).
+        found = " OR ".join("summary LIKE ? ESCAPE '\\'" for _ in needles)
+        patterns = [containing(needle) for needle in needles]
+        changed = []
+        with self._db.transaction() as conn:
+            rows = conn.execute(f"SELECT call_sid, summary FROM calls WHERE {found}",  # noqa: S608 -- placeholders only
+                                patterns).fetchall()
+            for call_sid, text in rows:
+                summary = Summary.model_validate_json(text)
+                redacted = redact(summary)
+                if redacted != summary:
+                    conn.execute("UPDATE calls SET summary = ?, updated_at = ? WHERE call_sid = ?",
+                                 (redacted.model_dump_json(by_alias=True), time.time(), call_sid))
+                    changed.append(call_sid)
+        return changed
 
     def record_status(self, call_sid: str, status: str, sequence: int,
                       duration_s: int | None) -> bool:

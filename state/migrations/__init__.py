@@ -28,8 +28,9 @@ LOCK_KEY = int.from_bytes(b"cahub_db", "big")
 _in_process = threading.Lock()
 
 
-def migrate(url: str) -> list[str]:
-    """Apply every revision ``url``'s database lacks; return those this call applied."""
+def migrate(url: str, revision: str = "head") -> list[str]:
+    """Apply every revision ``url``'s database lacks, up to ``revision``; return those this
+    call applied."""
     applied: list[str] = []
     # Alembic narrates every start (plugins, dialect); the hub says what was applied.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -45,7 +46,7 @@ def migrate(url: str) -> list[str]:
         with _in_process, engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             config.attributes.update(connection=connection, applied=applied)
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except DBAPIError as exc:
         if isinstance(exc.orig, psycopg.Error):  # psycopg's own, as the caller knows them
             raise exc.orig from exc

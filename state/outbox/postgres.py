@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.models import Delivery, NewDelivery
-from hub.outbox import DEFAULT_LEASE, PURGEABLE, STATUSES, clean_error, utc_now
+from hub.outbox import DEFAULT_LEASE, FORGOTTEN, PURGEABLE, STATUSES, clean_error, utc_now
 from state.postgres import PostgresDatabase
 
 COLUMN_NAMES = ("id", "call_sid", "sink", "action", "payload", "status", "attempts",
@@ -57,6 +57,20 @@ UPDATE deliveries SET status = 'in_flight', leased_until = %(until)s,
 FROM due WHERE deliveries.id = due.id
 RETURNING {RETURNED}
 """  # noqa: S608 -- RETURNED is a constant
+
+
+# One rewrite per row (each rewrite leaves a dead version until the table is vacuumed):
+# every delivery of the calls loses its payload, and the unfinished ones are cancelled.
+FORGET = """
+UPDATE deliveries SET payload = '{}'::jsonb,
+    status = CASE WHEN unfinished THEN 'cancelled' ELSE status END,
+    last_error = CASE WHEN unfinished THEN %(why)s ELSE last_error END,
+    done_at = CASE WHEN unfinished THEN %(now)s ELSE done_at END,
+    leased_until = CASE WHEN unfinished THEN NULL ELSE leased_until END
+FROM (SELECT id, status IN ('pending', 'in_flight') AS unfinished FROM deliveries
+      WHERE call_sid = ANY(%(sids)s)) AS found
+WHERE deliveries.id = found.id
+"""
 
 
 class PostgresOutbox:
@@ -107,6 +121,26 @@ class PostgresOutbox:
             (clean_error(error), retry_at, delivery_id),
         )
 
+    def forget(self, call_sids: Collection[str]) -> dict[str, int]:
+        """Cancel these calls' unfinished deliveries and erase every one's payload; how many
+        there were of each status before.
+
+        The rows are locked first, so no claim takes one meanwhile. An in-flight delivery
+        is cancelled too: its worker's ``mark_done`` then changes nothing, though the
+        request it is making may still reach its sink.
+        """
+        counts = dict.fromkeys(STATUSES, 0)
+        if not call_sids:
+            return counts
+        sids = sorted(call_sids)
+        with self._db.transaction() as conn:
+            found = conn.execute("SELECT status FROM deliveries WHERE call_sid = ANY(%s)"
+                                 " FOR UPDATE", (sids,)).fetchall()
+            conn.execute(FORGET, {"why": FORGOTTEN, "now": self._clock(), "sids": sids})
+        for (status,) in found:
+            counts[str(status)] += 1
+        return counts
+
     def get(self, delivery_id: int) -> Delivery | None:
         rows = self._query(f"SELECT {COLUMNS} FROM deliveries WHERE id = %s",  # noqa: S608 -- constant
                            (delivery_id,))
@@ -133,8 +167,9 @@ class PostgresOutbox:
             " WHERE id = %s AND status = 'dead'", (self._clock(), delivery_id),
         ) == 1
 
-    def purge(self, older_than: timedelta, statuses: Sequence[str] = ("done",)) -> int:
-        """Delete deliveries finished more than ``older_than`` ago; only done or dead ones."""
+    def purge(self, older_than: timedelta,
+              statuses: Sequence[str] = ("done", "cancelled")) -> int:
+        """Delete deliveries finished more than ``older_than`` ago; never unfinished ones."""
         if not statuses or not set(statuses) <= PURGEABLE:
             raise ValueError(f"only {sorted(PURGEABLE)} deliveries can be purged, not {statuses}")
         return self._execute(

@@ -4,7 +4,8 @@ The webhook enqueues before it answers Twilio; the dispatcher claims due rows un
 lease. A worker killed mid-delivery leaves its rows ``in_flight`` with a lease that runs
 out, after which they are claimed again: at-least-once, made once at the far end by the
 delivery's idempotency key. Finished rows (``done``, or ``dead`` for an operator to see and
-retry) stay until purged. Times are stored as Unix seconds, like the call ledger.
+retry, or ``cancelled`` when their caller was forgotten) stay until purged. Times are
+stored as Unix seconds, like the call ledger.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.models import Delivery, NewDelivery
-from hub.outbox import DEFAULT_LEASE, PURGEABLE, STATUSES, clean_error, utc_now
+from hub.outbox import DEFAULT_LEASE, FORGOTTEN, PURGEABLE, STATUSES, clean_error, utc_now
 from state.sqlite import ThreadLocalDatabase
 
 SCHEMA = """
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     action          TEXT NOT NULL,
     payload         TEXT NOT NULL,
     status          TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'in_flight', 'done', 'dead')),
+                    CHECK (status IN ('pending', 'in_flight', 'done', 'dead', 'cancelled')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
     created_at      REAL NOT NULL,
@@ -113,21 +114,43 @@ class SqliteOutbox:
         if retry_at is None:
             self._finish(delivery_id, "dead", clean_error(error))
             return
-        self._db.connection().execute(
+        self._db.execute(
             "UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?,"
             " leased_until = NULL WHERE id = ? AND status = 'in_flight'",
             (clean_error(error), retry_at.timestamp(), delivery_id),
         )
 
+    def forget(self, call_sids: Collection[str]) -> dict[str, int]:
+        """Cancel these calls' unfinished deliveries and erase every one's payload.
+
+        An in-flight delivery is cancelled too: its worker's ``mark_done`` then changes
+        nothing, though the request it is making may still reach its sink.
+        """
+        counts = dict.fromkeys(STATUSES, 0)
+        if not call_sids:
+            return counts
+        sids = json.dumps(sorted(call_sids))
+        with self._transaction() as conn:
+            counts |= dict(conn.execute(
+                "SELECT status, count(*) FROM deliveries WHERE call_sid IN"
+                " (SELECT value FROM json_each(?)) GROUP BY status", (sids,)).fetchall())
+            conn.execute(
+                "UPDATE deliveries SET status = 'cancelled', last_error = ?, done_at = ?,"
+                " leased_until = NULL WHERE call_sid IN (SELECT value FROM json_each(?))"
+                " AND status IN ('pending', 'in_flight')", (FORGOTTEN, self._now(), sids))
+            conn.execute("UPDATE deliveries SET payload = '{}' WHERE call_sid IN"
+                         " (SELECT value FROM json_each(?))", (sids,))
+        return counts
+
     def get(self, delivery_id: int) -> Delivery | None:
-        row = self._db.connection().execute(
+        row = self._db.execute(
             f"SELECT {COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)  # noqa: S608 -- constant
         ).fetchone()
         return None if row is None else _delivery(row)
 
     def list(self, status: str | None = None, limit: int = 100) -> builtins.list[Delivery]:
         """The newest ``limit`` deliveries, of one status or of all."""
-        rows = self._db.connection().execute(
+        rows = self._db.execute(
             f"SELECT {COLUMNS} FROM deliveries WHERE ?1 IS NULL OR status = ?1"  # noqa: S608 -- constant
             " ORDER BY id DESC LIMIT ?2", (status, limit),
         ).fetchall()
@@ -135,7 +158,7 @@ class SqliteOutbox:
 
     def counts(self) -> dict[str, int]:
         """How many deliveries are in each status (every status present, zero or not)."""
-        rows = self._db.connection().execute(
+        rows = self._db.execute(
             "SELECT status, count(*) FROM deliveries GROUP BY status"
         ).fetchall()
         return {status: 0 for status in STATUSES} | dict(rows)
@@ -146,24 +169,25 @@ class SqliteOutbox:
         ``attempts`` is kept: it is the row's history. The retry policy counts it, so a
         delivery that had used up its attempts gets one more before it is dead again.
         """
-        return self._db.connection().execute(
+        return self._db.execute(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, done_at = NULL"
             " WHERE id = ? AND status = 'dead'", (self._now(), delivery_id),
         ).rowcount == 1
 
-    def purge(self, older_than: timedelta, statuses: Sequence[str] = ("done",)) -> int:
-        """Delete deliveries finished more than ``older_than`` ago; only done or dead ones."""
+    def purge(self, older_than: timedelta,
+              statuses: Sequence[str] = ("done", "cancelled")) -> int:
+        """Delete deliveries finished more than ``older_than`` ago; never unfinished ones."""
         if not statuses or not set(statuses) <= PURGEABLE:
             raise ValueError(f"only {sorted(PURGEABLE)} deliveries can be purged, not {statuses}")
         marks = ", ".join("?" for _ in statuses)
-        return self._db.connection().execute(
+        return self._db.execute(
             f"DELETE FROM deliveries WHERE status IN ({marks}) AND done_at < ?",  # noqa: S608 -- placeholders only
             (*statuses, self._now() - older_than.total_seconds()),
         ).rowcount
 
     def _finish(self, delivery_id: int, status: str, error: str | None) -> None:
         """Close an in-flight delivery as done or dead (``done_at`` is when it finished)."""
-        self._db.connection().execute(
+        self._db.execute(
             "UPDATE deliveries SET status = ?, last_error = coalesce(?, last_error),"
             " done_at = ?, leased_until = NULL WHERE id = ? AND status = 'in_flight'",
             (status, error, self._now(), delivery_id),
@@ -186,3 +210,20 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         created_at=datetime.fromtimestamp(created_at, UTC),
         next_attempt_at=datetime.fromtimestamp(next_attempt_at, UTC),
     )
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Let a file made before deliveries could be ``cancelled`` hold that status.
+
+    SQLite cannot change a CHECK constraint in place: the table is copied into one made
+    with the current schema, in one transaction.
+    """
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").fetchone()
+    if "'cancelled'" in sql:
+        return
+    copy = ("INSERT INTO deliveries SELECT * FROM deliveries_before_cancelled;"
+            " DROP TABLE deliveries_before_cancelled;")
+    conn.executescript("BEGIN IMMEDIATE; DROP INDEX IF EXISTS deliveries_due;"
+                       " ALTER TABLE deliveries RENAME TO deliveries_before_cancelled;"
+                       + SCHEMA + copy + " COMMIT;")

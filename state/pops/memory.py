@@ -11,6 +11,9 @@ Publishing never waits for a subscriber: each has a bounded queue (``PopSubscrip
 when a slow or dead one falls behind its oldest pop is dropped (and logged). Only pops
 published for an agent id reach that agent's subscriptions. ``state.pops.redis`` gives the
 same behaviour across processes, behind the same port.
+
+``forget`` drops a forgotten caller's pops from the replay history and from the queues of
+consoles that have not read them yet.
 """
 
 from __future__ import annotations
@@ -49,12 +52,24 @@ class InProcessScreenPopBroker:
 
     def subscribe(self, agent_id: str, last_event_id: str | None = None) -> PopSubscription:
         """Listen for ``agent_id``'s pops, first replaying those kept after ``last_event_id``."""
-        subscription = PopSubscription(self._queue_size, self._forget(agent_id))
+        subscription = PopSubscription(self._queue_size, self._unsubscriber(agent_id))
         with self._lock:
             for pop in self._missed(agent_id, last_event_id):
                 subscription.put(pop)
             self._subscribers.setdefault(agent_id, set()).add(subscription)
         return subscription
+
+    def forget(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop every kept and queued event (pop or call state) that ``concerns``; how many."""
+        dropped = 0
+        with self._lock:
+            for agent_id, history in self._history.items():
+                kept = [(number, event) for number, event in history if not concerns(event)]
+                dropped += len(history) - len(kept)
+                self._history[agent_id] = deque(kept, maxlen=self._replay)
+            for subscriptions in self._subscribers.values():
+                dropped += sum(subscription.drop(concerns) for subscription in subscriptions)
+        return dropped
 
     def listening(self, agent_id: str) -> int:
         """How many consoles of ``agent_id`` are subscribed now."""
@@ -70,7 +85,7 @@ class InProcessScreenPopBroker:
         kept = self._history.get(agent_id, ())
         return [(str(number), summary) for number, summary in kept if number > after]
 
-    def _forget(self, agent_id: str) -> Callable[[PopSubscription], None]:
+    def _unsubscriber(self, agent_id: str) -> Callable[[PopSubscription], None]:
         def unsubscribe(subscription: PopSubscription) -> None:
             with self._lock:
                 subscribers = self._subscribers.get(agent_id, set())

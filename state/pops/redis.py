@@ -13,9 +13,14 @@ Publishing (``PopPublisher``) never waits on Redis nor raises: pops published wh
 is away are held in a bounded backlog and sent when it returns. Receiving
 (``PopReader``) takes one thread and one blocking connection per process, whatever the
 number of consoles. Through a Redis outage consoles keep their streams; pops resume after.
+
+``forget`` takes a forgotten caller's pops out of this process (pops not yet sent, consoles'
+queues) and out of Redis (every agent's stream and the feed, ``state.pops.redis_forget``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -23,6 +28,7 @@ from redis.retry import Retry
 
 from hub.desk import ConsoleEvent
 from hub.ports import TransientError
+from state.pops.redis_forget import forget_kept
 from state.pops.redis_publisher import PopPublisher
 from state.pops.redis_reader import PopReader
 from state.pops.redis_streams import PopKeys, StreamSubscription, parse_stream_id
@@ -42,7 +48,7 @@ class RedisScreenPopBroker:
     def __init__(self, url: str, *, prefix: str = "cahub:", replay: int = 20,
                  queue_size: int = 100, backlog: int = 10_000, feed_length: int = 1000,
                  ttl_s: float = 86_400.0, timeout_s: float = 1.0, block_s: float = 1.0) -> None:
-        keys = PopKeys(prefix)
+        keys = self._keys = PopKeys(prefix)
         replay = max(replay, 1)
         self._queue_size = max(queue_size, replay)
         self._queries = _client(url, timeout_s, pool_size=QUERY_CONNECTIONS)
@@ -65,6 +71,23 @@ class RedisScreenPopBroker:
         if floor is not None:
             self._reader.replay(subscription, floor)
         return subscription
+
+    def forget(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop every event (pop or call state) that ``concerns``, here and in Redis; how
+        many.
+
+        Pops not yet sent go first (once the batch on its way has reached Redis), then those
+        Redis keeps, then those queued for consoles here, so that a pop moving from one place
+        to the next is met in the next (the forget guard cleans once more before it confirms,
+        for one the reader was handing to a console meanwhile). ``TransientError`` when
+        Redis cannot be reached: what it holds is then still to be forgotten.
+        """
+        dropped = self._publisher.forget(concerns)
+        try:
+            dropped += forget_kept(self._queries, self._keys, concerns)
+        except redis.RedisError as exc:
+            raise TransientError(f"Redis: {type(exc).__name__}: {exc}") from exc
+        return dropped + self._reader.forget(concerns)
 
     def listening(self, agent_id: str) -> int:
         """How many consoles of ``agent_id`` are subscribed in this process."""

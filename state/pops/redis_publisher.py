@@ -8,7 +8,9 @@ growing pause, so they pop, late, once Redis is back. The backlog is bounded: wh
 full its oldest pop is dropped and logged. A batch cut off by a lost connection is sent
 again whole, so after an outage a pop may reach a console twice (the console shows one
 call's pops in one place). Pops not yet sent when the process stops are lost, as they are
-with the in-process broker.
+with the in-process broker. ``forget`` drops a forgotten caller's pops not yet sent, and
+returns only once no batch taken before it is still on its way (so that what it did send
+is in Redis, where the broker's forget deletes it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import itertools
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import redis
 
@@ -58,6 +61,7 @@ class PopPublisher:
         self._pending: deque[Pending] = deque()
         self._sequence = 0
         self._ready = threading.Condition()
+        self._sending = threading.Lock()  # held from taking a batch until it was sent
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
@@ -84,6 +88,14 @@ class PopPublisher:
         with self._ready:
             return len(self._pending)
 
+    def forget(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop the pops not yet sent whose summary ``concerns``; how many. Waits for the
+        batch being sent, if any, to reach Redis (or fail) first."""
+        with self._sending, self._ready:
+            kept = deque(pending for pending in self._pending if not concerns(pending[2]))
+            dropped, self._pending = len(self._pending) - len(kept), kept
+        return dropped
+
     def close(self) -> None:
         """Stop the writer after the batch it is sending, and drop its connection."""
         self._stopping.set()
@@ -97,27 +109,37 @@ class PopPublisher:
     def _run(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
-            batch = self._next_batch()
-            if not batch:
-                continue
-            try:
-                self._send(batch)
-            except redis.RedisError as exc:
-                if not backoff.failures:
-                    logger.warning("screen pops: Redis cannot be reached (%s); holding pops "
-                                   "until it is back", type(exc).__name__)
+            self._wait_for_pops()
+            with self._sending:
+                batch = self._next_batch()
+                sent = bool(batch) and self._try(batch, backoff)
+                if sent:
+                    self._sent(batch[-1][0])
+            if batch and not sent:
                 self._stopping.wait(backoff.next())
-                continue
-            except Exception:  # it would fail the same way again; the writer must go on
-                logger.exception("screen pops: could not send %d pops; dropped them", len(batch))
-            if backoff.failures:
-                logger.warning("screen pops: Redis is back; sending the pops held meanwhile")
-            backoff.reset()
-            self._sent(batch[-1][0])
+
+    def _try(self, batch: list[Pending], backoff: Backoff) -> bool:
+        """Send ``batch``; False when Redis could not be reached (the batch is kept)."""
+        try:
+            self._send(batch)
+        except redis.RedisError as exc:
+            if not backoff.failures:
+                logger.warning("screen pops: Redis cannot be reached (%s); holding pops "
+                               "until it is back", type(exc).__name__)
+            return False
+        except Exception:  # it would fail the same way again; the writer must go on
+            logger.exception("screen pops: could not send %d pops; dropped them", len(batch))
+        if backoff.failures:
+            logger.warning("screen pops: Redis is back; sending the pops held meanwhile")
+        backoff.reset()
+        return True
+
+    def _wait_for_pops(self) -> None:
+        with self._ready:
+            self._ready.wait_for(lambda: self._pending or self._stopping.is_set())
 
     def _next_batch(self) -> list[Pending]:
         with self._ready:
-            self._ready.wait_for(lambda: self._pending or self._stopping.is_set())
             return list(itertools.islice(self._pending, self._batch))
 
     def _send(self, batch: list[Pending]) -> None:

@@ -19,11 +19,12 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import redis
 
+from hub.desk import ConsoleEvent
 from state.pops.redis_publisher import Backoff
 from state.pops.redis_streams import (
     ORIGIN,
@@ -89,6 +90,12 @@ class PopReader:
     def listening(self, agent_id: str) -> int:
         with self._lock:
             return len(self._subscribers.get(agent_id, ()))
+
+    def forget(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop the pops whose summary ``concerns`` from this process's consoles' queues."""
+        with self._lock:
+            subscriptions = [s for group in self._subscribers.values() for s in group]
+        return sum(subscription.drop(concerns) for subscription in subscriptions)
 
     def close(self) -> None:
         """Stop reading; open consoles get nothing more and end with their requests."""

@@ -3,6 +3,7 @@
 A broker puts pops in without ever waiting: the queue is bounded, and when a slow or dead
 console falls behind its oldest pop is dropped (and logged). The console takes them out
 with ``next``, which waits at most its timeout and returns at once after ``close``.
+``drop`` takes out the pops of a forgotten caller that the console has not read yet.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class PopSubscription:
         with self._ready:
             self._append(pop)
             self._ready.notify()
+
+    def drop(self, concerns: Callable[[ConsoleEvent], bool]) -> int:
+        """Drop the queued pops whose summary ``concerns``; how many."""
+        with self._ready:
+            kept = deque(pop for pop in self._queue if not concerns(pop[1]))
+            dropped, self._queue = len(self._queue) - len(kept), kept
+        return dropped
 
     def next(self, timeout: float) -> Pop | None:
         """The next pop, or None after ``timeout`` seconds or once closed."""

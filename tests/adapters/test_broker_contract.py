@@ -3,9 +3,10 @@
 Every behaviour of the port, for pops and call states alike: delivery with an event id,
 isolation between agents, live pops only for a console without an id, replay after
 ``Last-Event-ID`` (bounded, and all that is kept for an id from before a restart), bounded
-queues that never block a publisher, closing, and many threads at once. The Redis broker
-delivers in the background, so event ids are learnt from what a console receives, never
-from ``publish``'s return value.
+queues that never block a publisher, closing, many threads at once, and ``forget``, which
+drops a forgotten caller's pops (and their calls' states) from what is replayed and from
+what consoles have not read yet. The Redis broker delivers in the background, so event ids
+are learnt from what a console receives, never from ``publish``'s return value.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class BrokerKit:
 
     make: Callable[..., Any]
     id_from_before_a_restart: str
+    id_before_every_pop: str
 
 
 @pytest.fixture(params=["in_process", "redis"])
@@ -54,12 +56,12 @@ def kit(request: pytest.FixtureRequest) -> Iterator[BrokerKit]:
         return built[-1]
 
     if request.param == "in_process":
-        yield BrokerKit(partial(make, InProcessScreenPopBroker), "999999")
+        yield BrokerKit(partial(make, InProcessScreenPopBroker), "999999", "0")
     else:
         url = request.getfixturevalue("redis_server")
         prefix = request.getfixturevalue("redis_prefix")
         factory = partial(RedisScreenPopBroker, url, prefix=prefix)
-        yield BrokerKit(partial(make, factory), "99999999999999-0")
+        yield BrokerKit(partial(make, factory), "99999999999999-0", "0-0")
     for broker in built:
         getattr(broker, "close", lambda: None)()
 
@@ -300,3 +302,75 @@ def test_subscribers_come_and_go_while_pops_are_published(kit):
         thread.join()
 
     assert 0 == broker.listening("ada")
+
+
+def is_ada(summary: Summary) -> bool:
+    return summary.name == "Ada Lovelace"
+
+
+def test_forget_drops_kept_pops_from_the_replay_history(kit, broker):
+    published(broker, "ada", pop_summary(1), pop_summary(2, "Charles Babbage"))
+
+    dropped = broker.forget(is_ada)
+    stream = broker.subscribe("ada", last_event_id=kit.id_before_every_pop)
+
+    assert (1, ["Charles Babbage"]) == (dropped, [pop[1].name for pop in take_pops(stream, 1)])
+    assert stream.next(0.05) is None
+
+
+def test_forget_reaches_the_pops_of_every_agent(kit, broker):
+    published(broker, "ada", pop_summary(1))
+    published(broker, "bob", pop_summary(2))
+
+    dropped = broker.forget(is_ada)
+    replays = [broker.subscribe(agent, last_event_id=kit.id_before_every_pop)
+               for agent in ("ada", "bob")]
+
+    assert (2, [None, None]) == (dropped, [stream.next(0.05) for stream in replays])
+
+
+def test_forget_drops_pops_a_console_has_not_read_yet(broker):
+    stream = broker.subscribe("ada")
+    published(broker, "ada", pop_summary(1), pop_summary(2, "Charles Babbage"))
+
+    broker.forget(is_ada)
+
+    assert ["Charles Babbage"] == [pop[1].name for pop in take_pops(stream, 1)]
+    assert stream.next(0.05) is None
+
+
+def test_forget_leaves_other_callers_pops_and_new_ones_alone(broker):
+    stream = broker.subscribe("ada")
+    published(broker, "ada", pop_summary(1, "Charles Babbage"))
+
+    broker.forget(is_ada)
+    broker.publish("ada", pop_summary(2, "Grace Hopper"))
+
+    assert ["Charles Babbage", "Grace Hopper"] == [pop[1].name for pop in take_pops(stream, 2)]
+
+
+def test_forget_of_nobody_drops_nothing(broker):
+    published(broker, "ada", pop_summary(1))
+
+    assert 0 == broker.forget(lambda summary: False)
+
+
+def of_call(number: int) -> Callable[[ConsoleEvent], bool]:
+    """Whether an event is a pop or a call state of the call ``pop_summary(number)`` is."""
+    sid = f"CA{number:032x}"
+    return lambda event: sid == (event.call.sid if isinstance(event, Summary)
+                                 else event.call_sid)
+
+
+def test_forget_drops_a_calls_states_with_its_pop_kept_and_queued(kit, broker):
+    stream = broker.subscribe("ada")
+    sent = [pop_summary(1), call_state(1, "connected"), pop_summary(2, "Charles Babbage"),
+            call_state(2, "connected")]
+    published(broker, "ada", *sent)
+
+    broker.forget(of_call(1))
+    replay = broker.subscribe("ada", last_event_id=kit.id_before_every_pop)
+
+    assert sent[2:] == [event for _, event in take_pops(stream, 2)]
+    assert sent[2:] == [event for _, event in take_pops(replay, 2)]
+    assert (None, None) == (stream.next(0.05), replay.next(0.05))

@@ -1,19 +1,33 @@
 """The call ledger's contract, kept by every adapter (SQLite, PostgreSQL): one decision per
-CallSid, status callbacks that only move a call forward, and a transaction that a call's
-ledger row and its deliveries share.
+CallSid, status callbacks that only move a call forward, a transaction that a call's
+ledger row and its deliveries share, a ping that fails while no call could be recorded,
+and ``forget``, which rewrites a forgotten person's records.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from hub.models import CallerKind, CallInfo, DeliveryAction, Identity, NewDelivery, Summary
+from hub.forget_keys import redact, stripped, value_key
+from hub.models import (
+    Ambiguity,
+    CallerKind,
+    CallInfo,
+    DeliveryAction,
+    Identity,
+    NewDelivery,
+    PersonFacts,
+    Summary,
+)
+from hub.ports import HubError
 from tests.adapters.conftest import HubState
 
 SID = "CA" + "a" * 32
+ADA, BOB = "+14155550134", "+12025550199"
 
 
 def summary(name: str | None = None, sid: str = SID) -> Summary:
@@ -152,3 +166,106 @@ def test_another_thread_does_not_join_a_transaction_open_on_this_one(state: HubS
         thread.start()
         thread.join(10)
     assert [None] == seen
+
+
+def test_a_ledger_pings_while_it_can_record_calls(ledger: Any) -> None:
+    assert ledger.ping() is None
+
+
+def test_a_ledger_ping_fails_while_no_write_can_start(state: HubState) -> None:
+    ledger = state.ledger()
+    with state.locked(), pytest.raises(HubError):
+        ledger.ping()
+
+
+def caller(call: int, number: str | None = ADA, name: str | None = "Ada Lovelace") -> Summary:
+    info = CallInfo(sid=f"CA{call:032x}", **{"from": number}, to="+18005550100",
+                    caller_kind=CallerKind.NUMBER)
+    return Summary(call=info, identity=None, found=name is not None, name=name)
+
+
+def forgetting(number: str) -> Callable[[Summary], Summary]:
+    return lambda s: redact(s, lambda key: key == value_key(number))
+
+
+def test_forget_rewrites_the_records_holding_a_needle_as_redacted(ledger: Any) -> None:
+    ledger.claim(f"CA{1:032x}", "grace", caller(1))
+    ledger.claim(f"CA{2:032x}", "grace", caller(2, BOB, "Charles Babbage"))
+
+    changed = ledger.forget({ADA}, forgetting(ADA))
+
+    assert [f"CA{1:032x}"] == changed
+    assert stripped(caller(1)) == ledger.get(f"CA{1:032x}").summary
+    assert caller(2, BOB, "Charles Babbage") == ledger.get(f"CA{2:032x}").summary
+
+
+def test_forget_finds_a_needle_whatever_its_ascii_case(ledger: Any) -> None:
+    ledger.claim(f"CA{1:032x}", None, caller(1).model_copy(update={"email": "Ada@Example.COM"}))
+
+    found: list[Summary] = []
+    ledger.forget({"ada@example.com"}, lambda s: found.append(s) or s)
+
+    assert 1 == len(found)
+
+
+def test_forget_takes_a_needle_literally(ledger: Any) -> None:
+    for call, email in ((1, "ada_100%@example.com"), (2, "adaX100@example.com")):
+        ledger.claim(f"CA{call:032x}", None, caller(call).model_copy(update={"email": email}))
+
+    found: list[str | None] = []
+    ledger.forget({"a_100%@"}, lambda s: found.append(s.email) or s)
+
+    assert ["ada_100%@example.com"] == found
+
+
+@pytest.mark.parametrize("field", ["from", "identity", "profile_id", "candidate"])
+def test_forget_finds_the_person_wherever_the_summary_says_who_called(
+    ledger: Any, field: str,
+) -> None:
+    ledger.claim(f"CA{1:032x}", None, said_by(field, "needle-7"))
+
+    found: list[Summary] = []
+    ledger.forget({"NEEDLE-7"}, lambda s: found.append(s) or s)
+
+    assert [said_by(field, "needle-7")] == found
+
+
+def said_by(field: str, value: str) -> Summary:
+    """A summary that names ``value`` in one of the places that say who called."""
+    plain = caller(1, number=None, name=None)
+    if field == "from":
+        return plain.model_copy(update={"call": plain.call.model_copy(update={"from_": value})})
+    if field == "identity":
+        return plain.model_copy(update={"identity": Identity(namespace="CRMID", id=value)})
+    if field == "profile_id":
+        return plain.model_copy(update={"profile_id": value})
+    candidate = PersonFacts(profile_id="p-1", email=f"{value}@example.com")
+    return plain.model_copy(update={"ambiguous": Ambiguity(count=2, candidates=(candidate,))})
+
+
+def test_forget_leaves_a_record_the_redaction_does_not_change(ledger: Any) -> None:
+    ledger.claim(f"CA{1:032x}", None, caller(1))
+
+    assert [] == ledger.forget({ADA}, lambda s: s)
+
+
+def test_forget_without_needles_changes_nothing(ledger: Any) -> None:
+    ledger.claim(f"CA{1:032x}", None, caller(1))
+
+    assert ([], caller(1)) == (ledger.forget(set(), forgetting(ADA)),
+                               ledger.get(f"CA{1:032x}").summary)
+
+
+def forget_then_fail(state: HubState) -> None:
+    with state.db.transaction():
+        state.ledger().forget({ADA}, forgetting(ADA))
+        raise RuntimeError("the outbox's part of the forget fails")
+
+
+def test_a_forget_inside_a_transaction_that_fails_changes_nothing(state: HubState) -> None:
+    state.ledger().claim(f"CA{1:032x}", None, caller(1))
+
+    with pytest.raises(RuntimeError):
+        forget_then_fail(state)
+
+    assert caller(1) == state.ledger().get(f"CA{1:032x}").summary

@@ -11,10 +11,10 @@ import pytest
 
 from state.migrations import migrate
 
-REVISIONS = ["0001", "0002", "0003"]  # every revision, in order
+REVISIONS = ["0001", "0002", "0003", "0004"]  # every revision, in order
 HEAD = REVISIONS[-1]
 TABLES = ["alembic_version", "call_status", "calls", "deliveries", "desk_calls",
-          "revoked_sessions"]
+          "forget_confirmations", "forget_key", "forgets", "revoked_sessions"]
 SERVERS = 6
 
 
@@ -54,3 +54,27 @@ def test_servers_starting_at_once_on_an_empty_database_apply_the_schema_once(
 
 def test_a_database_up_to_date_has_nothing_to_apply(postgres_url: str) -> None:
     assert (REVISIONS, []) == (migrate(postgres_url), migrate(postgres_url))
+
+
+def test_deliveries_stored_before_forgetting_existed_may_then_be_cancelled(
+    postgres_url: str,
+) -> None:
+    migrate(postgres_url, "0002")
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("INSERT INTO deliveries (call_sid, sink, action, payload, created_at,"
+                     " next_attempt_at) VALUES ('CA1', 'crm', 'note', '{}', now(), now())")
+
+    applied = migrate(postgres_url)
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE deliveries SET status = 'cancelled'")
+        kept = conn.execute("SELECT call_sid, status FROM deliveries").fetchall()
+
+    assert (REVISIONS[REVISIONS.index("0003"):], [("CA1", "cancelled")]) == (applied, kept)
+
+
+def test_a_status_no_adapter_writes_is_still_refused(postgres_url: str) -> None:
+    migrate(postgres_url)
+    with psycopg.connect(postgres_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO deliveries (call_sid, sink, action, payload, status,"
+                     " created_at, next_attempt_at)"
+                     " VALUES ('CA1', 'crm', 'note', '{}', 'lost', now(), now())")

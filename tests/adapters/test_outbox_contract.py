@@ -1,5 +1,6 @@
 """The outbox's contract, kept by every adapter (SQLite, PostgreSQL): idempotent enqueue,
-leased claims that survive a crash, lanes per sink, dead letters, late payloads, the CLI's views.
+leased claims that survive a crash, lanes per sink, dead letters, late payloads, the CLI's
+views, and ``forget``, which cancels a forgotten caller's deliveries and empties them.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def test_counts_cover_every_status(outbox: Any) -> None:
     outbox.enqueue([new(1), new(2), new(3)])
     first, _in_flight = outbox.claim_due(2)
     outbox.mark_done(first.id)
-    assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0} == outbox.counts()
+    assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0, "cancelled": 0} == (
+        outbox.counts())
 
 
 def test_list_shows_one_status_newest_first(outbox: Any) -> None:
@@ -263,3 +265,93 @@ def test_get_finds_one_delivery_by_id(outbox: Any) -> None:
     outbox.enqueue([new(1)])
     [stored] = outbox.list()
     assert (stored, None) == (outbox.get(stored.id), outbox.get(stored.id + 1))
+
+
+def sid(call: int) -> str:
+    return f"CA{call:032x}"
+
+
+def statuses_of(outbox: Any, call: int) -> dict[str, str]:
+    return {f"{d.sink}/{d.action.value}": d.status
+            for d in outbox.list(limit=100) if d.call_sid == sid(call)}
+
+
+@pytest.fixture
+def three_states(outbox: Any) -> Any:
+    """Call 1: a note done, an SMS in flight, a call log pending; call 2: a note pending."""
+    outbox.enqueue([new(1), new(1, "sms", DeliveryAction.SMS)])
+    done, _in_flight = outbox.claim_due(2)
+    outbox.mark_done(done.id)
+    outbox.enqueue([new(1, action=DeliveryAction.CALL_LOG), new(2)])
+    return outbox
+
+
+def test_forget_cancels_pending_and_in_flight_deliveries(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    assert {"crm/note": "done", "sms/sms": "cancelled", "crm/call_log": "cancelled"} == (
+        statuses_of(three_states, 1))
+
+
+def test_forget_counts_what_it_found_by_status(three_states: Any) -> None:
+    counts = three_states.forget([sid(1)])
+
+    assert {"pending": 1, "in_flight": 1, "done": 1, "dead": 0, "cancelled": 0} == counts
+
+
+def test_forget_empties_every_payload_of_the_calls_and_says_why(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    rows = [d for d in three_states.list(limit=100) if d.call_sid == sid(1)]
+    assert [{}, {}, {}] == [d.payload for d in rows]
+    assert all("forgotten" in (d.last_error or "") for d in rows if d.status == "cancelled")
+
+
+def test_forget_leaves_other_calls_alone(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    assert ({"crm/note": "pending"}, [{"text": "call 2"}]) == (
+        statuses_of(three_states, 2),
+        [d.payload for d in three_states.list(limit=100) if d.call_sid == sid(2)])
+
+
+def test_a_cancelled_delivery_is_never_claimed_nor_finished(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+    [in_flight] = [d for d in three_states.list(limit=100) if d.action is DeliveryAction.SMS]
+
+    three_states.mark_done(in_flight.id)  # its worker finishes after the forget
+
+    assert [sid(2)] == [d.call_sid for d in three_states.claim_due(10)]
+    assert "cancelled" == statuses_of(three_states, 1)["sms/sms"]
+
+
+def test_a_cancelled_delivery_is_not_refreshed_by_a_late_profile(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    assert 0 == three_states.refresh([late(1, "Ada Lovelace")])
+
+
+def test_a_forgotten_call_enqueued_again_gets_nothing_new(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    assert 0 == three_states.enqueue([new(1), new(1, action=DeliveryAction.CALL_LOG)])
+
+
+def test_forget_of_no_calls_changes_nothing(three_states: Any) -> None:
+    assert 0 == sum(three_states.forget([]).values())
+
+
+def test_cancelled_deliveries_are_purged_with_done_ones(three_states: Any,
+                                                        clock: FakeClock) -> None:
+    three_states.forget([sid(1)])
+    clock.advance(3600)
+
+    assert (3, ["pending"]) == (three_states.purge(timedelta(minutes=30)),
+                                [d.status for d in three_states.list(limit=100)])
+
+
+def test_counts_show_cancelled_deliveries(three_states: Any) -> None:
+    three_states.forget([sid(1)])
+
+    assert {"pending": 1, "in_flight": 0, "done": 1, "dead": 0, "cancelled": 2} == (
+        three_states.counts())

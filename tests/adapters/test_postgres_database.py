@@ -1,5 +1,5 @@
-"""The PostgreSQL pool the hub's state shares: errors as the hub's own, and a ping that says
-whether a call could be recorded now."""
+"""The PostgreSQL pool the hub's state shares: errors as the hub's own, a ping that says
+whether a call could be recorded now, and the vacuum that removes what a forget rewrote."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from hub.forget_keys import redact, value_key
+from hub.models import CallerKind, CallInfo, DeliveryAction, NewDelivery, Summary
 from hub.ports import PermanentError, TransientError
 from state.ledger.postgres import PostgresCallLedger
-from state.postgres import PostgresDatabase
+from state.outbox.postgres import PostgresOutbox
+from state.postgres import FORGET_TABLES, PostgresDatabase
+from tests.backends import dead_row_versions, row_versions_holding
+
+SID = "CA" + "f" * 32
+ADA = "+14155550134"
 
 
 @pytest.fixture
@@ -45,3 +52,46 @@ def test_a_lost_connection_is_a_transient_error(db: PostgresDatabase) -> None:
 def test_a_statement_that_can_never_work_is_a_permanent_error(db: PostgresDatabase) -> None:
     with pytest.raises(PermanentError), db.connection() as conn:
         conn.execute("SELECT 1 / 0")
+
+
+def test_a_ping_fails_while_another_client_keeps_writes_from_starting(
+    postgres_url: str, db: PostgresDatabase,
+) -> None:
+    with psycopg.connect(postgres_url) as other:
+        other.execute("LOCK TABLE calls IN EXCLUSIVE MODE")
+        with pytest.raises(TransientError, match="lock"):
+            db.ping()
+
+
+@pytest.fixture
+def forgotten(db: PostgresDatabase) -> PostgresDatabase:
+    """Ada's call and its note, forgotten (rewritten), not yet vacuumed."""
+    info = CallInfo(sid=SID, **{"from": ADA}, to="+18005550100", caller_kind=CallerKind.NUMBER)
+    ledger, outbox = PostgresCallLedger(db), PostgresOutbox(db)
+    ledger.claim(SID, "grace", Summary(call=info, identity=None, found=True, name="Ada Lovelace"))
+    outbox.enqueue([NewDelivery(call_sid=SID, sink="crm", action=DeliveryAction.NOTE,
+                                payload={"phone": ADA})])
+    with db.transaction():
+        ledger.forget({ADA}, lambda s: redact(s, lambda key: key == value_key(ADA)))
+        outbox.forget([SID])
+    return db
+
+
+def test_a_forget_leaves_the_old_row_versions_until_vacuumed(
+    postgres_url: str, forgotten: PostgresDatabase,
+) -> None:
+    assert (1, 1, 1, 1) == (
+        row_versions_holding(postgres_url, "calls", ADA.encode()),
+        row_versions_holding(postgres_url, "deliveries", ADA.encode()),
+        dead_row_versions(postgres_url, "calls"), dead_row_versions(postgres_url, "deliveries"))
+
+
+def test_compact_removes_every_old_row_version_a_forget_left(
+    postgres_url: str, forgotten: PostgresDatabase,
+) -> None:
+    forgotten.compact()
+
+    assert ([0, 0], [0] * len(FORGET_TABLES)) == (
+        [row_versions_holding(postgres_url, table, ADA.encode())
+         for table in ("calls", "deliveries")],
+        [dead_row_versions(postgres_url, table) for table in FORGET_TABLES])

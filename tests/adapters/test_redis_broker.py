@@ -1,5 +1,5 @@
-"""What only the Redis broker does: pops and call states across processes, and Redis going
-away.
+"""What only the Redis broker does: pops and call states across processes, Redis going away,
+and a forget that reaches what Redis holds and what each process holds.
 
 Two broker instances on one Redis stand for two server processes. Tests that stop, freeze
 or restart Redis use a private redis-server (``private_redis``), never the shared one; they
@@ -20,6 +20,7 @@ from hub.desk import ConsoleEvent
 from hub.models import Summary
 from hub.ports import TransientError
 from state.pops.redis import RedisScreenPopBroker
+from state.pops.redis_streams import decode_entry
 from tests.backends import PrivateRedis, free_port
 from tests.fakes import wait_for
 from tests.support import call_state, pop_summary, take_pops
@@ -303,3 +304,103 @@ def test_building_a_broker_connects_to_nothing_and_starts_no_thread(make):
     make(f"redis://127.0.0.1:{free_port()}/0")
 
     assert not {t.name for t in threading.enumerate()} - before
+
+
+def is_first(summary: Summary) -> bool:
+    return summary.call.sid == pop_summary(1).call.sid
+
+
+def stored_pops(client: redis.Redis, prefix: str) -> dict[str, list[int]]:
+    """Of which call (``pop_summary(number)``'s) each event in each of the broker's streams
+    in Redis is, a pop or a call state alike."""
+    streams = sorted(key.decode() for key in client.scan_iter(match=f"{prefix}pops:*")
+                     if client.type(key) == b"stream")
+    return {key.removeprefix(prefix): [_call_number(decode_entry(fields))
+                                       for _, fields in client.xrange(key)] for key in streams}
+
+
+def _call_number(event: ConsoleEvent) -> int:
+    sid = event.call.sid if isinstance(event, Summary) else event.call_sid
+    assert sid is not None
+    return int(sid[2:], 16)
+
+
+def test_forget_deletes_a_calls_states_from_redis_with_its_pop(pair, redis_server,
+                                                               redis_prefix):
+    first, _ = pair
+    witness = first.subscribe("ada")
+    for event in (pop_summary(1), call_state(1, "connected"), pop_summary(2),
+                  call_state(2, "ended")):
+        first.publish("ada", event)
+    received(witness, 4)
+
+    dropped = first.forget(lambda event: _call_number(event) == 1)
+
+    client = redis.Redis.from_url(redis_server)
+    assert (2, {"pops:agent:ada": [2, 2], "pops:feed": [2, 2]}) == (
+        dropped, stored_pops(client, redis_prefix))
+    client.close()
+
+
+def test_forget_deletes_the_pops_from_every_agent_stream_and_the_feed(pair, redis_server,
+                                                                      redis_prefix):
+    first, _ = pair
+    witness = first.subscribe("bob")
+    first.publish("ada", pop_summary(1))
+    first.publish("bob", pop_summary(2))
+    received(witness, 1)
+
+    first.forget(is_first)
+
+    client = redis.Redis.from_url(redis_server)
+    assert {"pops:agent:ada": [], "pops:agent:bob": [2], "pops:feed": [2]} == (
+        stored_pops(client, redis_prefix))
+    client.close()
+
+
+def test_forget_reaches_a_pop_only_the_feed_still_holds(make, redis_server, redis_prefix):
+    broker = make(redis_server, prefix=redis_prefix, replay=1)
+    witness = broker.subscribe("ada")
+    for n in (1, 2):
+        broker.publish("ada", pop_summary(n))
+    received(witness, 2)  # pop 1 has left ada's stream (it keeps one) but not the feed
+
+    assert 1 == broker.forget(is_first)
+
+    client = redis.Redis.from_url(redis_server)
+    assert [2] == stored_pops(client, redis_prefix)["pops:feed"]
+    client.close()
+
+
+def test_a_pop_forgotten_through_one_instance_is_replayed_by_no_other(pair):
+    first, second = pair
+    witness = first.subscribe("ada")
+    first.publish("ada", pop_summary(1))
+    received(witness, 1)
+
+    first.forget(is_first)
+    replayed = second.subscribe("ada", last_event_id="0-0")
+
+    assert replayed.next(0.3) is None
+
+
+def test_forget_drops_the_pops_waiting_for_redis_to_come_back(private_pair, private_redis):
+    first, second = private_pair
+    console = second.subscribe("ada")
+    private_redis.stop()
+    for n in (1, 2):
+        first.publish("ada", pop_summary(n))
+
+    with pytest.raises(TransientError):  # what Redis holds is still to be forgotten
+        first.forget(is_first)
+    private_redis.start()
+
+    assert [2] == numbers(received(console, 1))
+    assert console.next(0.3) is None
+
+
+def test_forget_while_redis_cannot_be_reached_is_a_transient_error(make):
+    broker = make(f"redis://127.0.0.1:{free_port()}/0", **FAST)
+
+    with pytest.raises(TransientError, match="Redis"):
+        broker.forget(is_first)

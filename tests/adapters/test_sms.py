@@ -15,9 +15,13 @@ import requests
 import responses
 from pydantic import SecretStr
 
-from hub.models import Delivery, DeliveryAction
+from hub.deliveries import DeliveryPlanner
+from hub.models import CallerKind, CallInfo, Delivery, DeliveryAction, Summary
+from hub.policy import DataUsage
 from hub.ports import PermanentError, TransientError
+from hub.settings import Agent
 from integrations.sms import TwilioSmsSink, fit_sms, gsm7_length, segments
+from tests.standins.twilio import TwilioStandIn
 
 ACCOUNT_SID = "AC" + "1" * 32
 BASE = "http://127.0.0.1:8099/twilio"
@@ -309,3 +313,41 @@ def test_nothing_logged_carries_the_numbers(rsps: responses.RequestsMock, sink: 
     sink.deliver(delivery())
 
     assert "4155550199" not in caplog.text
+
+
+# --- one message per call -------------------------------------------------------------------
+
+def caller_summary(call_sid: str) -> Summary:
+    return Summary(call=CallInfo(sid=call_sid, **{"from": "+14155550134"}, to="+18005550100",
+                                 caller_kind=CallerKind.NUMBER),
+                   identity=None, found=True, name="Ada Lovelace", loyalty_tier="gold")
+
+
+def test_a_second_call_from_the_same_caller_texts_the_rep_again() -> None:
+    rep = Agent(id="grace", name="Grace", client="grace", sms=REP, token="t")
+    planner = DeliveryPlanner("none", "+18005550100", DataUsage(), fit_sms)
+    with TwilioStandIn(ACCOUNT_SID, "auth-token") as twilio:
+        sink = TwilioSmsSink(ACCOUNT_SID, "auth-token", "+18005550100",
+                             base_url=twilio.base_url)
+        for sid in ("CA" + "1" * 32, "CA" + "2" * 32):
+            [new] = planner.on_answer(caller_summary(sid), rep)
+            made = Delivery(id=1, **new.model_dump(), created_at=datetime.now(UTC),
+                            next_attempt_at=datetime.now(UTC))
+            sink.deliver(made)
+            sink.deliver(made)  # a retry of this call's SMS is still sent once
+        sink.close()
+
+    assert 2 == len(twilio.sent_to(REP))
+
+
+def test_a_suffix_is_always_kept_and_counted_against_the_segment() -> None:
+    body = fit_sms(["Ada", "x" * 200], suffix="Ref 9f3a1c")
+
+    assert "Ada\n" + "x" * 142 + "...\nRef 9f3a1c" == body
+    assert 160 == gsm7_length(body)
+
+
+def test_a_suffix_follows_a_ucs2_body_in_the_same_segment() -> None:
+    body = fit_sms(["山田 太郎", "y" * 100], suffix="Ref 9f3a1c")
+
+    assert (True, 1) == (body.endswith("\nRef 9f3a1c"), segments(body))

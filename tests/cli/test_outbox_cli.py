@@ -42,7 +42,7 @@ def outbox(request: pytest.FixtureRequest, tmp_path: Path,
 def test_list_shows_the_counts_and_the_deliveries(outbox: InspectableOutbox) -> None:
     result = CliRunner().invoke(main, ["outbox", "list", "--status", "dead"])
     lines = result.stdout.splitlines()
-    assert (0, "pending=0  in_flight=0  done=1  dead=1", 2) == (
+    assert (0, "pending=0  in_flight=0  done=1  dead=1  cancelled=0", 2) == (
         result.exit_code, lines[0], len(lines))
     assert "401 invalid credentials" in lines[1]
 

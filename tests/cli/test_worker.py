@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from app import close_app, create_app, services
+from hub.forget_guard import EVERY_FORGET
 from hub.models import DeliveryAction, NewDelivery
+from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
+from state.forgets.sqlite import SqliteForgetLog
 from state.ledger.sqlite import SCHEMA as LEDGER_SCHEMA
 from state.outbox.sqlite import SCHEMA as OUTBOX_SCHEMA
 from state.outbox.sqlite import SqliteOutbox
@@ -62,6 +65,20 @@ def test_a_worker_stopped_mid_delivery_leaves_the_row_leased(
         hub_outbox.enqueue([note(1)])
         wait_for(lambda: receiver.keys() != [], 20, "the delivery to start", worker.output)
         assert (0, ["in_flight"]) == (worker.stop(), [d.status for d in hub_outbox.list()])
+
+
+@pytest.mark.slow
+def test_a_worker_applies_forgets_and_confirms_every_one_once_stopped(tmp_path: Path) -> None:
+    db = ThreadLocalDatabase(tmp_path / "data" / "hub.sqlite3", FORGETS_SCHEMA)
+    log = SqliteForgetLog(db)
+    with WebhookReceiver() as receiver:
+        worker = start_worker(tmp_path, receiver)
+        seq = log.record({"0" * 32})
+        wait_for(lambda: [c.seq for c in log.confirmations()] == [seq], 20,
+                 "the worker to confirm the forget", worker.output)
+        worker.stop()
+    assert [EVERY_FORGET] == [c.seq for c in log.confirmations()]
+    db.close()
 
 
 def delivered_or_dead(app_settings: dict[str, object], tmp_path: Path) -> str:

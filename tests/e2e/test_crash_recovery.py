@@ -187,7 +187,7 @@ def test_a_kill_9_mid_delivery_loses_nothing_and_duplicates_nothing(scene: Scene
         call.properties["hs_call_external_id"], call.properties["hs_call_duration"],
         call.properties["hs_call_status"], call.properties["hs_call_direction"])
     listing = run_cahub(["outbox", "list"], scene.env, scene.workdir).stdout.splitlines()
-    assert "pending=0  in_flight=0  done=4  dead=0" == listing[0]
+    assert "pending=0  in_flight=0  done=4  dead=0  cancelled=0" == listing[0]
     assert {("done", d, call_sid) for d in ALL_DELIVERIES} == {
         tuple(line.split()[1:4]) for line in listing[1:]}
 
@@ -204,7 +204,7 @@ def test_a_permanent_refusal_is_dead_lettered_in_sight_and_the_rest_is_done(
 
     dead = run_cahub(["outbox", "list", "--status", "dead"], scene.env, scene.workdir).stdout
     counts, line = dead.splitlines()
-    assert "pending=0  in_flight=0  done=3  dead=1" == counts
+    assert "pending=0  in_flight=0  done=3  dead=1  cancelled=0" == counts
     assert ["dead", "sms/sms", call_sid] == line.split()[1:4]
     assert "21610" in line
     assert REP.removeprefix("+1") not in dead

@@ -165,3 +165,20 @@ def test_a_person_forgotten_is_a_person_loaded_again_from_scratch(store, load, f
     profile = find("Email", "grace@example.com")
     assert isinstance(profile, Profile)
     assert {"name": "Hopper"} == profile.attributes["person"]
+
+
+def test_every_connection_deletes_securely_even_after_a_forget(store, ada_and_grace) -> None:
+    store.forget("Email", "ada@example.com")
+
+    # Whatever this build of SQLite does by default (Debian's deletes securely, others not).
+    assert (1,) == store._connections.get().execute("PRAGMA secure_delete").fetchone()
+
+
+def test_the_people_forget_would_remove_are_read_without_removing_them(
+    store, ada_and_grace, find,
+) -> None:
+    people = store.people("Email", "ada@example.com")
+
+    assert ["ada@example.com"] == [i.id for p in people for i in p.identities
+                                   if i.namespace == "Email"]
+    assert find("Email", "ada@example.com") is not None

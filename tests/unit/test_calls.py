@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -11,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.call_state import CallState
 from hub.calls import InboundCallHandler
 from hub.deliveries import DeliveryPlanner
+from hub.forget_guard import ForgetGuard
 from hub.metrics import HubMetrics
 from hub.models import CallStatusUpdate, Identity, InboundCall, Profile
 from hub.policy import DataUsage
@@ -39,20 +40,38 @@ ADA = Profile(source="memory", profile_id="ada",
 KNOWN = {Identity(namespace="Phone", id=ADA_PHONE): ADA}
 
 
+class HangingLedger(SqliteCallLedger):
+    """A ledger on a database that hangs (a stuck disk) until ``release`` is set."""
+
+    def __init__(self, db: ThreadLocalDatabase) -> None:
+        super().__init__(db)
+        self.release = threading.Event()
+
+    def get(self, call_sid: str):  # type: ignore[no-untyped-def]
+        self.release.wait(10)
+        return super().get(call_sid)
+
+    def claim(self, *args: object):  # type: ignore[no-untyped-def]
+        self.release.wait(10)
+        return super().claim(*args)  # type: ignore[arg-type]
+
+
 class Harness:
-    def __init__(self, tmp_path: Path, providers: Sequence[ProfileProvider], **settings: object):
+    def __init__(self, tmp_path: Path, providers: Sequence[ProfileProvider],
+                 ledger: type[SqliteCallLedger] = SqliteCallLedger, **settings: object):
         self.settings: Settings = make_settings(tmp_path, **settings)
         self.broker = RecordingBroker()
         self.db = ThreadLocalDatabase(tmp_path / "hub.sqlite3", SCHEMA + OUTBOX_SCHEMA)
         metrics = HubMetrics()
         router = AgentRouter(self.settings.hub.agents, None, "US")
         self.outbox = SqliteOutbox(self.db)
-        self.ledger = SqliteCallLedger(self.db)
-        planner = DeliveryPlanner("webhook", "+18005550111", DataUsage(), lambda parts: parts[0])
+        self.ledger = ledger(self.db)
+        planner = DeliveryPlanner("webhook", "+18005550111", DataUsage(),
+                                  lambda parts, suffix="": parts[0])
+        self.guard = ForgetGuard(None, "test")
+        state = CallState(self.ledger, self.outbox, planner, self.db.transaction, guard=self.guard)
         self.handler = InboundCallHandler(self.settings, ProviderChain(providers, metrics), router,
-                                          self.ledger, self.broker, metrics,
-                                          outbox=self.outbox, planner=planner,
-                                          transaction=self.db.transaction)
+                                          state, self.broker, metrics, guard=self.guard)
 
     def call(self, sid_char: str = "a", from_: str = ADA_PHONE, to: str = AGENT_NUMBER):
         form = call_form("CA" + sid_char * 32, from_, to)
@@ -68,7 +87,7 @@ def harness_for(tmp_path: Path) -> Iterator[object]:
     made: list[Harness] = []
 
     def build(providers: Sequence[ProfileProvider], **settings: object) -> Harness:
-        made.append(Harness(tmp_path, providers, **settings))
+        made.append(Harness(tmp_path, providers, **settings))  # type: ignore[arg-type]
         return made[-1]
 
     yield build
@@ -180,15 +199,22 @@ def test_the_late_profile_fills_the_deferred_note_and_makes_it_due(harness_for) 
 
 
 def test_a_call_and_its_deliveries_are_recorded_together_or_not_at_all(harness_for) -> None:
-    harness = harness_for([InMemoryProfileProvider(KNOWN)])
+    harness = harness_for([InMemoryProfileProvider(KNOWN)], lookup_deadline_ms=200)
+    enqueue, full = harness.outbox.enqueue, threading.Event()
 
-    def full_disk(*_: object, **__: object) -> int:
-        raise sqlite3.OperationalError("database or disk is full")
+    def full_disk(*args: object, **kwargs: object) -> int:
+        if not full.is_set():
+            raise TransientError("hub database: database or disk is full")
+        return enqueue(*args, **kwargs)  # type: ignore[arg-type]
 
     harness.outbox.enqueue = full_disk  # type: ignore[method-assign]
-    with pytest.raises(sqlite3.OperationalError):
-        harness.call()
-    assert harness.ledger.get("CA" + "a" * 32) is None
+    answered = harness.call()
+    unrecorded = harness.ledger.get("CA" + "a" * 32)
+    full.set()  # room again: the call and its note are recorded together
+
+    assert (True, None) == (answered.summary.found, unrecorded)
+    assert wait_for(lambda: harness.ledger.get("CA" + "a" * 32) is not None)
+    assert [("webhook", "note")] == pending(harness)
 
 
 class DeadlineHonouringProvider(InMemoryProfileProvider):
@@ -204,6 +230,19 @@ class DeadlineHonouringProvider(InMemoryProfileProvider):
             raise TransientError("deadline")
         time.sleep(self.delay)
         return super().lookup(identities, deadline)
+
+
+def test_a_hanging_database_does_not_hold_the_call_past_its_deadline(harness_for) -> None:
+    harness = harness_for([DeadlineHonouringProvider(delay=0.15)], ledger=HangingLedger,
+                          lookup_deadline_ms=300)
+    started = time.perf_counter()
+    decision = harness.call()
+    answered_in = time.perf_counter() - started
+    harness.ledger.release.set()
+
+    assert ("Ada Lovelace", 1) == (decision.summary.name, len(harness.broker.published))
+    assert answered_in < 0.3 + 0.15
+    assert wait_for(lambda: harness.ledger.get("CA" + "a" * 32) is not None)
 
 
 def test_a_late_lookup_may_outlive_the_webhook_deadline(harness_for) -> None:

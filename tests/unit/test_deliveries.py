@@ -13,7 +13,7 @@ from hub.models import (
 )
 from hub.policy import ChannelPolicy, DataUsage
 from hub.settings import Agent
-from integrations.sms import fit_sms
+from integrations.sms import fit_sms, segments
 
 SID = "CA" + "9" * 32
 REP = Agent(id="grace", name="Grace", client="grace", sms="+14155550199", token="t")
@@ -86,3 +86,14 @@ def test_a_generic_webhook_is_filtered_by_the_webhook_channels_policy() -> None:
     crm = DeliveryPlanner("hubspot", None, usage, fit_sms).on_answer(ADA, REP)[0]
     assert (None, "ada@example.com") == (hook.payload["summary"]["email"],
                                          crm.payload["summary"]["email"])
+
+
+def test_the_sms_ends_with_the_calls_reference() -> None:
+    body = planner().on_answer(ADA, REP)[1].payload["body"]
+    assert "Ref 999999" == body.splitlines()[-1]
+
+
+def test_the_reference_is_kept_within_one_segment_however_much_there_is_to_say() -> None:
+    wordy = ADA.model_copy(update={"last_campaign": "Winter Sale 2026 " * 20})
+    body = planner().on_answer(wordy, REP)[1].payload["body"]
+    assert (True, 1) == (body.endswith("\nRef 999999"), segments(body))

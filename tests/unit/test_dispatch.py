@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from hub.dispatch import Dispatcher, DrainReport, RetryPolicy
+from hub.forget_guard import ForgetGuard
+from hub.forget_keys import call_key, digest
 from hub.metrics import HubMetrics
 from hub.models import Delivery, DeliveryAction, NewDelivery
 from hub.ports import PermanentError, TransientError
 from state.outbox.sqlite import SCHEMA, SqliteOutbox
 from state.sqlite import ThreadLocalDatabase
-from tests.fakes import T0, FakeClock, wait_for
+from tests.fakes import T0, FakeClock, InMemoryForgetLog, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NO_JITTER = RetryPolicy(jitter=lambda low, high: high)
@@ -72,13 +74,14 @@ class BuggySink(RecordingSink):
 
 
 class BlockingSink(RecordingSink):
-    """Holds every delivery until released."""
+    """Holds every delivery until released; ``holding`` is set once it holds one."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.release = threading.Event()
+        self.release, self.holding = threading.Event(), threading.Event()
 
     def deliver(self, delivery: Delivery) -> None:
+        self.holding.set()
         self.release.wait(5)
         super().deliver(delivery)
 
@@ -366,6 +369,22 @@ def test_the_background_thread_runs_the_other_purges_and_one_failing_stops_nothi
     assert ["failing", "desk"] == ran
 
 
+def test_the_background_thread_deletes_cancelled_rows_as_it_does_delivered_ones(
+    outbox: SqliteOutbox, clock: FakeClock
+) -> None:
+    outbox.enqueue([new(1), new(2)])
+    outbox.forget([new(1).call_sid])
+    clock.advance(3 * 3600)
+    worker = Dispatcher(outbox, {"crm": RecordingSink()}, clock=clock,
+                        keep_done=timedelta(hours=2))
+    worker.start()
+    try:
+        assert wait_for(lambda: [("done", new(2).call_sid)] == [
+            (d.status, d.call_sid) for d in outbox.list()])
+    finally:
+        worker.stop()
+
+
 def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(
     outbox: SqliteOutbox, clock: FakeClock
 ) -> None:
@@ -373,7 +392,7 @@ def test_a_stopped_dispatcher_ends_its_delivery_and_puts_the_rest_back_due_now(
     outbox.enqueue([new(1), new(2), new(3)])
     worker = Dispatcher(outbox, {"crm": crm}, clock=clock, idle=0.01)
     worker.start()
-    assert wait_for(lambda: "in_flight" in statuses(outbox), timeout=2)
+    assert crm.holding.wait(2)  # the first delivery is being made (claimed is not enough)
     threading.Timer(0.2, crm.release.set).start()
     assert worker.stop(timeout=5)
     due_now = [d for d in outbox.list() if d.status == "pending" and d.next_attempt_at == T0]
@@ -385,7 +404,7 @@ def test_a_delivery_hung_past_the_stop_timeout_stays_leased(outbox: SqliteOutbox
     outbox.enqueue([new(1)])
     worker = Dispatcher(outbox, {"crm": crm}, idle=0.01)
     worker.start()
-    assert wait_for(lambda: ["in_flight"] == statuses(outbox), timeout=2)
+    assert crm.holding.wait(2)
     try:
         assert (False, ["in_flight"]) == (worker.stop(timeout=0.2), statuses(outbox))
     finally:
@@ -488,3 +507,24 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_made_after_its_lease(
     assert DrainReport() == Dispatcher(SqliteOutbox(db), {"crm": sink}).drain_once()
     assert DrainReport(done=1) == Dispatcher(after_lease, {"crm": sink}).drain_once()
     assert ([new(1).key], [2]) == (sink.delivered, [d.attempts for d in after_lease.list()])
+
+
+# Forgetting
+
+
+def test_a_delivery_in_hand_when_its_caller_is_forgotten_is_not_made(
+    outbox: SqliteOutbox, clock: FakeClock,
+) -> None:
+    log, sink = InMemoryForgetLog(), RecordingSink()
+    guard = ForgetGuard(log, "web-1")
+    guard.poll()
+    outbox.enqueue([NewDelivery(call_sid="CA" + "1" * 32, sink="crm",
+                                action=DeliveryAction.NOTE, payload={}),
+                    NewDelivery(call_sid="CA" + "2" * 32, sink="crm",
+                                action=DeliveryAction.NOTE, payload={})])
+    log.record({digest(log.secret(), call_key("CA" + "1" * 32))})
+    guard.poll()
+
+    Dispatcher(outbox, {"crm": sink}, None, NO_JITTER, clock, guard=guard).drain_once()
+
+    assert [f"CA{'2' * 32}:crm:note"] == sink.delivered

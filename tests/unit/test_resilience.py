@@ -11,7 +11,7 @@ import pytest
 from hub.models import Identity, Profile
 from hub.ports import TransientError
 from lookup.resilience import CachedProvider, CircuitBreaker
-from tests.fakes import FailingProvider, InMemoryProfileProvider, SlowProvider
+from tests.fakes import FailingProvider, InMemoryProfileProvider, SlowProvider, wait_for
 
 ADA_ID = Identity(namespace="Phone_E.164", id="+14155550134")
 ADA = Profile(source="memory", profile_id="ada")
@@ -156,3 +156,27 @@ def test_the_cache_serves_a_known_caller_while_the_breaker_is_open() -> None:
         guarded.lookup([other], far())
     assert ADA == guarded.lookup([ADA_ID], far())
     assert "open" == guarded.state()["circuit"]
+
+
+def test_forget_empties_the_cache() -> None:
+    inner = InMemoryProfileProvider({ADA_ID: ADA})
+    cache = CachedProvider(inner, hit_ttl=60, miss_ttl=60)
+    cache.lookup([ADA_ID], far())
+
+    assert 1 == cache.forget()
+    cache.lookup([ADA_ID], far())
+    assert 2 == len(inner.asked)
+
+
+def test_an_answer_asked_for_before_a_forget_is_not_kept() -> None:
+    slow = SlowProvider(delay=5.0, profiles={ADA_ID: ADA})
+    cache = CachedProvider(slow, hit_ttl=60, miss_ttl=60)
+    looking = threading.Thread(target=cache.lookup, args=([ADA_ID], far()))
+    looking.start()
+    assert wait_for(lambda: cache.state()["cache_misses"] == 1)
+
+    cache.forget()
+    slow.release.set()
+    looking.join(5)
+
+    assert 0 == cache.state()["cached"]

@@ -16,7 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from app import close_app, services
 from tests.backends import POSTGRES_URL
-from tests.support import call_form, leg_form, signed_post, status_form
+from tests.support import call_form, console_login, leg_form, signed_post, status_form
 from tests.web.test_desk import (
     LEG,
     SID,
@@ -209,6 +209,23 @@ def test_a_leg_status_while_the_database_is_gone_is_answered_503(tmp_path, postg
         refused = signed_post(twilio, "/twilio/leg-status", leg_form(SID, LEG, "in-progress"))
 
         assert 503 == refused.status_code
+    finally:
+        close_app(app)
+
+
+def test_notes_the_desk_cannot_take_are_answered_503_for_the_console_to_try_again(
+        tmp_path):
+    app = desk_app(desk_settings(tmp_path))
+    twilio, grace = app.test_client(), app.test_client()
+    console_login(grace, "grace-token")
+    try:
+        answered_call(twilio)
+        desk_away(app)
+
+        response = put_notes(grace, "Typed while the database was away")
+
+        assert (503, "desk_unavailable") == (response.status_code,
+                                             response.get_json()["error"]["code"])
     finally:
         close_app(app)
 

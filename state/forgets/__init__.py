@@ -1,0 +1,1 @@
+"""The forget log (``hub.ports.ForgetLog``): forgets for every server process to apply."""
