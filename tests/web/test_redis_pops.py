@@ -122,7 +122,8 @@ def test_a_call_state_reported_to_one_server_reaches_a_console_of_the_other(serv
 
 
 def test_a_call_on_two_servers_sharing_redis_and_postgresql_is_worked_on_both(
-        make_app, redis_server, redis_prefix, postgres_url):
+        postgres_url, redis_server, redis_prefix, make_app):
+    # postgres_url first: its database is dropped after the apps on it are closed.
     shared = {"redis_url": redis_server, "redis_prefix": redis_prefix,
               "database_url": postgres_url}
     first, second = make_app(**shared), make_app(**shared)
