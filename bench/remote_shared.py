@@ -78,9 +78,26 @@ def shared_report(calls: int, latency_ms: int, deadline_ms: int, run: SharedRun,
     table = "\n".join(f"| {name} | {figures(samples)} | {bar} |" for name, samples, bar in rows)
     other_median, other_p99 = (statistics.median(run.other.twiml_ms),
                                percentile(run.other.twiml_ms, 99))
-    ratio = other_median / statistics.median(single_repeat.twiml_ms)
+    again_median = statistics.median(run.again.twiml_ms)
+    alone = other_median / statistics.median(single_repeat.twiml_ms)
     lookup_gap = statistics.median(run.other.lookup_ms) - statistics.median(run.again.lookup_ms)
     b_requests = run.other.entities + run.again.entities
+    notes = "\n".join([
+        f"- Second call on the other server: TwiML median {other_median:.2f} ms and p99 "
+        f"{other_p99:.2f} ms, bar ≤ 5: median {verdict(other_median <= 5)}, p99 "
+        f"{verdict(other_p99 <= 5)}. From Redis / from B's own memory (TwiML medians, one "
+        f"server, one configuration): **{other_median / again_median:.2f}×**; the lookup "
+        f"itself, from Redis, costs {lookup_gap:.2f} ms more (medians of `lookup_ms`). "
+        f"Against one server alone with its pops in process (the section above, same run): "
+        f"{alone:.2f}×.",
+        f"- Entities profile requests while server B took {run.other.calls + run.again.calls} "
+        f"calls: {b_requests} (bar 0): {verdict(b_requests == 0)}. Pops carrying the profile: "
+        f"{run.other.first_with_profile} of {run.other.calls}, then "
+        f"{run.again.first_with_profile} of {run.again.calls}. Shared cache of server A after "
+        f"its calls: {run.first.health.get('shared_cache')}; of server B after its own: "
+        f"{run.again.health.get('shared_cache')} (an error pauses it for a second, and the "
+        f"answers of those calls are not shared).",
+    ])
     return f"""`{command}` — {machine()}.
 Two hub processes (gunicorn, 1 worker, 32 threads each, on two ports) share a data directory
 and `CAHUB_REDIS_URL` (the machine's Redis, a key prefix of the run's own), with the
@@ -95,16 +112,5 @@ read).
 |---|---|---|
 {table}
 
-- Second call on the other server: TwiML median {other_median:.2f} ms and p99
-  {other_p99:.2f} ms, bar ≤ 5: median {verdict(other_median <= 5)}, p99
-  {verdict(other_p99 <= 5)}. From Redis / from one server's memory (TwiML medians, same
-  run): **{ratio:.2f}×**; the lookup itself, from Redis rather than from B's memory, costs
-  {lookup_gap:.2f} ms more (medians of `lookup_ms`).
-- Entities profile requests while server B took {run.other.calls + run.again.calls} calls:
-  {b_requests} (bar 0): {verdict(b_requests == 0)}. Pops carrying the profile:
-  {run.other.first_with_profile} of {run.other.calls}, then {run.again.first_with_profile} of
-  {run.again.calls}. The shared cache of server A after its calls:
-  {run.first.health.get("shared_cache")}; of server B after its own:
-  {run.again.health.get("shared_cache")} (an error pauses it for a second: the answers of
-  those calls are not shared).
+{notes}
 """
