@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
     # With CAHUB_REDIS_URL, the most a lookup waits on each command to the shared cache
     # (connecting: twice that); past it, the lookup goes on without the shared cache.
-    lookup_cache_timeout_ms: int = Field(default=10, ge=1, le=1000)
+    lookup_cache_timeout_ms: int = Field(default=10, ge=1, le=100)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)
 

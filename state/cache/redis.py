@@ -140,7 +140,9 @@ class RedisProfileCache:
         return dropped
 
     def close(self) -> None:
+        """Drop the connections (a client given its pool leaves the pool's open)."""
         self._client.close()
+        self._client.connection_pool.disconnect()
 
     def _entry(self, identities: Sequence[Identity]) -> str:
         asked = json.dumps([[i.namespace, i.id] for i in identities], separators=(",", ":"))
