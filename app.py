@@ -35,6 +35,7 @@ from hub.ports import (
     CallLedger,
     ForgetLog,
     InspectableOutbox,
+    ProfileCache,
     ProfileProvider,
     ScreenPopBroker,
     SessionRevocations,
@@ -51,10 +52,11 @@ from integrations.twilio_calls import TwilioCallControl
 from integrations.twilio_tokens import VoiceTokenMinter
 from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
-from lookup.resilience import CachedProvider, CircuitBreaker
+from lookup.resilience import LOCAL_ENTRIES, CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
 from lookup.store import EmbeddedProfileStore
 from lookup.writeback import ProfileWriteBackSink
+from state.cache.redis import RedisProfileCache
 from state.desk.sqlite import SCHEMA as DESK_SCHEMA
 from state.desk.sqlite import SqliteAgentDesk
 from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
@@ -133,22 +135,48 @@ def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
     )
 
 
-def guarded(provider: ProfileProvider, settings: Settings) -> ProfileProvider:
-    """A remote provider behind a cache and a circuit breaker (PRODUCT.md §9)."""
+def guarded(provider: ProfileProvider, settings: Settings,
+            cache_secret: Callable[[], bytes] | None = None) -> CachedProvider:
+    """A remote provider behind a cache and a circuit breaker (PRODUCT.md §9). With
+    ``CAHUB_REDIS_URL`` the cache has a second level, shared by every server, whose key
+    names are keyed digests (``cache_secret()``: the forget log's, see ``shared_cache``)."""
     breaker = CircuitBreaker(provider, settings.breaker_failures, settings.breaker_reset_s)
-    return CachedProvider(breaker, settings.lookup_cache_ttl_s, settings.lookup_miss_ttl_s)
+    shared = shared_cache(settings, provider.name, cache_secret)
+    return CachedProvider(breaker, settings.lookup_cache_ttl_s, settings.lookup_miss_ttl_s,
+                          max_entries=LOCAL_ENTRIES if shared else 100_000, shared=shared)
 
 
-def build_providers(settings: Settings, store: EmbeddedProfileStore) -> list[ProfileProvider]:
+def shared_cache(settings: Settings, provider: str,
+                 secret: Callable[[], bytes] | None) -> ProfileCache | None:
+    """The Redis level of ``provider``'s cache, or None without ``CAHUB_REDIS_URL``.
+
+    Its key names are HMACs keyed by the forget log's secret: made once per hub database
+    and read by every server of it (the same servers that must share the cache and apply
+    the same forgets), with nothing to configure, and unlike ``CAHUB_SECRET_KEY`` never
+    missing (each process would then make its own, and share nothing).
+    """
+    if settings.redis_url is None or secret is None:
+        return None
+    timeout = settings.lookup_cache_timeout_ms / 1000
+    return RedisProfileCache(settings.redis_url.get_secret_value(), provider=provider,
+                             secret=secret(), hit_ttl=settings.lookup_cache_ttl_s,
+                             miss_ttl=settings.lookup_miss_ttl_s, prefix=settings.redis_prefix,
+                             timeout_s=timeout, connect_timeout_s=2 * timeout)
+
+
+def build_providers(settings: Settings, store: EmbeddedProfileStore,
+                    cache_secret: Callable[[], bytes] | None = None) -> list[ProfileProvider]:
     """The configured providers, in lookup order; remote ones guarded."""
     providers: list[ProfileProvider] = []
     for name in settings.profile_providers:
         if name == "embedded":
             providers.append(store)
         elif name == "aep":
-            providers.append(guarded(AepProfileProvider.from_settings(settings), settings))
+            providers.append(guarded(AepProfileProvider.from_settings(settings), settings,
+                                     cache_secret))
         else:
-            providers.append(guarded(SegmentProfileProvider.from_settings(settings), settings))
+            providers.append(guarded(SegmentProfileProvider.from_settings(settings), settings,
+                                     cache_secret))
     return providers
 
 
@@ -247,10 +275,11 @@ def build_services(
     data_dir = Path(settings.data_dir)
     metrics = HubMetrics()
     store = build_store(settings, data_dir / STORE_FILE)
-    providers = list(providers) if providers is not None else build_providers(settings, store)
+    state = build_state(settings)
+    providers = list(providers) if providers is not None else build_providers(
+        settings, store, state.forgets.secret)
     chain = ProviderChain(providers, metrics)
     broker = build_broker(settings)
-    state = build_state(settings)
     guard = ForgetGuard(state.forgets, f"{socket.gethostname()}:{os.getpid()}")
     sinks = build_sinks(settings, store)
     planner = DeliveryPlanner(settings.crm, settings.sms_from, settings.hub.data_usage, fit_sms)

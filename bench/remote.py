@@ -13,155 +13,39 @@ each from a distinct known caller:
 3. a second hub process with ``--short-deadline-ms`` (shorter than the provider):
    TwiML, and the late pop, if any, and whether it carries the profile.
 
-The deadline is read once when the hub starts, hence the second process.
+The deadline is read once when the hub starts, hence the second process. Then two more
+hub processes sharing Redis (``--redis-url``) take the same callers, first on one, then on
+the other (``bench.remote_shared``): its own section.
 
     .venv/bin/python -m bench.remote [--calls 50] [--latency-ms 500]
         [--deadline-ms 1000] [--short-deadline-ms 300] [--repeat-rounds 4]
+        [--redis-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import requests
-
-from bench.report import describe, machine, percentile, record
-from bench.webhook import ConsoleListener, demo_numbers, send_calls, start_server, stop_server
+from bench.remote_phases import (
+    AUDIENCES,
+    WARMUP,
+    Phase,
+    PopRecorder,
+    adobe_standin,
+    figures,
+    hub,
+    run_phase,
+    verdict,
+)
+from bench.remote_shared import SECTION as SHARED_SECTION
+from bench.remote_shared import shared_report, shared_run
+from bench.report import machine, percentile, record
+from bench.webhook import demo_numbers
+from tests.backends import REDIS_URL
 from tests.standins.adobe import AdobeStandIn
 
 SECTION = "Remote provider at 500 ms (AEP stand-in)"
-WARMUP = 5  # calls from other known callers: connections, the token, audience names
-SEQUENTIAL = 1000.0  # a pacing rate no call can keep up with: calls go one after another
-AUDIENCES = {"aud-gold": "Gold members", "aud-churn": "Churn risk", "aud-new": "New this month"}
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken")
-
-
-@dataclass(frozen=True)
-class Pop:
-    """One screen pop as the console received it."""
-
-    at: float
-    found: bool
-    named: bool  # the profile's facts came with it (a name), not just "found"
-    lookup_ms: float | None  # the hub's own lookup time, from the summary
-
-
-class PopRecorder(ConsoleListener):
-    """The console of ``bench.webhook``, keeping every pop of a call, not only the first."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__(base)
-        self.pops: dict[str, list[Pop]] = {}
-
-    def run(self) -> None:
-        try:
-            for line in self.response.iter_lines(decode_unicode=True):
-                if line and line.startswith("data:"):
-                    summary = json.loads(line[5:])
-                    pop = Pop(time.perf_counter(), bool(summary.get("found")),
-                              bool(summary.get("name")), summary.get("lookup_ms"))
-                    self.pops.setdefault(summary["call"]["sid"], []).append(pop)
-        except (requests.RequestException, AttributeError):
-            return  # the stream was closed under the reader (end of a run)
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One batch of calls: TwiML times, the pops, and what the stand-in was asked."""
-
-    twiml_ms: list[float]
-    first_pop_ms: list[float]
-    late_pop_ms: list[float]  # a second pop for the same call (the late profile)
-    first_with_profile: int
-    late_with_profile: int
-    lookup_ms: list[float]  # the hub's lookup time in the first pops
-    calls: int
-    lookups: int  # profile requests at the Entities API during the batch
-    entities: int  # every Entities request (profiles and events)
-    tokens: int
-    health: dict[str, Any]
-
-
-def adobe_standin(numbers: list[str], latency_s: float) -> AdobeStandIn:
-    """The stand-in holding one profile per number; only the Entities API is slowed."""
-    adobe = AdobeStandIn()
-    adobe.audiences.update(AUDIENCES)
-    audience_ids = list(AUDIENCES)
-    for index, number in enumerate(numbers):
-        first = FIRST_NAMES[index % len(FIRST_NAMES)]
-        adobe.add_profile(f"XID-{index:05d}", {
-            "identityMap": {"Phone_E.164": [{"id": number}], "CRMID": [{"id": f"C-{index}"}]},
-            "person": {"name": {"firstName": first, "lastName": f"Caller{index}"}},
-            "personalEmail": {"address": f"caller{index}@example.com"},
-            "loyalty": {"tier": "gold" if index % 3 == 0 else "silver"},
-            "segmentMembership": {"ups": {audience_ids[index % len(audience_ids)]:
-                                          {"status": "realized"}}},
-        })
-    adobe.latencies.update({"entities": latency_s, "token": 0.0, "audience": 0.0})
-    return adobe
-
-
-def hub_env(adobe: AdobeStandIn, deadline_ms: int) -> dict[str, str]:
-    return {
-        "CAHUB_PROFILE_PROVIDERS": "aep", "CAHUB_AEP_BASE_URL": adobe.base_url,
-        "CAHUB_AEP_IMS_BASE_URL": adobe.base_url, "CAHUB_AEP_CLIENT_ID": adobe.client_id,
-        "CAHUB_AEP_CLIENT_SECRET": adobe.client_secret, "CAHUB_AEP_ORG_ID": adobe.org_id,
-        "CAHUB_AEP_SANDBOX": adobe.sandbox, "CAHUB_LOOKUP_DEADLINE_MS": str(deadline_ms),
-        # One 500 ms request per lookup: the event lookup (deprecated by Adobe) would be a second.
-        "CAHUB_AEP_EVENTS": "false",
-        # The defaults, pinned so that the report's description holds.
-        "CAHUB_AEP_TIMEOUT_MS": "800", "CAHUB_LOOKUP_CACHE_TTL_S": "300",
-        "CAHUB_BREAKER_FAILURES": "5", "CAHUB_BREAKER_RESET_S": "30",
-    }
-
-
-@contextmanager
-def hub(adobe: AdobeStandIn, deadline_ms: int, port: int) -> Iterator[str]:
-    """A hub process pointed at ``adobe``; yields its base URL."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server: subprocess.Popen[bytes] = start_server(Path(tmp), port,
-                                                       hub_env(adobe, deadline_ms))
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_server(server)
-
-
-def run_phase(base: str, adobe: AdobeStandIn, console: PopRecorder, numbers: list[str],
-              settle_s: float) -> Phase:
-    """One call from each number, one after another; waits ``settle_s`` for late pops."""
-    before = dict(adobe.counts)
-    timings = send_calls(base, numbers, len(numbers), SEQUENTIAL)
-    time.sleep(settle_s)
-    after = dict(adobe.counts)
-    twiml, first, late, lookup_ms = [], [], [], []
-    first_named = late_named = 0
-    for sid, (sent, answered) in timings.items():
-        twiml.append((answered - sent) * 1000)
-        pops = console.pops.get(sid, [])
-        if pops:
-            first.append((pops[0].at - sent) * 1000)
-            first_named += pops[0].named
-            if pops[0].lookup_ms is not None:
-                lookup_ms.append(pops[0].lookup_ms)
-        if len(pops) > 1:
-            late.append((pops[1].at - sent) * 1000)
-            late_named += pops[1].named
-    health = requests.get(f"{base}/healthz", timeout=5).json()["providers"]["aep"]
-    return Phase(twiml, first, late, first_named, late_named, lookup_ms, len(timings),
-                 after.get("lookup", 0) - before.get("lookup", 0),
-                 after.get("entities", 0) - before.get("entities", 0),
-                 after.get("token", 0) - before.get("token", 0), health)
 
 
 def long_deadline_run(adobe: AdobeStandIn, numbers: list[str], warmup: list[str],
@@ -193,14 +77,6 @@ def short_deadline_run(adobe: AdobeStandIn, numbers: list[str], warmup: list[str
     return phase, adobe.counts["token"] - tokens_before
 
 
-def figures(samples: list[float]) -> str:
-    return describe(samples) if samples else "none"
-
-
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "**misses**"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=50, help="distinct known callers")
@@ -210,7 +86,10 @@ def main() -> None:
                         help="shorter than the provider")
     parser.add_argument("--repeat-rounds", type=int, default=4,
                         help="times each caller calls again (more samples for the p99)")
-    parser.add_argument("--port", type=int, default=5078)
+    parser.add_argument("--port", type=int, default=5078,
+                        help="the first of four ports, one per hub process")
+    parser.add_argument("--redis-url", default=REDIS_URL,
+                        help="the Redis the two servers of the shared-cache run share")
     args = parser.parse_args()
     everyone = demo_numbers()
     if args.calls + WARMUP > len(everyone):
@@ -221,9 +100,20 @@ def main() -> None:
                                                        args.repeat_rounds, args.port)
         short, tokens_short = short_deadline_run(adobe, numbers, warmup, args.short_deadline_ms,
                                                  args.latency_ms, args.port + 1)
+        shared = shared_run(adobe, numbers, warmup, args.deadline_ms, args.repeat_rounds,
+                            (args.port + 2, args.port + 3), args.redis_url)
     body = report(args, first, repeat, short, (tokens_long, tokens_short))
+    shared_body = shared_report(args.calls, args.latency_ms, args.deadline_ms, shared, repeat,
+                                command(args))
     record(SECTION, body)
-    print(body)
+    record(SHARED_SECTION, shared_body)
+    print(body, shared_body, sep="\n")
+
+
+def command(args: argparse.Namespace) -> str:
+    return (f".venv/bin/python -m bench.remote --calls {args.calls} --latency-ms "
+            f"{args.latency_ms} --deadline-ms {args.deadline_ms} --short-deadline-ms "
+            f"{args.short_deadline_ms} --repeat-rounds {args.repeat_rounds}")
 
 
 def report(args: argparse.Namespace, first: Phase, repeat: Phase, short: Phase,
@@ -277,8 +167,7 @@ def report(args: argparse.Namespace, first: Phase, repeat: Phase, short: Phase,
         f"the {short_ms} ms one, {sum(tokens)} in the whole run (bar: 1 per process): "
         f"{verdict(tokens == (1, 1))}.",
     ])
-    return f"""`.venv/bin/python -m bench.remote --calls {calls} --latency-ms {latency} \
---deadline-ms {long_ms} --short-deadline-ms {short_ms} --repeat-rounds {rounds}` — {machine()}.
+    return f"""`{command(args)}` — {machine()}.
 The AEP stand-in (`tests/standins/adobe.py`: IMS, Entities, Segmentation audiences) runs on
 127.0.0.1 with {calls + WARMUP} profiles keyed by `Phone_E.164` and {len(AUDIENCES)} named
 audiences. Only its Entities API is slowed, by {latency} ms. The hub runs under gunicorn

@@ -16,7 +16,8 @@ from cli.command_app import command_app
 from hub.forget_guard import EVERY_FORGET
 from hub.forget_keys import PersonKeys, given_key
 from hub.forgetting import ForgetOutcome
-from hub.ports import HubError, PermanentError
+from hub.ports import HubError, PermanentError, TransientError
+from lookup.resilience import CachedProvider
 from lookup.store import EmbeddedProfileStore, ForgetReport
 
 
@@ -34,18 +35,24 @@ def forget(identity: str, namespace: str | None, all_shared: bool) -> None:
         hub = services(app)
         report, outcome = _forget(hub, identity, namespace, all_shared)
         hub.hub_db.compact()  # SQLite: the WAL emptied; PostgreSQL: the old row versions vacuumed
+        shared, unreached = _empty_shared_caches(hub)
     except HubError as exc:  # refused (a shared number), or the database failed: one line
         message = str(exc).replace("pass all_shared=True", "pass --all-shared")
         raise click.ClickException(message) from exc
     finally:
         close_app(app)
-    for line in _lines(report, outcome, postgres=hub.settings.database_url is not None):
+    for line in _lines(report, outcome, postgres=hub.settings.database_url is not None) + shared:
         click.echo(line)
     if outcome.unconfirmed:
         raise click.ClickException(
             f"{len(outcome.unconfirmed)} server process(es) did not confirm within the wait: "
             f"{', '.join(outcome.unconfirmed)}; what they hold in memory may still name the "
             "person until they do. Run the command again once they answer.")
+    if unreached:
+        raise click.ClickException(
+            f"Redis could not be reached ({unreached}): the remote providers' shared cache "
+            "may still hold the person until its entries expire. Run the command again once "
+            "it answers.")
 
 
 def _forget(hub: HubServices, identity: str, namespace: str | None,
@@ -61,6 +68,20 @@ def _forget(hub: HubServices, identity: str, namespace: str | None,
 
     outcome = hub.forgetting.forget(keys, erase, lambda wider: _sweep(store, wider))
     return removed[0], outcome
+
+
+def _empty_shared_caches(hub: HubServices) -> tuple[list[str], str | None]:
+    """Empty the remote providers' caches in Redis from here too: with no server running
+    none would, and a server started later applies no earlier forget. The line to print,
+    and the error when Redis could not be reached."""
+    caches = [p for p in hub.providers if isinstance(p, CachedProvider) and p.shares]
+    if not caches:
+        return [], None
+    try:
+        dropped = sum(cache.forget() for cache in caches)
+    except TransientError as exc:
+        return [], str(exc)
+    return [f"Shared cache: {dropped} remote provider answer(s) dropped from Redis."], None
 
 
 def _sweep(store: EmbeddedProfileStore, keys: PersonKeys) -> int:

@@ -55,6 +55,64 @@ class ProfileProvider(Protocol):
         ...
 
 
+Answer = Profile | AmbiguousMatch | None  # a provider's answer; None: nobody has the identities
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """An answer a ``ProfileCache`` holds, and how much longer it keeps it."""
+
+    answer: Answer
+    ttl_s: float
+
+
+@dataclass(frozen=True)
+class CacheRead:
+    """What a ``ProfileCache`` holds for some identities (None: nothing), and its generation:
+    the number of forgets it has seen, which a later ``write`` must name."""
+
+    cached: CachedAnswer | None
+    generation: int
+
+
+class ProfileCache(Protocol):
+    """A remote provider's answers, kept a while: hits for one time to live, misses (None)
+    for a shorter one. A store shared by several servers is how a repeat caller answered on
+    one is served from cache on the others, and how they share one request to the provider.
+
+    Every call returns within ``budget_s`` seconds or raises ``TransientError`` (a store that
+    cannot be reached, or is too slow): a caller never waits on the cache longer than that.
+    """
+
+    budget_s: float
+
+    def read(self, identities: Sequence[Identity]) -> CacheRead:
+        """The answer kept for ``identities``, if any, and the cache's generation now."""
+        ...
+
+    def write(self, identities: Sequence[Identity], answer: Answer, generation: int,
+              ttl_s: float | None = None) -> bool:
+        """Keep ``answer`` for its time to live (a hit's or a miss's; no longer than ``ttl_s``
+        when given), unless a forget came after ``generation`` was read: then keep nothing
+        (it may have been asked for before the forget) and return False."""
+        ...
+
+    def claim(self, identities: Sequence[Identity], ttl_s: float) -> str | None:
+        """Take the right to ask the provider for ``identities`` for ``ttl_s`` seconds; a
+        token for ``release``, or None while someone else holds it or the answer is kept
+        (it came since it was read)."""
+        ...
+
+    def release(self, identities: Sequence[Identity], token: str) -> None:
+        """Give back a claim, if ``token`` still holds it."""
+        ...
+
+    def forget(self) -> int:
+        """Drop every answer kept (forgets are rare, and a cached profile cannot say whose
+        it is), refuse writes of answers read before; how many answers were dropped."""
+        ...
+
+
 class PopStream(Protocol):
     """One agent's subscription to screen pops and call states."""
 

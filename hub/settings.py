@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=5.0, gt=0, le=300)
     lookup_cache_ttl_s: float = Field(default=300.0, ge=0)
     lookup_miss_ttl_s: float = Field(default=30.0, ge=0)
+    # With CAHUB_REDIS_URL, the most a lookup waits on each command to the shared cache
+    # (connecting: twice that); past it, the lookup goes on without the shared cache.
+    lookup_cache_timeout_ms: int = Field(default=10, ge=1, le=100)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)
 

@@ -7,109 +7,118 @@ not remembered); ``CircuitBreaker`` stops calling a
 provider that keeps failing and tries it again after a pause. Both are providers
 themselves, so the chain composes them: ``CachedProvider(CircuitBreaker(aep))`` serves
 a repeat caller from memory even while AEP is down.
+
+With a ``shared`` cache (Redis, for several servers) the cache has two levels: this
+process's own, then the shared one (``lookup.shared_cache``), so a caller answered on one
+server is served from cache on every other, and concurrent lookups share one request
+across servers too. An answer the shared cache holds is kept here only ``local_ttl``
+seconds (``LOCAL_TTL_S``): repeat lookups stay local, and an answer dropped from Redis (by an
+operator, or by a forget that a server could not yet read from its database) is not served
+here for long. An answer the shared cache could not take (Redis away) is kept here as long
+as the settings say, as with a single server.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 
-from hub.models import AmbiguousMatch, Identity, Profile
-from hub.ports import HubError, ProfileProvider, TransientError
+from hub.models import Identity
+from hub.ports import Answer, HubError, ProfileCache, ProfileProvider, TransientError
+from lookup.shared_cache import Fetched, SharedCacheLevel
+from state.cache.memory import InProcessProfileCache
 
-Answer = Profile | AmbiguousMatch | None
 Key = tuple[Identity, ...]
-
-
-@dataclass(frozen=True)
-class _Entry:
-    answer: Answer
-    expires: float
+LOCAL_TTL_S = 5.0
+# In front of a shared cache, this process's holds the callers of the last LOCAL_TTL_S, and
+# while Redis is away the most recent ones (at 100 calls/s, the last 100 s of callers);
+# profiles with their events run to tens of kilobytes each.
+LOCAL_ENTRIES = 10_000
 
 
 class CachedProvider:
     """Caches ``provider``'s answers; concurrent lookups of one key share one request."""
 
     def __init__(self, provider: ProfileProvider, hit_ttl: float, miss_ttl: float,
-                 max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
+                 max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic, *,
+                 shared: ProfileCache | None = None, local_ttl: float = LOCAL_TTL_S):
         self.inner = provider
         self.name = provider.name
-        self._ttl = (hit_ttl, miss_ttl)
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._local = InProcessProfileCache(hit_ttl, miss_ttl, max_entries, clock)
+        self._shared = None if shared is None else SharedCacheLevel(
+            shared, provider.name, local_ttl)
         self._inflight: dict[Key, Future[Answer]] = {}
         self._lock = threading.Lock()
-        self._generation = 0  # bumped by forget(): answers asked for before it are not kept
         self.hits = self.misses = 0
 
     def lookup(self, identities: Sequence[Identity], deadline: float) -> Answer:
         key = tuple(identities)
         with self._lock:
-            cached = self._fresh(key)
-            if cached is not None:
+            read = self._local.read(key)
+            if read.cached is not None:
                 self.hits += 1
-                return cached.answer
+                return read.cached.answer
             self.misses += 1
-            shared, leader = self._inflight.get(key), key not in self._inflight
+            pending, leader = self._inflight.get(key), key not in self._inflight
             if leader:
-                shared = self._inflight[key] = Future()
-        assert shared is not None
-        return self._lead(key, shared, deadline) if leader else _wait(shared, deadline)
+                pending = self._inflight[key] = Future()
+        assert pending is not None
+        if not leader:
+            return _wait(pending, deadline)
+        return self._lead(key, pending, deadline, read.generation)
+
+    @property
+    def shares(self) -> bool:
+        """Whether it has a level shared with other servers."""
+        return self._shared is not None
 
     def ping(self) -> None:
         self.inner.ping()
 
     def close(self) -> None:
         _close(self.inner)
+        if self._shared is not None:
+            self._shared.close()
 
     def forget(self) -> int:
-        """Drop every cached answer, and keep none of the lookups under way; how many."""
-        with self._lock:
-            dropped = len(self._entries)
-            self._entries.clear()
-            self._generation += 1
-        return dropped
+        """Drop every cached answer here and in the shared cache, and keep none of the
+        lookups under way; how many. ``TransientError`` when the shared cache cannot be
+        reached (this process's is emptied all the same)."""
+        dropped = self._local.forget()
+        return dropped + (self._shared.forget() if self._shared is not None else 0)
 
     def state(self) -> dict[str, object]:
         inner = getattr(self.inner, "state", None)
-        own = {"cached": len(self._entries), "cache_hits": self.hits, "cache_misses": self.misses}
+        own: dict[str, object] = {"cached": len(self._local), "cache_hits": self.hits,
+                                  "cache_misses": self.misses}
+        if self._shared is not None:
+            own["shared_cache"] = self._shared.state()
         return {**(inner() if callable(inner) else {}), **own}
 
-    def _fresh(self, key: Key) -> _Entry | None:
-        entry = self._entries.get(key)
-        if entry is None or entry.expires <= self._clock():
-            return None
-        self._entries.move_to_end(key)
-        return entry
-
-    def _lead(self, key: Key, shared: Future[Answer], deadline: float) -> Answer:
-        generation = self._generation
+    def _lead(self, key: Key, pending: Future[Answer], deadline: float,
+              generation: int) -> Answer:
         try:
-            answer = self.inner.lookup(key, deadline)
+            answer, keep_s = self._fetch(key, deadline)
         except BaseException as exc:
-            shared.set_exception(exc)
+            self._settle(key)
+            pending.set_exception(exc)
             raise
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
-        self._remember(key, answer, generation)
-        shared.set_result(answer)
+        if keep_s != 0:  # not when a forget came while it was asked, here or elsewhere
+            self._local.write(key, answer, generation, keep_s)
+        self._settle(key)  # once written: a lookup arriving now finds it
+        pending.set_result(answer)
         return answer
 
-    def _remember(self, key: Key, answer: Answer, generation: int) -> None:
-        ttl = self._ttl[1] if answer is None else self._ttl[0]
+    def _fetch(self, key: Key, deadline: float) -> Fetched:
+        if self._shared is None:
+            return Fetched(self.inner.lookup(key, deadline), None)
+        return self._shared.fetch(self.inner, key, deadline)
+
+    def _settle(self, key: Key) -> None:
         with self._lock:
-            if generation != self._generation:  # a forget came while it was asked
-                return
-            self._entries[key] = _Entry(answer, self._clock() + ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._inflight.pop(key, None)
 
 
 def _close(provider: ProfileProvider) -> None:
@@ -119,9 +128,9 @@ def _close(provider: ProfileProvider) -> None:
         close()
 
 
-def _wait(shared: Future[Answer], deadline: float) -> Answer:
+def _wait(pending: Future[Answer], deadline: float) -> Answer:
     try:
-        return shared.result(timeout=max(0.0, deadline - time.monotonic()))
+        return pending.result(timeout=max(0.0, deadline - time.monotonic()))
     except TimeoutError as exc:
         raise TransientError("deadline passed while sharing another lookup") from exc
 

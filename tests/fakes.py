@@ -27,6 +27,21 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
+class SecondsClock:
+    """A ``time.monotonic`` stand-in that moves only when its ``now`` is moved."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def far() -> float:
+    """A lookup deadline a minute from now, taken when the lookup starts (not at import)."""
+    return time.monotonic() + 60
+
+
 class InMemoryProfileProvider:
     """Profiles keyed by identity; records every lookup it was asked."""
 

@@ -11,9 +11,12 @@ from click.testing import CliRunner
 
 from app import HUB_FILE, close_app, create_app, services
 from cli.main import main
+from hub.models import Identity, Profile
+from state.cache.redis import RedisProfileCache
 from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
 from state.forgets.sqlite import SqliteForgetLog
 from state.sqlite import ThreadLocalDatabase
+from tests.backends import free_port
 from tests.support import call_form, make_settings, signed_post
 
 STRANGER = "+12025550111"
@@ -96,3 +99,48 @@ def test_a_running_server_that_does_not_confirm_is_named(
     assert 1 == result.exit_code
     assert "did not confirm within the wait: web-7:4242" in result.output
     assert time.monotonic() - started < 5
+
+
+SEGMENT = {"CAHUB_PROFILE_PROVIDERS": "embedded,segment", "CAHUB_SEGMENT_SPACE_ID": "spa_1",
+           "CAHUB_SEGMENT_TOKEN": "segment-token"}
+
+
+def cached_remotely(redis_url: str, prefix: str) -> RedisProfileCache:
+    """A server's shared cache of Segment's answers, holding Ada's."""
+    cache = RedisProfileCache(redis_url, provider="segment", secret=b"the hub's", hit_ttl=300,
+                              miss_ttl=30, prefix=prefix, timeout_s=1.0, connect_timeout_s=1.0)
+    ada = [Identity(namespace="Phone_E.164", id="+14155550134")]
+    cache.write(ada, Profile(source="segment", profile_id="ada"), cache.read(ada).generation)
+    return cache
+
+
+def test_with_no_server_running_the_command_empties_the_shared_cache_itself(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, redis_server: str, redis_prefix: str,
+) -> None:
+    ingested(data_dir, ADA)
+    cache = cached_remotely(redis_server, redis_prefix)
+    for name, value in {**SEGMENT, "CAHUB_REDIS_URL": redis_server,
+                        "CAHUB_REDIS_PREFIX": redis_prefix}.items():
+        monkeypatch.setenv(name, value)
+
+    result = CliRunner().invoke(main, ["forget", "ada@example.com"])
+
+    left = cache.read([Identity(namespace="Phone_E.164", id="+14155550134")]).cached
+    cache.close()
+    assert 0 == result.exit_code, result.output
+    assert "Shared cache: 1 remote provider answer(s) dropped from Redis." in result.output
+    assert None is left
+
+
+def test_a_shared_cache_that_cannot_be_emptied_fails_the_command(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingested(data_dir, ADA)
+    for name, value in {**SEGMENT, "CAHUB_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}.items():
+        monkeypatch.setenv(name, value)
+
+    result = CliRunner().invoke(main, ["forget", "ada@example.com"])
+
+    assert 1 == result.exit_code
+    assert "Profile store: removed 1 person(s)" in result.output  # the rest was done
+    assert "Redis could not be reached" in result.output

@@ -8,7 +8,9 @@ its note and SMS are delivered; the second's note cannot be delivered yet (the C
 and its end is written back into her profile; the third waits on a slow remote provider.
 Then ``cahub forget ada@example.com`` runs as a command does (its own app on the same data
 directory). After it the slow lookup answers, the first call's status callback arrives
-and Twilio retries the first call's webhook. Each test then looks for Ada somewhere: in
+and Twilio retries the first call's webhook. The remote provider's answers are cached in
+the server's memory and, on the second backend, in Redis too (where her remote profile
+is when the forget comes). Each test then looks for Ada somewhere: in
 every byte of every file of the data directory (the WAL too), in the server's memory, in
 what it answers and delivers; on the second backend also in every row of every
 PostgreSQL table, in the row versions the forget left behind (vacuumed), and in every key
@@ -34,11 +36,11 @@ import redis
 from click.testing import CliRunner
 from flask import Flask, Response, request
 
-from app import close_app, create_app, services
+from app import close_app, create_app, guarded, services
 from cli.main import main
 from hub.models import Identity, Profile
 from hub.settings import Agent, HubConfig
-from lookup.resilience import CachedProvider, CircuitBreaker
+from lookup.resilience import CachedProvider
 from lookup.store import EmbeddedProfileStore
 from tests.backends import dead_row_versions, fresh_database, fresh_prefix, row_versions_holding
 from tests.fakes import InMemoryProfileProvider, wait_for
@@ -95,11 +97,15 @@ class CrmStandIn(StandIn):
         return Response("{}", mimetype="application/json")
 
 
+ADA_EMAIL = Identity(namespace="Email", id="ada@example.com")
+
+
 class GatedRemote(InMemoryProfileProvider):
     """A remote provider that answers at once, except for ``held`` numbers until ``gate``."""
 
     def __init__(self) -> None:
-        super().__init__({Identity(namespace="Phone_E.164", id=SECOND): REMOTE_ADA}, "remote")
+        super().__init__({Identity(namespace="Phone_E.164", id=SECOND): REMOTE_ADA,
+                          ADA_EMAIL: REMOTE_ADA}, "remote")
         self.gate = threading.Event()
 
     def lookup(self, identities: Sequence[Identity], deadline: float) -> Profile | None:
@@ -152,6 +158,7 @@ class Scenario:
     right_after: dict[str, Any]  # what old row versions the hub's state held as it ended
     retried: Any  # the first call's webhook, retried after the forget
     asked_before: int  # lookups the remote had answered before the forget
+    shared_before: dict[str, str]  # the remote's answers Redis held before the forget
 
 
 def load(store: EmbeddedProfileStore, kind: str, *records: dict[str, Any]) -> None:
@@ -216,7 +223,8 @@ def scenario(request: pytest.FixtureRequest,
         twilio = stack.enter_context(TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN))
         settings = hub_settings(data_dir, crm, twilio, on)
         remote = GatedRemote()
-        cache = CachedProvider(CircuitBreaker(remote), hit_ttl=300, miss_ttl=300)
+        cache = guarded(remote, settings, lambda: b"the secret every server shares")
+        stack.callback(cache.close)
         store_app = create_app(settings, start_background=False)
         stack.callback(close_app, store_app)
         store = services(store_app).store
@@ -226,13 +234,23 @@ def scenario(request: pytest.FixtureRequest,
         app = create_app(settings, providers=[cache, store])
         stack.callback(close_app, app)
         before_the_forget(app, crm)
+        cache.lookup([ADA_EMAIL], time.monotonic() + 5)  # as `GET /api/v1/lookup` could
+        shared_before = cached_in_redis(on)
         asked = len(remote.asked)
         forgotten = CliRunner().invoke(main, ["forget", "ada@example.com"],
                                        env={"CAHUB_DATA_DIR": str(data_dir), **on.env})
         right_after = old_versions(on, data_dir)
         retried = after_the_forget(app, remote)
         yield Scenario(on, app, data_dir, remote, cache, crm, twilio, forgotten, right_after,
-                       retried, asked)
+                       retried, asked, shared_before)
+
+
+def cached_in_redis(on: Backend) -> dict[str, str]:
+    if on.kind == "sqlite":
+        return {}
+    return {key: value for key, value in redis_values(str(on.settings["redis_url"]),
+                                                      on.redis_prefix).items()
+            if key.startswith(f"{on.redis_prefix}cache:remote:")}
 
 
 def old_versions(on: Backend, data_dir: Path) -> dict[str, Any]:
@@ -299,11 +317,19 @@ def redis_values(url: str, prefix: str) -> dict[str, str]:
     """Every value the hub keeps in Redis under its prefix, by key (streams entry by entry)."""
     client = redis.Redis.from_url(url)
     try:
-        return {key.decode(): repr(client.xrange(key) if client.type(key) == b"stream"
-                                   else client.dump(key))
+        return {key.decode(): repr(_value(client, key))
                 for key in client.scan_iter(match=f"{prefix}*")}
     finally:
         client.close()
+
+
+def _value(client: redis.Redis, key: bytes) -> object:
+    """A key's value as Redis holds it: a string as it is (its DUMP may be compressed,
+    hiding what it holds), a stream entry by entry, anything else as DUMP gives it."""
+    kind = client.type(key)
+    if kind == b"string":
+        return client.get(key)
+    return client.xrange(key) if kind == b"stream" else client.dump(key)
 
 
 def stored_places(scenario: Scenario) -> dict[str, str]:
@@ -370,6 +396,15 @@ def test_the_remote_providers_cache_no_longer_answers_for_the_person(
     asked = len(scenario.remote.asked)
     scenario.cache.lookup([Identity(namespace="Phone_E.164", id=FIRST)], float("inf"))
     assert asked + 1 == len(scenario.remote.asked)
+
+
+def test_the_remote_providers_answers_were_shared_through_redis_before_the_forget(
+    scenario: Scenario,
+) -> None:
+    if scenario.backend.kind == "sqlite":
+        assert ({}, False) == (scenario.shared_before, "shared_cache" in scenario.cache.state())
+    else:
+        assert "remote-ada" in " ".join(scenario.shared_before.values())
 
 
 def test_pending_deliveries_are_cancelled_and_finished_ones_emptied(scenario: Scenario) -> None:

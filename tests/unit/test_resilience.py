@@ -11,23 +11,17 @@ import pytest
 from hub.models import Identity, Profile
 from hub.ports import TransientError
 from lookup.resilience import CachedProvider, CircuitBreaker
-from tests.fakes import FailingProvider, InMemoryProfileProvider, SlowProvider, wait_for
+from tests.fakes import (
+    FailingProvider,
+    InMemoryProfileProvider,
+    SecondsClock,
+    SlowProvider,
+    far,
+    wait_for,
+)
 
 ADA_ID = Identity(namespace="Phone_E.164", id="+14155550134")
 ADA = Profile(source="memory", profile_id="ada")
-
-
-def far() -> float:
-    """A deadline a minute from now, taken when the lookup starts (not at import)."""
-    return time.monotonic() + 60
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FlakyProvider(InMemoryProfileProvider):
@@ -52,7 +46,7 @@ def test_a_repeat_lookup_is_served_from_the_cache() -> None:
 
 
 def test_hits_expire_after_their_ttl() -> None:
-    clock, inner = Clock(), InMemoryProfileProvider({ADA_ID: ADA})
+    clock, inner = SecondsClock(), InMemoryProfileProvider({ADA_ID: ADA})
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5, clock=clock)
     cached.lookup([ADA_ID], far())
     clock.now += 61
@@ -61,7 +55,7 @@ def test_hits_expire_after_their_ttl() -> None:
 
 
 def test_misses_are_kept_for_the_shorter_ttl() -> None:
-    clock, inner = Clock(), InMemoryProfileProvider()
+    clock, inner = SecondsClock(), InMemoryProfileProvider()
     cached = CachedProvider(inner, hit_ttl=60, miss_ttl=5, clock=clock)
     cached.lookup([ADA_ID], far())
     clock.now += 4
@@ -117,7 +111,7 @@ def test_a_follower_gives_up_at_its_deadline() -> None:
 
 def test_the_breaker_opens_after_repeated_failures_and_fails_fast() -> None:
     inner = FailingProvider()
-    breaker = CircuitBreaker(inner, threshold=3, reset_after=30, clock=Clock())
+    breaker = CircuitBreaker(inner, threshold=3, reset_after=30, clock=SecondsClock())
     for _ in range(5):
         with pytest.raises(TransientError):
             breaker.lookup([ADA_ID], far())
@@ -125,7 +119,7 @@ def test_the_breaker_opens_after_repeated_failures_and_fails_fast() -> None:
 
 
 def test_the_breaker_lets_one_trial_through_after_the_pause() -> None:
-    clock, inner = Clock(), FlakyProvider()
+    clock, inner = SecondsClock(), FlakyProvider()
     breaker = CircuitBreaker(inner, threshold=2, reset_after=30, clock=clock)
     for _ in range(2):
         with pytest.raises(TransientError):
@@ -136,7 +130,7 @@ def test_the_breaker_lets_one_trial_through_after_the_pause() -> None:
 
 
 def test_a_failed_trial_opens_the_breaker_again() -> None:
-    clock, inner = Clock(), FlakyProvider()
+    clock, inner = SecondsClock(), FlakyProvider()
     breaker = CircuitBreaker(inner, threshold=2, reset_after=30, clock=clock)
     for _ in range(3):
         clock.now += 31
@@ -146,7 +140,7 @@ def test_a_failed_trial_opens_the_breaker_again() -> None:
 
 
 def test_the_cache_serves_a_known_caller_while_the_breaker_is_open() -> None:
-    clock, inner = Clock(), FlakyProvider()
+    clock, inner = SecondsClock(), FlakyProvider()
     inner.failing = False
     guarded = CachedProvider(CircuitBreaker(inner, threshold=1, clock=clock), 60, 5, clock=clock)
     guarded.lookup([ADA_ID], far())
