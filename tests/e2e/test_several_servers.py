@@ -6,8 +6,11 @@ Each server is a gunicorn master started with the README's production command
 hosts would be, with data directories of their own (each its embedded profile store) and the
 same ``CAHUB_REDIS_URL``, ``CAHUB_DATABASE_URL`` and ``CAHUB_SECRET_KEY``. nginx runs the
 shipped ``deploy/nginx.conf`` (``tests/e2e/nginx_process.py`` renders its addresses and
-paths). Redis and PostgreSQL are servers of this module's own (``private_redis``,
-``private_postgres``), so that they can be restarted; the shared ones are never touched. The
+paths); HAProxy runs the shipped ``deploy/haproxy.cfg`` in front of the same two, for its
+active checks of ``/healthz``. Redis and PostgreSQL are servers of this module's own
+(``private_redis``, ``private_postgres``), so that they can be restarted; the shared ones
+are never touched. The first server reaches PostgreSQL through a proxy the test can cut, as
+a host that loses its network to the database while the others keep theirs. The
 CRM (a signed webhook) and Twilio's Messages API (the SMS to the rep) are stand-ins on
 127.0.0.1 that count what they accepted, per CallSid.
 
@@ -33,12 +36,13 @@ from integrations.twilio import sign
 from tests.backends import (
     PrivatePostgres,
     PrivateRedis,
+    TcpProxy,
     running_private_postgres,
     running_private_redis,
 )
 from tests.e2e.gunicorn_process import GunicornProcess
 from tests.e2e.hub_process import free_port, hub_environment, run_cahub, wait_for
-from tests.e2e.nginx_process import NginxProcess, nginx_binary
+from tests.e2e.load_balancers import Haproxy, Nginx, binary
 from tests.e2e.sse_console import ConsoleSession, EventStream
 from tests.standins.receiver import WebhookReceiver
 from tests.standins.twilio import TwilioStandIn
@@ -75,7 +79,9 @@ SMS_KINDS = ("messages_list", "messages_create")
 @dataclass
 class Cluster:
     servers: tuple[GunicornProcess, GunicornProcess]
-    nginx: NginxProcess
+    nginx: Nginx
+    haproxy: Haproxy
+    database_link: TcpProxy  # the first server's way to PostgreSQL
     redis: PrivateRedis
     postgres: PrivatePostgres
     crm: WebhookReceiver
@@ -85,12 +91,31 @@ class Cluster:
     def explain(self) -> str:
         return "\n".join([*(f"--- server {n} ---\n{s.logs()[-6000:]}"
                             for n, s in enumerate(self.servers)), self.nginx.logs()[-4000:],
+                          self.haproxy.logs()[-4000:],
                           f"crm: {self.crm.received}", f"sms: {len(self.twilio.messages)}"])
 
     def answered_by(self) -> list[str]:
         """The server (``host:port``) nginx passed each voice webhook to, in order."""
         return [re.search(r"upstream=(\S+)", line).group(1)  # type: ignore[union-attr]
                 for line in self.nginx.access_lines() if '"POST /twilio/voice"' in line]
+
+    def haproxy_answered_by(self) -> list[str]:
+        """The server (``one``, ``two-backup``...) HAProxy passed each voice webhook to."""
+        return [re.search(r"backend=cahub/(\S+)", line).group(1)  # type: ignore[union-attr]
+                for line in self.haproxy.access_lines() if '"POST /twilio/voice"' in line]
+
+    def call(self, via: str | None = None) -> str:
+        """Twilio's "a call comes in" webhook, through nginx (or ``via``, another load
+        balancer's URL), signed for the hub's public URL; the call must be answered by
+        dialling the agent. Its CallSid."""
+        call_sid = new_call_sid()
+        form = inbound_call_form(call_sid, CALLER, AGENT_NUMBER, ACCOUNT_SID)
+        signature = sign(AUTH_TOKEN, f"{self.nginx.base_url}/twilio/voice", form)
+        reply = requests.post(f"{via or self.nginx.base_url}/twilio/voice", data=form,
+                              timeout=15, headers={"X-Twilio-Signature": signature})
+        assert 200 == reply.status_code, reply.text
+        assert "grace" == ET.fromstring(reply.text).findtext("Dial/Client/Identity"), reply.text
+        return call_sid
 
     def notes(self) -> Counter[str]:
         """The CRM notes the stand-in accepted, per CallSid."""
@@ -104,18 +129,21 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    binary = nginx_binary()
-    if binary is None:
-        pytest.skip("nginx is not installed (apt-get install nginx)")
+    programs = {name: binary(name) for name in ("nginx", "haproxy")}
+    for name, program in programs.items():
+        if program is None:
+            pytest.skip(f"{name} is not installed (apt-get install {name})")
     workdir = tmp_path_factory.mktemp("several-servers")
     with (running_private_postgres() as postgres, running_private_redis(workdir) as redis,
           WebhookReceiver() as crm, TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio):
         binds = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-        nginx = NginxProcess(binary, binds, workdir / "nginx")
+        nginx = Nginx(str(programs["nginx"]), binds, workdir / "nginx")
+        haproxy = Haproxy(str(programs["haproxy"]), binds, workdir / "haproxy")
+        database_link = TcpProxy(("127.0.0.1", postgres.port))
         (workdir / "hub.toml").write_text(CONFIG)
         (workdir / "profiles.jsonl").write_text(PROFILE)
         shared = {
-            "CAHUB_REDIS_URL": redis.url, "CAHUB_DATABASE_URL": postgres.url,
+            "CAHUB_REDIS_URL": redis.url,
             "CAHUB_SECRET_KEY": "several-servers-secret", "CAHUB_PUBLIC_BASE_URL": nginx.base_url,
             "CAHUB_PROXY_HOPS": "1", "CAHUB_CONFIG": str(workdir / "hub.toml"),
             "CAHUB_API_KEYS": API_KEY, "CAHUB_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -125,24 +153,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "CAHUB_OUTBOX_LEASE_S": str(LEASE_S), "CAHUB_SINK_TIMEOUT_S": "2",
         }
         servers = []
-        for name, bind in zip(("one", "two"), binds, strict=True):
+        database_urls = (postgres.url.replace(f":{postgres.port}/", f":{database_link.port}/"),
+                         postgres.url)
+        for name, bind, database_url in zip(("one", "two"), binds, database_urls, strict=True):
             home = workdir / name
             home.mkdir()
             # A home of its own, as on its own host (gunicorn's control socket is kept there).
-            env = hub_environment({**shared, "CAHUB_DATA_DIR": str(home / "data")}) | {
-                "HOME": str(home)}
+            env = hub_environment({**shared, "CAHUB_DATA_DIR": str(home / "data"),
+                                   "CAHUB_DATABASE_URL": database_url}) | {"HOME": str(home)}
             servers.append(GunicornProcess(env, home, bind))
         in_parallel(*(lambda s=s: run_cahub(["ingest", "profiles", str(workdir / "profiles.jsonl")],
                                             s.env, s.workdir) for s in servers))
         try:
             in_parallel(*(server.start for server in servers))
             nginx.start()
+            haproxy.start()
             console = ConsoleSession(nginx.base_url, CONSOLE_TOKEN)
-            yield Cluster((servers[0], servers[1]), nginx, redis, postgres, crm, twilio, console)
+            yield Cluster((servers[0], servers[1]), nginx, haproxy, database_link, redis,
+                          postgres, crm, twilio, console)
         finally:
-            nginx.stop()
-            for server in servers:
-                server.stop()
+            in_parallel(nginx.stop, haproxy.stop, *(server.stop for server in servers))
+            database_link.close()
 
 
 def in_parallel(*actions: Callable[[], object]) -> None:
@@ -162,19 +193,6 @@ def in_parallel(*actions: Callable[[], object]) -> None:
         thread.join()
     if failures:
         raise failures[0]
-
-
-def call(base_url: str, call_sid: str | None = None) -> str:
-    """Twilio's "a call comes in" webhook, posted to ``base_url`` (nginx's: the hub's public
-    URL, which Twilio signs); the call must be answered by dialling the agent. Its CallSid."""
-    call_sid = call_sid or new_call_sid()
-    form = inbound_call_form(call_sid, CALLER, AGENT_NUMBER, ACCOUNT_SID)
-    signature = sign(AUTH_TOKEN, f"{base_url}/twilio/voice", form)
-    reply = requests.post(f"{base_url}/twilio/voice", data=form, timeout=15,
-                          headers={"X-Twilio-Signature": signature})
-    assert 200 == reply.status_code, reply.text
-    assert "grace" == ET.fromstring(reply.text).findtext("Dial/Client/Identity"), reply.text
-    return call_sid
 
 
 def healthz(server: GunicornProcess) -> tuple[int, dict[str, object], float]:
@@ -200,7 +218,7 @@ def test_a_call_answered_by_one_server_pops_on_a_console_connected_to_the_other(
     while len(set(answered.values())) < 2:
         assert len(answered) < 8, f"nginx sent every call to one server: {answered}"
         before = len(cluster.answered_by())
-        call_sid = call(cluster.nginx.base_url)
+        call_sid = cluster.call()
         wait_for(lambda n=before: len(cluster.answered_by()) > n, 5, "nginx's access line",
                  cluster.explain)
         answered[call_sid] = cluster.answered_by()[-1]
@@ -215,12 +233,12 @@ def test_a_call_answered_by_one_server_pops_on_a_console_connected_to_the_other(
 def test_a_console_reconnecting_through_the_other_server_with_last_event_id_misses_nothing(
         cluster: Cluster) -> None:
     first = cluster.console.stream(cluster.servers[0].base_url)
-    seen = call(cluster.nginx.base_url)
+    seen = cluster.call()
     assert [seen] == first.wait_for_pops([seen], POP_S)
     last_event_id = first.pops()[-1].id
     first.close()  # the browser loses its connection
 
-    missed = [call(cluster.nginx.base_url) for _ in range(3)]
+    missed = [cluster.call() for _ in range(3)]
     again = cluster.console.stream(cluster.servers[1].base_url, last_event_id=last_event_id)
     try:
         assert missed == again.wait_for_pops(missed, POP_S), cluster.explain()
@@ -228,29 +246,56 @@ def test_a_console_reconnecting_through_the_other_server_with_last_event_id_miss
         again.close()
 
 
-def test_the_access_log_carries_no_personal_data_and_no_secret(cluster: Cluster) -> None:
-    lookup = requests.get(cluster.nginx.url("/api/v1/lookup?phone=%2B14155550134"), timeout=10,
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+def test_the_access_log_carries_no_personal_data_and_no_secret(cluster: Cluster,
+                                                               balancer: str) -> None:
+    proxy = cluster.nginx if balancer == "nginx" else cluster.haproxy
+    lookup = requests.get(proxy.url("/api/v1/lookup?phone=%2B14155550134"), timeout=10,
                           headers={"Authorization": f"Bearer {API_KEY}"})
-    stale_link = requests.get(cluster.nginx.url(f"/console?token={CONSOLE_TOKEN}"), timeout=10)
-    call(cluster.nginx.base_url)
+    stale_link = requests.get(proxy.url(f"/console?token={CONSOLE_TOKEN}"), timeout=10)
+    cluster.call(via=proxy.base_url)
     assert (200, "Ada Lovelace", 200) == (lookup.status_code, lookup.json()["name"],
                                           stale_link.status_code)
 
-    wait_for(lambda: any('"GET /console"' in line for line in cluster.nginx.access_lines()),
-             5, "nginx's access lines", cluster.explain)
-    log = "\n".join(cluster.nginx.access_lines())
+    wait_for(lambda: any('"GET /console"' in line for line in proxy.access_lines()),
+             5, "the access lines", cluster.explain)
+    log = "\n".join(proxy.access_lines())
     assert '"GET /api/v1/lookup" 200' in log
     assert '"POST /twilio/voice" 200' in log
     for secret in ("phone=", "4155550134", "token=", CONSOLE_TOKEN, API_KEY, "127.0.0.1 ",
                    "python-requests"):
         assert secret not in log
-    assert "127.0.0.0/24" in log  # the client's network, not its address
+    assert " 127.0.0.0" in log  # the client's network, not its address
+
+
+def test_haproxy_takes_out_a_server_that_cannot_reach_its_database(cluster: Cluster) -> None:
+    one, two = cluster.servers
+    went_down, came_up = cluster.haproxy.went("one", "DOWN"), cluster.haproxy.went("one", "UP")
+    cluster.database_link.cut()  # the first server's host loses its way to PostgreSQL
+    try:
+        status, body, took = healthz(one)
+        assert (503, "failing", False) == (status, body["status"], body["state"]["ok"])  # type: ignore[index]
+        assert took < HEALTH_BOUND_S, f"/healthz took {took:.2f} s"
+        assert 200 == healthz(two)[0]
+        wait_for(lambda: cluster.haproxy.went("one", "DOWN") > went_down, 10,
+                 "HAProxy's checks to take the first server out", cluster.explain)
+        answered = len(cluster.haproxy_answered_by())
+        calls = [cluster.call(via=cluster.haproxy.base_url) for _ in range(4)]
+        wait_for(lambda: len(cluster.haproxy_answered_by()) >= answered + len(calls), 5,
+                 "HAProxy's access lines", cluster.explain)
+        assert ["two"] * len(calls) == cluster.haproxy_answered_by()[answered:]
+    finally:
+        cluster.database_link.restore()
+    wait_for(lambda: cluster.haproxy.went("one", "UP") > came_up, 15,
+             "HAProxy's checks to bring the first server back", cluster.explain)
+    wait_for(lambda: all(cluster.notes()[sid] == 1 for sid in calls), SETTLE_S,
+             "the calls' CRM notes", cluster.explain)
 
 
 def test_a_redis_restart_leaves_calls_answered_and_consoles_popping(
         cluster: Cluster, consoles: tuple[EventStream, EventStream]) -> None:
     cluster.redis.stop()  # it keeps nothing on disk: every stream and pop in it is gone
-    during = [call(cluster.nginx.base_url) for _ in range(2)]
+    during = [cluster.call() for _ in range(2)]
     for server in cluster.servers:
         status, body, took = healthz(server)
         assert (200, "degraded", False) == (status, body["status"], body["redis"]["ok"])  # type: ignore[index]
@@ -259,7 +304,7 @@ def test_a_redis_restart_leaves_calls_answered_and_consoles_popping(
 
     for console in consoles:  # the pops held while Redis was away arrive now
         assert set(during) <= set(console.wait_for_pops(during, POP_S)), cluster.explain()
-    after = call(cluster.nginx.base_url)
+    after = cluster.call()
     for console in consoles:
         assert after in console.wait_for_pops([after], POP_S), cluster.explain()
     wait_for(lambda: all(cluster.notes()[sid] == 1 and cluster.sms()[sid[-6:]] == 1
@@ -269,21 +314,31 @@ def test_a_redis_restart_leaves_calls_answered_and_consoles_popping(
 
 def test_a_postgresql_restart_leaves_calls_answered_nothing_lost_and_consoles_popping(
         cluster: Cluster, consoles: tuple[EventStream, EventStream]) -> None:
+    down = {name: cluster.haproxy.went(name, "DOWN") for name in ("one", "two")}
     cluster.postgres.stop("immediate")  # a crash, as the servers see it
     try:
-        during = [call(cluster.nginx.base_url) for _ in range(3)]  # routed, the pop on its way
+        during = [cluster.call() for _ in range(3)]  # routed, the pop on its way
         for server in cluster.servers:  # a load balancer's check takes each server out
             status, body, took = healthz(server)
             assert (503, "failing", False) == (status, body["status"], body["state"]["ok"])  # type: ignore[index]
             assert took < HEALTH_BOUND_S, f"/healthz took {took:.2f} s"
         for console in consoles:  # pops go through Redis: they do not wait for the database
             assert set(during) <= set(console.wait_for_pops(during, POP_S)), cluster.explain()
+        # Every server fails HAProxy's checks; its backups (the same servers) take the calls.
+        wait_for(lambda: all(cluster.haproxy.went(name, "DOWN") > down[name]
+                             for name in ("one", "two")), 10,
+                 "HAProxy's checks to find every server failing", cluster.explain)
+        answered = len(cluster.haproxy_answered_by())
+        during.append(cluster.call(via=cluster.haproxy.base_url))
+        wait_for(lambda: len(cluster.haproxy_answered_by()) > answered, 5,
+                 "HAProxy's access line", cluster.explain)
+        assert cluster.haproxy_answered_by()[-1].endswith("-backup")
     finally:
         cluster.postgres.start()
 
     wait_for(lambda: all(healthz(server)[0] == 200 for server in cluster.servers), SETTLE_S,
              "both servers healthy again", cluster.explain)
-    after = call(cluster.nginx.base_url)
+    after = cluster.call()
     for console in consoles:
         assert after in console.wait_for_pops([after], POP_S), cluster.explain()
     wait_for(lambda: all(cluster.notes()[sid] >= 1 and cluster.sms()[sid[-6:]] >= 1
@@ -300,7 +355,7 @@ def test_a_server_killed_with_deliveries_pending_leaves_the_other_to_finish_each
     cluster.crm.refusing = True  # the CRM and Twilio are down: every delivery waits
     cluster.twilio.fail_next(10_000, status=503, kinds=SMS_KINDS)
     try:
-        pending = [call(cluster.nginx.base_url) for _ in range(6)]
+        pending = [cluster.call() for _ in range(6)]
         assert {killed.base_url.removeprefix("http://"), survivor.base_url.removeprefix(
             "http://")} == set(cluster.answered_by()[-6:]), "both servers took calls"
         wait_for(lambda: {f"{sid}:webhook:note" for sid in pending} <= {
@@ -311,7 +366,7 @@ def test_a_server_killed_with_deliveries_pending_leaves_the_other_to_finish_each
         cluster.crm.refusing = False
         cluster.twilio.stop_failing()
 
-    later = call(cluster.nginx.base_url)  # nginx passes calls to the server left
+    later = cluster.call()  # nginx passes calls to the server left
     everything = [*pending, later]
     wait_for(lambda: all(cluster.notes()[sid] >= 1 and cluster.sms()[sid[-6:]] >= 1
                          for sid in everything), SETTLE_S,
