@@ -27,6 +27,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -376,3 +378,78 @@ def test_a_server_killed_with_deliveries_pending_leaves_the_other_to_finish_each
     assert {sid[-6:]: 1 for sid in everything} == {
         sid[-6:]: cluster.sms()[sid[-6:]] for sid in everything}
     killed.start()  # the host comes back
+
+
+class Backend:
+    """A server behind the load balancer that passes every health check and either answers
+    each POST (recording its body) or drops it: reads it whole, then closes the connection
+    without a word, as a server killed mid-request does."""
+
+    def __init__(self, drops: bool) -> None:
+        self.bodies: list[str] = []
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._answer(b"{}")
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                backend.bodies.append(body)
+                if drops:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self._answer(b"<Response/>")
+
+            def _answer(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+@pytest.mark.parametrize(("path", "sent_again"), [("/twilio/voice", True),
+                                                  ("/console/calls/CA1/wrapup", False)])
+def test_a_post_its_server_dropped_is_sent_to_another_only_when_it_is_a_webhook(
+        tmp_path: Path, balancer: str, path: str, sent_again: bool) -> None:
+    """Twilio's webhooks are idempotent per CallSid (the call ledger's claim), so a webhook
+    whose server died after it was sent goes to another; a console's wrap-up or transfer is
+    not sent twice."""
+    program = binary(balancer)
+    if program is None:
+        pytest.skip(f"{balancer} is not installed (apt-get install {balancer})")
+    dropping, answering = Backend(drops=True), Backend(drops=False)
+    kind = Nginx if balancer == "nginx" else Haproxy
+    proxy = kind(program, [dropping.address, answering.address], tmp_path / balancer)
+    proxy.start()
+    try:
+        statuses: dict[str, int] = {}
+        while not dropping.bodies:  # until one request went to the server that drops it
+            assert len(statuses) < 6, f"no request went to the dropping server: {statuses}"
+            body = f"CallSid=CA{len(statuses)}"
+            statuses[body] = requests.post(proxy.url(path), data=body, timeout=15, headers={
+                "Content-Type": "application/x-www-form-urlencoded"}).status_code
+    finally:
+        proxy.stop()
+        dropping.close()
+        answering.close()
+    [dropped] = dropping.bodies
+    assert (200 if sent_again else 502) == statuses[dropped], proxy.logs()
+    assert (dropped in answering.bodies) == sent_again
+    assert all(200 == status for body, status in statuses.items() if body != dropped)
