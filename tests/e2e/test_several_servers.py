@@ -164,9 +164,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             env = hub_environment({**shared, "CAHUB_DATA_DIR": str(home / "data"),
                                    "CAHUB_DATABASE_URL": database_url}) | {"HOME": str(home)}
             servers.append(GunicornProcess(env, home, bind))
-        in_parallel(*(lambda s=s: run_cahub(["ingest", "profiles", str(workdir / "profiles.jsonl")],
-                                            s.env, s.workdir) for s in servers))
         try:
+            load = ["ingest", "profiles", str(workdir / "profiles.jsonl")]
+            in_parallel(*(lambda s=s: run_cahub(load, s.env, s.workdir) for s in servers))
             in_parallel(*(server.start for server in servers))
             nginx.start()
             haproxy.start()
@@ -246,6 +246,19 @@ def test_a_console_reconnecting_through_the_other_server_with_last_event_id_miss
         assert missed == again.wait_for_pops(missed, POP_S), cluster.explain()
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+def test_a_console_through_the_load_balancer_pops_at_once(cluster: Cluster,
+                                                          balancer: str) -> None:
+    """Its stream is passed on as each event is written, never held in a buffer."""
+    proxy = cluster.nginx if balancer == "nginx" else cluster.haproxy
+    console = cluster.console.stream(proxy.base_url)
+    try:
+        call_sid = cluster.call()
+        assert [call_sid] == console.wait_for_pops([call_sid], 2.0), cluster.explain()
+    finally:
+        console.close()
 
 
 @pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
