@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -305,18 +305,36 @@ def postgres_bindir() -> Path | None:
 
 
 @contextmanager
-def running_private_postgres() -> Iterator[PrivatePostgres]:
+def running_private_postgres(
+        alongside: Callable[[], object] | None = None) -> Iterator[PrivatePostgres]:
     """A cluster of its own, running for the block, deleted after it; skipped with the
-    reason where PostgreSQL's server programs are not installed."""
+    reason where PostgreSQL's server programs are not installed. ``alongside``, if given,
+    runs in a thread of its own while the cluster is made (a test's other slow set-up);
+    its failure is raised here."""
     bindir = postgres_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL's server is not installed (apt-get install postgresql)")
     server = PrivatePostgres(bindir)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if alongside is not None:
+                alongside()
+        except BaseException as exc:
+            failures.append(exc)
+
+    helper = threading.Thread(target=run, name="test-alongside-postgres")
+    helper.start()
     try:
         server.init()
         server.start()
+        helper.join()
+        if failures:
+            raise failures[0]
         yield server
     finally:
+        helper.join()
         server.remove()
 
 
