@@ -18,7 +18,6 @@ busy is tried again after a cooperative sleep, until the connection's ``busy_s``
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,21 +25,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from hub.greenlets import cooperative, os_thread_local
+
 LONGEST_PAUSE_S = 0.05
 RETRIED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY}  # a snapshot's BUSY is final
-
-
-def cooperative() -> bool:
-    """True under gevent's monkey-patching (gunicorn's gevent worker): threads are greenlets."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("threading"))
-
-
-def os_thread_local() -> Any:
-    """A ``threading.local`` of the OS thread, even where ``threading`` is monkey-patched."""
-    if cooperative():
-        return sys.modules["gevent.monkey"].get_original("threading", "local")()
-    return threading.local()
 
 
 class CooperativeConnection(sqlite3.Connection):

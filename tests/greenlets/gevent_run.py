@@ -1,15 +1,18 @@
 """Runs in a process of its own, monkey-patched by gevent as gunicorn's gevent worker is, and
-prints what it saw as one JSON line (``tests/greenlets/test_sqlite_under_gevent.py``).
+prints what it saw as one JSON line (``tests/greenlets/test_under_gevent.py``).
 
 ``python -m tests.greenlets.gevent_run calls DIR N``: N greenlets each look a caller up
 through the API and post the signed voice webhook of a call of their own to one app on the
 embedded store and the SQLite hub database in DIR; then every call is awaited in the ledger.
 
+``python -m tests.greenlets.gevent_run ingest DIR N``: a greenlet posts N profile records to
+the ingest API while another ticks every 5 ms.
+
 ``python -m tests.greenlets.gevent_run locked FILE``: a greenlet writes to the hub database
 FILE, whose write lock another process holds until this one says ``waiting`` and reads a line,
 while another greenlet ticks every 10 ms.
 
-gevent's monitor thread runs in both and reports every stall of the event loop over 0.3 s.
+gevent's monitor thread runs in each and reports every stall of the event loop over 0.3 s.
 """
 
 from __future__ import annotations
@@ -131,9 +134,45 @@ def locked(path: Path) -> dict[str, Any]:
             "longest_gap_s": max(gaps), "stalls": stalls}
 
 
+def ingest(data_dir: Path, records: int) -> dict[str, Any]:
+    from app import close_app, create_app
+    from tests.support import make_settings
+
+    app = create_app(make_settings(data_dir))
+    body = "\n".join(json.dumps({
+        "identityMap": {"Phone": [{"id": f"+1415555{n:04d}", "primary": True}]},
+        "person": {"name": {"fullName": f"Caller {n}"}}, "loyalty": {"tier": "gold"}})
+        for n in range(records))
+    ticks: list[float] = []
+    done: list[Any] = []
+
+    def tick() -> None:
+        while not done:
+            ticks.append(time.monotonic())
+            gevent.sleep(0.005)
+
+    def post() -> None:
+        reply = app.test_client().post(
+            "/api/v1/ingest/profiles", data=body, content_type="application/x-ndjson",
+            headers={"Authorization": "Bearer test-api-key"})
+        done.append((reply.status_code, reply.json["loaded"]))
+
+    started = time.monotonic()
+    ticker, poster = gevent.spawn(tick), gevent.spawn(post)
+    gevent.joinall([poster, ticker], timeout=30, raise_error=True)
+    took = time.monotonic() - started
+    close_app(app)
+    gaps = [b - a for a, b in itertools.pairwise([*ticks, started + took])]
+    return {"answer": done[0], "took_s": took, "longest_gap_s": max(gaps), "stalls": stalls}
+
+
 if __name__ == "__main__":
     watch_the_loop()
-    what = sys.argv[1]
-    report = (calls(Path(sys.argv[2]), int(sys.argv[3])) if what == "calls"
-              else locked(Path(sys.argv[2])))
+    what, where = sys.argv[1], Path(sys.argv[2])
+    if what == "calls":
+        report = calls(where, int(sys.argv[3]))
+    elif what == "ingest":
+        report = ingest(where, int(sys.argv[3]))
+    else:
+        report = locked(where)
     print(json.dumps(report), flush=True)

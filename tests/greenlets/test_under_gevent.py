@@ -1,6 +1,6 @@
-"""The hub's SQLite connections under gevent's monkey-patching, as gunicorn's gevent worker
-runs the app: a connection per OS thread, not per greenlet, and a locked database waited for
-without stalling the other greenlets. Each case runs in a process of its own
+"""The hub under gevent's monkey-patching, as gunicorn's gevent worker runs the app: SQLite
+connections per OS thread, not per greenlet; a locked database waited for, and an ingest
+request written, without stalling the other greenlets. Each case runs in a process of its own
 (``tests/greenlets/gevent_run.py``): monkey-patching cannot be undone in this one.
 """
 
@@ -63,3 +63,15 @@ def test_a_write_waits_for_another_process_s_lock_while_the_other_greenlets_run(
     assert report["ticks"] >= 50, report  # ticking all along, every 10 ms
     assert report["longest_gap_s"] < 0.25, report
     assert [] == report["stalls"]
+
+
+def test_an_ingest_request_is_written_off_the_event_loop(tmp_path: Path) -> None:
+    done = subprocess.run([*RUN, "ingest", str(tmp_path / "instance"), "3000"],  # noqa: S603 -- our own script
+                          env=hub_environment({}), cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert 0 == done.returncode, done.stderr
+    report = report_of(done.stdout)
+
+    assert [200, 3000] == report["answer"]
+    # On the loop, the other greenlets would wait for the whole load.
+    assert report["longest_gap_s"] < report["took_s"] / 3, report
