@@ -11,8 +11,10 @@ contended: the connection is the thread's own.
 
 SQLite's C calls do not yield to other greenlets. Its busy timeout (a wait for another
 process's write lock) would stall every greenlet of a gevent worker, so under monkey-patching
-a connection waits in Python instead: SQLite's busy timeout is 0, and a statement refused as
-busy is tried again after a cooperative sleep, until the connection's ``busy_s`` has passed.
+a connection waits in Python instead: SQLite's busy timeout is 0, and a statement or a
+transaction's BEGIN refused as busy is tried again after a cooperative sleep, until the
+connection's ``busy_s`` has passed. The connection is not held meanwhile: other greenlets
+read, and write once the lock is free, while one waits.
 """
 
 from __future__ import annotations
@@ -21,44 +23,49 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.greenlets import cooperative, os_thread_local
 
 LONGEST_PAUSE_S = 0.05
+T = TypeVar("T")
 RETRIED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY}  # a snapshot's BUSY is final
 
 
 class CooperativeConnection(sqlite3.Connection):
-    """A connection that waits for a busy database with sleeps that yield to other greenlets."""
+    """A connection that waits for a busy database with sleeps that yield to other greenlets,
+    holding its slot's lock for each attempt only."""
 
     busy_s = 5.0
+    slot_lock: Any = None  # set by ConnectionSlots, before any statement
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        return _patiently(self.busy_s, super().execute, sql, parameters)
+        return self.patiently(super().execute, sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        return _patiently(self.busy_s, super().executemany, sql, parameters)
+        return self.patiently(super().executemany, sql, parameters)
 
     def executescript(self, script: str, /) -> sqlite3.Cursor:
         # Scripts here are idempotent (CREATE ... IF NOT EXISTS) or open with BEGIN IMMEDIATE,
         # which is refused before anything else ran.
-        return _patiently(self.busy_s, super().executescript, script)
+        return self.patiently(super().executescript, script)
 
-
-def _patiently(busy_s: float, run: Callable[..., sqlite3.Cursor], *args: Any) -> sqlite3.Cursor:
-    deadline, pause = time.monotonic() + busy_s, 0.001
-    while True:
-        try:
-            return run(*args)
-        except sqlite3.OperationalError as exc:
-            left = deadline - time.monotonic()
-            if getattr(exc, "sqlite_errorcode", None) not in RETRIED or left <= 0:
-                raise
-        time.sleep(min(pause, left))  # monkey-patched: other greenlets run meanwhile
-        pause = min(pause * 2, LONGEST_PAUSE_S)
+    def patiently(self, run: Callable[..., T], *args: Any) -> T:
+        """``run(*args)``, tried again while the database is busy, for up to ``busy_s``; the
+        slot's lock is held for each attempt (a caller in a transaction holds it throughout)."""
+        deadline, pause = time.monotonic() + self.busy_s, 0.001
+        while True:
+            try:
+                with self.slot_lock or nullcontext():
+                    return run(*args)
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if getattr(exc, "sqlite_errorcode", None) not in RETRIED or left <= 0:
+                    raise
+            time.sleep(min(pause, left))  # monkey-patched: other greenlets run meanwhile
+            pause = min(pause * 2, LONGEST_PAUSE_S)
 
 
 def connect(path: Path, busy_s: float, **options: Any) -> sqlite3.Connection:
@@ -83,10 +90,34 @@ def set_busy_timeout(connection: sqlite3.Connection, busy_s: float) -> None:
 class _Slot:
     """One OS thread's connection, the lock that lends it, and its transactions' nesting."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, busy_s: float) -> None:
         self.connection = connection
+        self.busy_s = busy_s  # the connection's own wait for a locked database
         self.lock = threading.RLock()  # gevent's, greenlet-owned, where monkey-patched
         self.depth = 0
+        if isinstance(connection, CooperativeConnection):
+            connection.slot_lock = self.lock
+
+    def began(self, begin: str, busy_s: float) -> bool:
+        """``begin`` run, waiting up to ``busy_s`` for a locked database; under gevent, False
+        at once if it is locked (the caller waits without holding the connection)."""
+        connection = self.connection
+        if isinstance(connection, CooperativeConnection):
+            try:
+                sqlite3.Connection.execute(connection, begin)
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in RETRIED:
+                    raise
+                return False
+            return True
+        if busy_s != self.busy_s:
+            set_busy_timeout(connection, busy_s)
+        try:
+            connection.execute(begin)
+        finally:
+            if busy_s != self.busy_s:
+                set_busy_timeout(connection, self.busy_s)
+        return True
 
     def __del__(self) -> None:
         # When the OS thread ends its locals go; elsewhere sqlite3 refuses, harmlessly.
@@ -95,15 +126,17 @@ class _Slot:
 
 
 class ConnectionSlots:
-    """Connections opened by ``open`` on first use, one per OS thread, lent one at a time.
+    """Connections opened by ``open`` on first use, one per OS thread, lent one at a time;
+    each waits up to ``busy_s`` for a locked database.
 
     ``keep_all``: remember every connection for ``close_all`` (they must then be opened with
     ``check_same_thread=False``); otherwise an OS thread's connection closes when it ends.
     """
 
-    def __init__(self, open_connection: Callable[[], sqlite3.Connection], *,
-                 keep_all: bool = False) -> None:
+    def __init__(self, open_connection: Callable[[float], sqlite3.Connection], busy_s: float,
+                 *, keep_all: bool = False) -> None:
         self._open = open_connection
+        self.busy_s = busy_s
         self._keep_all = keep_all
         self._local = os_thread_local()
         self._all: list[_Slot] = []
@@ -116,6 +149,46 @@ class ConnectionSlots:
         slot = self._slot()
         with slot.lock:
             yield slot
+
+    @contextmanager
+    def transaction(self, begin: str, busy_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A transaction opened with ``begin``, committed when the block ends (rolled back if it
+        raises), on this OS thread's connection, held until then; a nested one joins it.
+
+        ``begin`` waits up to ``busy_s`` (the connection's own wait if None) for another's
+        write lock; under gevent, without holding the connection while it waits.
+        """
+        wait_s = self.busy_s if busy_s is None else busy_s
+        deadline, pause = time.monotonic() + wait_s, 0.001
+        while True:
+            slot = self._slot()
+            connection = slot.connection
+            with slot.lock:
+                if slot.depth:
+                    slot.depth += 1
+                    try:
+                        yield connection
+                    finally:
+                        slot.depth -= 1
+                    return
+                if slot.began(begin, wait_s):
+                    slot.depth = 1
+                    try:
+                        yield connection
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        if connection.in_transaction:  # a failed COMMIT leaves it open
+                            connection.execute("ROLLBACK")
+                        raise
+                    finally:
+                        slot.depth = 0
+                    return
+            # Under gevent, the database is locked: other greenlets use the connection meanwhile.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise sqlite3.OperationalError("database is locked")  # as SQLite says it
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, LONGEST_PAUSE_S)
 
     def current(self) -> sqlite3.Connection:
         """This OS thread's connection for statements that do not yield meanwhile: it waits
@@ -150,7 +223,7 @@ class ConnectionSlots:
     def _slot(self) -> _Slot:
         slot: _Slot | None = getattr(self._local, "slot", None)
         if slot is None:
-            slot = _Slot(self._open())
+            slot = _Slot(self._open(self.busy_s), self.busy_s)
             self._local.slot = slot
             if self._keep_all:
                 with self._all_lock:

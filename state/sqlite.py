@@ -51,7 +51,7 @@ class ThreadLocalDatabase:
         self.path = path
         self._schema = schema
         self._upgrades = upgrades
-        self._slots = ConnectionSlots(self._open, keep_all=True)
+        self._slots = ConnectionSlots(self._open, BUSY_TIMEOUT_S, keep_all=True)
         self._preparing = threading.Lock()  # made here: monkey-patched, if it is at all
         self._ready = False
 
@@ -77,25 +77,21 @@ class ThreadLocalDatabase:
         Reading is not enough: in WAL mode a database another process holds locked
         still reads, while no call can be recorded.
         """
-        with self._lent() as conn, translated("hub database"):
-            conn.execute("SELECT 1 FROM calls LIMIT 1")
-            set_busy_timeout(conn, PING_TIMEOUT_MS / 1000)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-            finally:
-                set_busy_timeout(conn, BUSY_TIMEOUT_S)
+        with translated("hub database"):
+            self.connection().execute("SELECT 1 FROM calls LIMIT 1")
+            with self._slots.transaction("BEGIN IMMEDIATE", busy_s=PING_TIMEOUT_MS / 1000):
+                pass  # nothing written
 
     @contextmanager
     def _lent(self) -> Iterator[sqlite3.Connection]:
         with translated("opening the hub database"), self._slots.lend() as slot:
             yield slot.connection
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, busy_s: float) -> sqlite3.Connection:
         private_directory(self.path.parent)
         new = not self.path.exists()
         # Each connection is used by its own OS thread only; close() may run on another one.
-        conn = connect(self.path, BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn = connect(self.path, busy_s, isolation_level=None, check_same_thread=False)
         private_database(self.path, new=new)  # owner-only, and so are the files SQLite adds
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA secure_delete=ON")
@@ -151,27 +147,8 @@ class ThreadLocalDatabase:
         of failing half-way, and work done in one transaction (a call's ledger row and
         its deliveries) is committed together or not at all.
         """
-        with translated("opening the hub database"), self._slots.lend() as slot:
-            if slot.depth:
-                slot.depth += 1
-                try:
-                    yield slot.connection
-                finally:
-                    slot.depth -= 1
-                return
-            conn = slot.connection
-            with translated():
-                conn.execute("BEGIN IMMEDIATE")
-                slot.depth = 1
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:  # a failed COMMIT leaves it open
-                        conn.execute("ROLLBACK")
-                    raise
-                finally:
-                    slot.depth = 0
+        with translated(), self._slots.transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
 
     def close(self) -> None:
         """Close every thread's connection (at app shutdown and in tests)."""

@@ -48,7 +48,7 @@ class ThreadConnections:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._slots = ConnectionSlots(lambda: _open(self.path))
+        self._slots = ConnectionSlots(lambda busy_s: _open(self.path, busy_s), BUSY_S)
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the schema created) on first use, for
@@ -86,22 +86,14 @@ class ThreadConnections:
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        with self._slots.lend() as slot:
-            connection = slot.connection
-            connection.execute(begin)
-            try:
-                yield connection
-            except BaseException:
-                if connection.in_transaction:  # SQLite may have rolled back already
-                    connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        with self._slots.transaction(begin) as connection:
+            yield connection
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, busy_s: float) -> sqlite3.Connection:
     private_directory(path.parent)
     new = not path.exists()
-    connection = connect(path, BUSY_S, isolation_level=None)
+    connection = connect(path, busy_s, isolation_level=None)
     private_database(path, new=new)  # owner-only, and so are the files SQLite adds
     try:
         for pragma in PRAGMAS:

@@ -9,10 +9,7 @@ process; the server is real gunicorn with the shipped configuration.
 
 from __future__ import annotations
 
-import re
 import resource
-import selectors
-import socket
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,8 +19,8 @@ import pytest
 import requests
 
 from integrations.simulate import inbound_call_form, new_call_sid, post_signed
-from lookup.demo import DEMO_CALLER, load_demo
-from lookup.store import EmbeddedProfileStore
+from lookup.demo import DEMO_CALLER
+from tests.e2e.consoles import TO, Consoles, console_cookie, demo_hub
 from tests.e2e.gunicorn_process import GunicornProcess
 from tests.e2e.hub_process import free_port, hub_environment, wait_for
 
@@ -32,17 +29,6 @@ CALLS = 10
 ANSWER_S = 1.0  # each webhook's answer, with every console open
 POP_S = 5.0  # each call's pop on every console
 AUTH_TOKEN = "many-consoles-auth-token"
-AGENT_TOKEN = "many-consoles-agent-token"
-TO = "+18005550100"
-CONFIG = f"""
-[[agents]]
-id = "grace"
-name = "Grace Hopper"
-client = "grace"
-numbers = ["{TO}"]
-token = "{AGENT_TOKEN}"
-"""
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 @pytest.fixture(autouse=True)
@@ -57,14 +43,7 @@ def _enough_open_files() -> None:
 @pytest.fixture(params=["alone", "redis and postgres"])
 def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GunicornProcess]:
     """The hub under the production command, on the demo data."""
-    data_dir = tmp_path / "instance"
-    store = EmbeddedProfileStore(data_dir / "profiles.sqlite3")
-    load_demo(store)
-    store.close()
-    config = tmp_path / "hub.toml"
-    config.write_text(CONFIG)
-    settings = {"CAHUB_DATA_DIR": str(data_dir), "CAHUB_CONFIG": str(config),
-                "CAHUB_TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CAHUB_SECRET_KEY": "many-consoles"}
+    settings = demo_hub(tmp_path, AUTH_TOKEN)
     if request.param != "alone":
         settings |= {"CAHUB_REDIS_URL": request.getfixturevalue("redis_server"),
                      "CAHUB_REDIS_PREFIX": request.getfixturevalue("redis_prefix"),
@@ -73,56 +52,6 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GunicornProc
     server.start()
     yield server
     server.stop()
-
-
-def console_cookie(base: str) -> str:
-    """The session cookie of a signed-in console, as a browser signs in."""
-    session = requests.Session()
-    page = session.get(f"{base}/console", timeout=5).text
-    csrf = CSRF_META.search(page)
-    assert csrf is not None, page
-    reply = session.post(f"{base}/console", data={"token": AGENT_TOKEN, "csrf_token": csrf[1]},
-                         allow_redirects=False, timeout=5)
-    assert 303 == reply.status_code
-    return "; ".join(f"{name}={value}" for name, value in session.cookies.items())
-
-
-class Consoles:
-    """Event streams of one agent, all read by one selector: what each has received."""
-
-    def __init__(self, base: str, cookie: str, count: int) -> None:
-        host, port = base.removeprefix("http://").split(":")
-        request = (f"GET /console/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                   f"Accept: text/event-stream\r\nCookie: {cookie}\r\n\r\n").encode()
-        self.selector = selectors.DefaultSelector()
-        self.received: dict[int, bytearray] = {}
-        for _ in range(count):
-            sock = socket.create_connection((host, int(port)), timeout=5)
-            sock.sendall(request)
-            sock.setblocking(False)
-            self.selector.register(sock, selectors.EVENT_READ)
-            self.received[sock.fileno()] = bytearray()
-
-    def read_for(self, seconds: float) -> None:
-        """Take in whatever the streams send for ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            for key, _ in self.selector.select(left):
-                chunk = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                self.received[key.fd] += chunk
-
-    def open(self) -> int:
-        """How many streams were answered 200 as event streams."""
-        return sum(data.startswith(b"HTTP/1.1 200") and b"text/event-stream" in data
-                   for data in self.received.values())
-
-    def that_got(self, sid: str) -> int:
-        return sum(sid.encode() in data for data in self.received.values())
-
-    def close(self) -> None:
-        for key in list(self.selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
-        self.selector.close()
 
 
 def test_hundreds_of_open_consoles_leave_webhooks_answered_at_once_and_popping_on_each(

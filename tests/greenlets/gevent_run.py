@@ -10,7 +10,7 @@ the ingest API while another ticks every 5 ms.
 
 ``python -m tests.greenlets.gevent_run locked FILE``: a greenlet writes to the hub database
 FILE, whose write lock another process holds until this one says ``waiting`` and reads a line,
-while another greenlet ticks every 10 ms.
+while another greenlet reads it every 10 ms (on the same connection, the main thread's).
 
 gevent's monitor thread runs in each and reports every stall of the event loop over 0.3 s.
 """
@@ -111,10 +111,12 @@ def locked(path: Path) -> dict[str, Any]:
     db = ThreadLocalDatabase(path, "CREATE TABLE IF NOT EXISTS calls (sid TEXT PRIMARY KEY);")
     ticks: list[float] = []
     written: list[float] = []
+    read: list[int] = []
 
     def tick() -> None:
         while not written:
             ticks.append(time.monotonic())
+            read.append(db.execute("SELECT count(*) FROM calls").fetchone()[0])
             gevent.sleep(0.01)
 
     def write() -> None:
@@ -130,7 +132,7 @@ def locked(path: Path) -> dict[str, Any]:
     gevent.joinall([writer, ticker], timeout=10, raise_error=True)
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     (rows,) = db.execute("SELECT count(*) FROM calls").fetchone()
-    return {"written": bool(written), "rows": rows, "ticks": len(ticks),
+    return {"written": bool(written), "rows": rows, "ticks": len(ticks), "reads": len(read),
             "longest_gap_s": max(gaps), "stalls": stalls}
 
 

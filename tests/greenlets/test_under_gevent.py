@@ -61,6 +61,7 @@ def test_a_write_waits_for_another_process_s_lock_while_the_other_greenlets_run(
     assert 0 == rows  # nothing was written while the lock was held
     assert (True, 1) == (report["written"], report["rows"])
     assert report["ticks"] >= 50, report  # ticking all along, every 10 ms
+    assert report["reads"] == report["ticks"]  # the connection is not held by the waiting write
     assert report["longest_gap_s"] < 0.25, report
     assert [] == report["stalls"]
 
