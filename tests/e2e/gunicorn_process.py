@@ -50,6 +50,19 @@ class GunicornProcess(HubProcess):
         self._process.wait(10)
         self._process = None
 
+    def stop(self) -> None:
+        """Stop gunicorn if it runs: SIGTERM (open consoles are cut after its graceful timeout,
+        5 s), then ``kill -9`` of the master and its workers."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(5)
+        self._process = None
+
     def run_to_exit(self, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run until gunicorn exits by itself (a refusal to start); its output."""
         return subprocess.run(self.command, env=self.env, cwd=self.workdir,  # noqa: S603 -- gunicorn from this environment, fixed arguments
