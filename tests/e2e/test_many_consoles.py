@@ -24,6 +24,8 @@ from tests.e2e.consoles import TO, Consoles, console_cookie, demo_hub
 from tests.e2e.gunicorn_process import GunicornProcess
 from tests.e2e.hub_process import free_port, hub_environment, wait_for
 
+pytestmark = pytest.mark.slow
+
 CONSOLES = 300  # gthread's production command answered nothing past 63
 CALLS = 10
 ANSWER_S = 1.0  # each webhook's answer, with every console open

@@ -30,6 +30,8 @@ from tests.e2e.consoles import TO, Consoles, console_cookie, demo_hub
 from tests.e2e.gunicorn_process import GunicornProcess
 from tests.e2e.hub_process import free_port, hub_environment, wait_for
 
+pytestmark = pytest.mark.slow
+
 AUTH_TOKEN = "sick-database-auth-token"
 DEADLINE_S = 0.5
 SLACK_S = 0.5  # what a loaded two-core machine, and a real connection, may add
