@@ -62,7 +62,9 @@ wsgi_app = "app:create_app()"
 worker_class = "web.gunicorn_conf.GeventWorker"
 workers = _workers()
 worker_connections = 10_000
-keepalive = 5  # behind a load balancer that keeps connections open; above 0 (see GeventWorker)
+# Kept-alive connections (a load balancer's) wait this long for their next request under
+# gthread, CAHUB_BODY_TIMEOUT_S under gevent; above 0 either way (see GeventWorker).
+keepalive = 5
 # On stop, what is in flight ends (a webhook takes its lookup deadline at most); open consoles,
 # which never end by themselves, are then cut, and reconnect.
 graceful_timeout = 5
@@ -90,8 +92,8 @@ class ThreadWorker(GthreadWorker):  # type: ignore[misc]  # gunicorn ships no ty
     dozen clients that send half a request line hold every thread, and no webhook is
     answered. Here a connection that has not sent its headers ``CAHUB_BODY_TIMEOUT_S`` after
     a thread took it up (gthread first waits up to 5 s of it for a first byte) has its read
-    side shut by a reaper, and gunicorn drops it. (The gevent worker bounds the headers itself,
-    at ``keepalive``.)
+    side shut by a reaper, and gunicorn drops it. (``GeventWorker`` bounds them as long, with a
+    gevent timeout.)
     """
 
     def init_process(self) -> None:
