@@ -92,7 +92,7 @@ class HubProcess:
     def kill(self) -> None:
         """``kill -9``: no shutdown code runs, whatever was in flight stays in flight."""
         assert self._process is not None, "not running"
-        self._kill_now(self._process)
+        os.kill(self._process.pid, signal.SIGKILL)
         self._process.wait(10)
         self._process = None
 
@@ -104,13 +104,9 @@ class HubProcess:
         try:
             self._process.wait(5)
         except subprocess.TimeoutExpired:
-            self._kill_now(self._process)
+            self._process.kill()
             self._process.wait(5)
         self._process = None
-
-    def _kill_now(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL of what ``kill`` and a stop that took too long end: the server's process."""
-        os.kill(process.pid, signal.SIGKILL)
 
     def logs(self) -> str:
         """Every start's output, for a failure message."""
@@ -126,5 +122,5 @@ class HubProcess:
             raise AssertionError(f"the hub exited with {self._process.returncode}\n{self.logs()}")
         try:
             return requests.get(self.url("/healthz"), timeout=2).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):  # not serving yet, or still loading
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
             return False
