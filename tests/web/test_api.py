@@ -89,7 +89,7 @@ def test_healthz_answers_within_its_budget_while_a_sink_does_not_answer(tmp_path
     Twilio slow to answer a ping must not make every server look dead to it."""
     account = "AC" + "1" * 32
     with TwilioStandIn(account, AUTH_TOKEN) as twilio:
-        twilio.latencies["account"] = 4.0  # the SMS sink's ping
+        twilio.latencies["account"] = 8.0  # the SMS sink's ping
         app = create_app(make_settings(tmp_path, sms_from="+18005550123",
                                        twilio_account_sid=account,
                                        twilio_base_url=twilio.base_url, sink_timeout_s=10),
@@ -104,7 +104,9 @@ def test_healthz_answers_within_its_budget_while_a_sink_does_not_answer(tmp_path
     assert (200, "degraded", True) == (reply.status_code, body["status"], body["state"]["ok"])
     assert {"ok": False, "error": f"no answer within {int(HEALTH_BUDGET_S * 1000)} ms"} == \
         body["sinks"]["sms"]
-    assert HEALTH_BUDGET_S <= took < HEALTH_BUDGET_S + 1.0
+    # It waited out its budget, and not the ping: well before the ping's 8 s, with room for
+    # this shared machine's scheduling (the wait itself is the budget, as the report says).
+    assert HEALTH_BUDGET_S <= took < HEALTH_BUDGET_S + 3.0, (took, body)
 
 
 def test_metrics_count_calls_and_latencies(client: FlaskClient) -> None:
