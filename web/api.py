@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
@@ -96,24 +96,28 @@ def healthz() -> tuple[Response, int]:
     one that has not answered within the budget is reported failing, with the time waited.
     """
     hub = services()
-    checks: dict[tuple[str, str], Callable[[], dict[str, object]]] = {
-        ("state", ""): lambda: {**_check(hub.calls.state.ping),
-                                "unsaved": hub.calls.state.unsaved()},
-        ("desk", ""): lambda: _check(hub.desk.store.ping),
-        **{("providers", p.name): partial(_provider_check, p) for p in hub.providers},
-        **{("sinks", name): partial(_check, sink.ping) for name, sink in hub.sinks.items()},
-    }
     redis_check = _redis_check(hub.broker)
-    if redis_check is not None:
-        checks["redis", ""] = redis_check
-    results = _within_budget(checks, HEALTH_BUDGET_S)
-    state, redis = results["state", ""], results.get(("redis", ""))
-    if not state["ok"]:  # the desk is in the same database: its own failure would say less
-        results["desk", ""] = {"ok": False,
-                               "error": "the hub's database cannot be reached (see state)"}
-    desk = results["desk", ""]
-    providers = {name: result for (kind, name), result in results.items() if kind == "providers"}
-    sinks = {name: result for (kind, name), result in results.items() if kind == "sinks"}
+    checks = Checks(HEALTH_BUDGET_S, 3 + len(hub.providers) + len(hub.sinks))
+    try:
+        checks.start("state", lambda: {**_check(hub.calls.state.ping),
+                                       "unsaved": hub.calls.state.unsaved()})
+        for provider in hub.providers:
+            checks.start(f"provider {provider.name}", partial(_provider_check, provider))
+        for name, sink in hub.sinks.items():
+            checks.start(f"sink {name}", partial(_check, sink.ping))
+        if redis_check is not None:
+            checks.start("redis", redis_check)
+        state = checks.result("state")
+        # The desk is in the same database: when that fails, asking again would only wait.
+        if state["ok"]:
+            checks.start("desk", partial(_check, hub.desk.store.ping))
+        desk = checks.result("desk") if state["ok"] else {
+            "ok": False, "error": "the hub's database cannot be reached (see state)"}
+        providers = {p.name: checks.result(f"provider {p.name}") for p in hub.providers}
+        sinks = {name: checks.result(f"sink {name}") for name in hub.sinks}
+        redis = checks.result("redis") if redis_check is not None else None
+    finally:
+        checks.close()
     failing = not (state["ok"] and desk["ok"]) or not any(c["ok"] for c in providers.values())
     degraded = not all(c["ok"] for c in [*providers.values(), *sinks.values(),
                                          *([redis] if redis else [])])
@@ -126,18 +130,28 @@ def healthz() -> tuple[Response, int]:
     return jsonify(body), 503 if failing else 200
 
 
-def _within_budget(checks: dict[tuple[str, str], Callable[[], dict[str, object]]],
-                   budget_s: float) -> dict[tuple[str, str], dict[str, object]]:
-    """Run ``checks`` side by side, each in a thread of its own; what each said, or that it
-    did not answer within ``budget_s`` (its thread is left to end by itself)."""
-    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="healthz")
-    try:
-        futures = {key: pool.submit(check) for key, check in checks.items()}
-        wait(futures.values(), timeout=budget_s)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    late = {"ok": False, "error": f"no answer within {int(budget_s * 1000)} ms"}
-    return {key: future.result() if future.done() else late for key, future in futures.items()}
+class Checks:
+    """Health checks run side by side, each in a thread of its own, all within one budget:
+    a check that has not answered by its end is reported failing (its thread is left to end
+    by itself)."""
+
+    def __init__(self, budget_s: float, most: int) -> None:
+        self._deadline = time.monotonic() + budget_s
+        self._late = {"ok": False, "error": f"no answer within {int(budget_s * 1000)} ms"}
+        self._pool = ThreadPoolExecutor(max_workers=most, thread_name_prefix="healthz")
+        self._futures: dict[str, Future[dict[str, object]]] = {}
+
+    def start(self, name: str, check: Callable[[], dict[str, object]]) -> None:
+        self._futures[name] = self._pool.submit(check)
+
+    def result(self, name: str) -> dict[str, object]:
+        """What the check said, waited for until the budget's end at most."""
+        future = self._futures[name]
+        wait([future], timeout=max(0.0, self._deadline - time.monotonic()))
+        return future.result() if future.done() else dict(self._late)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @bp.get("/metrics")
