@@ -224,7 +224,8 @@ def test_a_call_answered_by_one_server_pops_on_a_console_connected_to_the_other(
     addresses = [server.base_url.removeprefix("http://") for server in cluster.servers]
     answered: dict[str, str] = {}
     while len(set(answered.values())) < 2:
-        assert len(answered) < 8, f"nginx sent every call to one server: {answered}"
+        assert len(answered) < 8, f"nginx sent every call to one server: {answered}\n" \
+            f"{cluster.explain()}"
         before = len(cluster.answered_by())
         call_sid = cluster.call()
         wait_for(lambda n=before: len(cluster.answered_by()) > n, 5, "nginx's access line",
@@ -235,7 +236,10 @@ def test_a_call_answered_by_one_server_pops_on_a_console_connected_to_the_other(
         other = consoles[1 - addresses.index(address)]
         assert call_sid in other.wait_for_pops([call_sid], POP_S), cluster.explain()
     for console in consoles:
-        assert list(answered) == console.wait_for_pops(list(answered), POP_S)
+        # Each server publishes in the background: pops of calls taken by two servers reach
+        # Redis, and the consoles, in either order.
+        assert set(answered) == set(console.wait_for_pops(list(answered), POP_S)), \
+            cluster.explain()
 
 
 def test_a_console_reconnecting_through_the_other_server_with_last_event_id_misses_nothing(
@@ -249,7 +253,7 @@ def test_a_console_reconnecting_through_the_other_server_with_last_event_id_miss
     missed = [cluster.call() for _ in range(3)]
     again = cluster.console.stream(cluster.servers[1].base_url, last_event_id=last_event_id)
     try:
-        assert missed == again.wait_for_pops(missed, POP_S), cluster.explain()
+        assert set(missed) == set(again.wait_for_pops(missed, POP_S)), cluster.explain()
     finally:
         again.close()
 
@@ -262,7 +266,7 @@ def test_a_console_through_the_load_balancer_pops_at_once(cluster: Cluster,
     console = cluster.console.stream(proxy.base_url)
     try:
         call_sid = cluster.call()
-        assert [call_sid] == console.wait_for_pops([call_sid], 2.0), cluster.explain()
+        assert call_sid in console.wait_for_pops([call_sid], 2.0), cluster.explain()
     finally:
         console.close()
 
