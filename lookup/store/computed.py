@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from typing import Any, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from hub.models import Frozen
+from lookup.store.backend import Connection
 from lookup.store.records import EPOCH, to_micros
 
 Function = Literal["count", "sum", "min", "max", "most_recent"]
@@ -96,7 +96,7 @@ class Query:
 
 
 def compute(
-    conn: sqlite3.Connection,
+    conn: Connection,
     person_id: int,
     definitions: Sequence[ComputedAttribute],
     now: datetime,
@@ -109,13 +109,13 @@ def compute(
 
 
 def _evaluate(
-    conn: sqlite3.Connection, person_id: int, definition: ComputedAttribute, at: int
+    conn: Connection, person_id: int, definition: ComputedAttribute, at: int
 ) -> Any:
     query = query_of(definition)
     rows = conn.execute(query.sql, {**query.params, **_bounds(person_id, definition, at)})
     if definition.function != "most_recent":
         return rows.fetchone()[0]
-    return _most_recent(rows, query.collects)
+    return _most_recent(iter(rows), query.collects)
 
 
 def _bounds(person_id: int, definition: ComputedAttribute, at: int) -> dict[str, int]:

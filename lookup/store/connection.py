@@ -76,8 +76,9 @@ class ThreadConnections:
             holder.connection.close()
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same snapshot."""
+    def reading(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot. (A lookup on
+        a local file needs no bound on its wait: ``deadline`` is for a remote database.)"""
         with self._transaction("BEGIN") as connection:
             yield connection
 
@@ -98,6 +99,11 @@ class ThreadConnections:
         finally:
             for pragma in AFTER_BULK:
                 connection.execute(pragma)
+
+    def vacuum(self) -> None:
+        """After a forget: deleted rows are overwritten in place (``secure_delete``); what
+        the write-ahead log still holds of them is copied back and the log emptied."""
+        self.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
