@@ -30,11 +30,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
-from psycopg.types import TypeInfo  # noqa: F401 - imported for psycopg's type registry
 from psycopg_pool import ConnectionPool
 
 from lookup.store.postgres.dialect import PgConnection
-from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, migrate_store
+from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, prepare_store
 
 CHECKOUT_TIMEOUT_S = 5.0  # a write waits this long for a connection of its pool
 CONNECT_TIMEOUT_S = 3  # seconds; a lookup never waits longer for a new connection
@@ -115,11 +114,8 @@ class PoolConnections:
             return self._pools[name]
 
     def _open(self) -> None:
-        migrate_store(self.url, self.schema, connect_timeout=CONNECT_TIMEOUT_S)
-        with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
-            row = conn.execute("SELECT %s::regnamespace::oid::bigint", (self.schema,)).fetchone()
-        assert row is not None
-        self._writer_key = int(row[0]) & 0x7FFFFFFF
+        _, oid = prepare_store(self.url, self.schema, connect_timeout=CONNECT_TIMEOUT_S)
+        self._writer_key = oid & 0x7FFFFFFF
         search_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
 
         def configure(conn: psycopg.Connection[Any]) -> None:
@@ -128,7 +124,8 @@ class PoolConnections:
 
         for name, size in self._sizes.items():
             pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                self.url, min_size=1, max_size=size, name=f"profile-store-{name}", open=False,
+                self.url, min_size=1 if name == "lookups" else 0, max_size=size,
+                name=f"profile-store-{name}", open=False, num_workers=1,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 configure=configure, timeout=CHECKOUT_TIMEOUT_S,
                 check=ConnectionPool.check_connection,
