@@ -178,7 +178,8 @@ def test_sqlite_only_sql_without_a_translation_is_refused(sql):
 
 
 def test_a_json_list_parameter_becomes_an_array():
-    (statement,) = translate("SELECT 1 FROM t WHERE a = ? AND b IN (SELECT value FROM json_each(?))")
+    (statement,) = translate(
+        "SELECT 1 FROM t WHERE a = ? AND b IN (SELECT value FROM json_each(?))")
 
     assert "SELECT 1 FROM t WHERE a = %s AND b = ANY(%s)" == statement.text
     assert ["x", [1, 2]] == statement.params(["x", "[1, 2]"])

@@ -22,6 +22,7 @@ turns it into ``TransientError``) and the next one tries again.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, prep
 CHECKOUT_TIMEOUT_S = 5.0  # a write waits this long for a connection of its pool
 CONNECT_TIMEOUT_S = 3  # seconds; a lookup never waits longer for a new connection
 MIN_STATEMENT_MS = 1  # statement_timeout 0 would mean none
+MAX_READ_S = 30.0  # a read without a deadline (a rebuild's, the CLI's) ends by then
 # How long a write waits for the writer lock (another server's ingest) before it fails as
 # busy (TransientError): SQLite's busy_timeout.
 WRITER_WAIT_MS = 5000
@@ -73,12 +75,13 @@ class PoolConnections:
     @contextmanager
     def reading(self, deadline: float | None = None) -> Iterator[PgConnection]:
         """A read-only transaction on one snapshot, ending by ``deadline`` (monotonic)."""
-        timeout = CHECKOUT_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+        deadline = min(deadline if deadline is not None else math.inf,
+                       time.monotonic() + MAX_READ_S)
+        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
         if timeout <= 0:
             raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
         with self._pool("lookups").connection(timeout=timeout) as raw:
-            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000)) \
-                if deadline is not None else 0
+            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
                         f" SET LOCAL statement_timeout = {left_ms}")
             yield from _transaction(raw)
