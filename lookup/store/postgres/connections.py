@@ -15,6 +15,11 @@ transaction-level advisory lock of its schema, so two servers (or a server and
 waits for it at most ``WRITER_WAIT_MS`` (SQLite's busy timeout), then fails as busy.
 Reads take no lock and never wait for it.
 
+The lookups pool hands out its connections without checking them first (a round trip,
+about a sixth of a lookup's time here): after the database restarts, each stale connection
+fails one lookup (a ``TransientError``: the call goes on without the profile) and is
+replaced; the writes pool checks its connections.
+
 Nothing is opened until first use; the first use creates or migrates the schema
 (``schema.migrate_store``). A database that is away makes that use fail (the caller
 turns it into ``TransientError``) and the next one tries again.
@@ -136,7 +141,7 @@ class PoolConnections:
                 name=f"profile-store-{name}", open=False, num_workers=1,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 configure=configure, timeout=CHECKOUT_TIMEOUT_S,
-                check=ConnectionPool.check_connection,
+                check=None if name == "lookups" else ConnectionPool.check_connection,
             )
             pool.open(wait=False)
             self._pools[name] = pool
