@@ -39,7 +39,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
-from lookup.store.connection import ThreadConnections
+from lookup.store.backend import Connection, Connections
 from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
@@ -111,7 +111,7 @@ class Options:
 
 
 def ingest_lines(
-    connections: ThreadConnections,
+    connections: Connections,
     kind: Kind,
     lines: Iterable[Line],
     *,
@@ -176,7 +176,7 @@ class HeldEvents:
     """A first load's events, held back in a temporary table, then stored in person order
     (see the module docstring)."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.count = 0  # held since the last ``store``
         connection.execute("DROP TABLE IF EXISTS temp.held_events")
@@ -205,7 +205,7 @@ class HeldEvents:
 
 @contextmanager
 def _held(
-    connection: sqlite3.Connection, first_events: bool, note: Callable[[str], None] | None,
+    connection: Connection, first_events: bool, note: Callable[[str], None] | None,
 ) -> Iterator[HeldEvents | None]:
     """Held-back events for a first load of events, stored when the block ends well."""
     if not first_events:
@@ -240,13 +240,13 @@ def _heartbeat(note: Callable[[str], None]) -> Callable[[], int]:
     return beat
 
 
-def _holds_no_events(connections: ThreadConnections) -> bool:
+def _holds_no_events(connections: Connections) -> bool:
     with connections.reading() as connection:
         return connection.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
 
 
 def _write(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[Record],
     dataset: str,
     options: Options,
@@ -264,7 +264,7 @@ def _write(
 
 
 def _write_profiles(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[ProfileRecord],
     dataset: str,
     options: Options,
@@ -290,7 +290,7 @@ def _write_profiles(
 
 
 def _keep_fragments_home(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[ProfileRecord],
     resolution: Resolution,
     dataset: str,
@@ -306,7 +306,7 @@ def _keep_fragments_home(
 
 
 def _write_events(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[EventRecord],
     dataset: str,
     options: Options,
