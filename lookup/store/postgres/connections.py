@@ -94,6 +94,29 @@ class PoolConnections:
                         f" SET LOCAL statement_timeout = {left_ms}")
             yield from _transaction(raw)
 
+    def read_one(self, query: str, params: dict[str, Any], deadline: float) -> Any:
+        """The first row of one read-only ``query`` (None if none), as ``reading`` would
+        run it, in one round trip: BEGIN, the statement's timeout, the query (prepared on
+        the connection) and COMMIT are sent at once (psycopg's pipeline mode)."""
+        deadline = min(deadline, time.monotonic() + MAX_READ_S)
+        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
+        if timeout <= 0:
+            raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
+        with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
+            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
+            try:
+                with raw.pipeline():
+                    raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    raw.execute("SELECT set_config('statement_timeout', %s, true)",
+                                (str(left_ms),))
+                    cursor = raw.execute(query, params, prepare=True)
+                    raw.execute("COMMIT")
+                return cursor.fetchone()
+            except BaseException:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raw.execute("ROLLBACK")
+                raise
+
     @contextmanager
     def writing(self) -> Iterator[PgConnection]:
         """A write transaction, holding the store's writer lock until it ends."""
