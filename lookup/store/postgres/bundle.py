@@ -56,7 +56,7 @@ def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: 
               "since": EARLIEST if since is None else since, "limit": limit}
     try:
         row = pools.read_one(BUNDLE, params, deadline)
-    except psycopg.errors.DataException:  # attributes jsonb refuses: read the usual way
+    except psycopg.DataError:  # attributes jsonb refuses: read the usual way
         return UNANSWERED
     if row is None:
         return None
