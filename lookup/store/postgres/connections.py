@@ -99,8 +99,8 @@ class PoolConnections:
     def read_one(self, query: str, params: dict[str, Any], deadline: float) -> Any:
         """The first row of one read-only ``query`` (None if none), bounded by
         ``deadline`` as ``reading`` bounds a read, in one round trip: the statement's
-        timeout and the query (prepared on the connection) are sent together (psycopg's
-        pipeline mode) and run in one implicit transaction, whose end ends the timeout with
+        timeout and the query (prepared on the connection, its results binary: no text to
+        parse) are sent together (psycopg's pipeline mode) and run in one implicit transaction, whose end ends the timeout with
         it. One statement reads one snapshot: no BEGIN or COMMIT to wait for."""
         deadline = min(deadline, time.monotonic() + MAX_READ_S)
         timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
@@ -110,7 +110,7 @@ class PoolConnections:
             left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
             with raw.pipeline():
                 raw.execute(TIMEOUT, (str(left_ms),), prepare=True)
-                cursor = raw.execute(query, params, prepare=True)
+                cursor = raw.cursor(binary=True).execute(query, params, prepare=True)
             return cursor.fetchone()
 
     @contextmanager
