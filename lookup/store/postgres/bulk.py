@@ -127,16 +127,15 @@ def bulk_ingest(
             load.write = lambda records: write_records(connection, records, dataset, options)
             _begin(load)
             started, finished = time.monotonic(), True
-            for batch in batches:
-                records = [record for chunk in batch for record in chunk.records]
-                for chunk in batch:
+            for records, read in batches:
+                for chunk in read:
                     rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
                     warnings += [IngestWarning(line=line, reason=why)
                                  for line, why in chunk.warnings()]
                 _write_batch(load, records)
                 loaded += len(records)
-                if progress is not None:
-                    progress(sum(chunk.lines for chunk in batch))
+                if progress is not None and read:
+                    progress(sum(chunk.lines for chunk in read))
                 if time.monotonic() - started >= COMMIT_EVERY:
                     finished = False
                     break
@@ -166,17 +165,18 @@ def _counters(raw: Raw) -> tuple[object, ...]:
     return tuple(row) if row else ()
 
 
-def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
-    batch: list[Chunk] = []
-    size = 0
+def _batches(chunks: Iterator[Chunk]) -> Iterator[tuple[list[Any], list[Chunk]]]:
+    """Batches of ``BATCH_RECORDS`` records, each with the chunks read to its end."""
+    records: list[Any] = []
+    read: list[Chunk] = []
     for chunk in chunks:
-        batch.append(chunk)
-        size += len(chunk.records)
-        if size >= BATCH_RECORDS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+        records += chunk.records
+        read.append(chunk)
+        while len(records) >= BATCH_RECORDS:
+            yield records[:BATCH_RECORDS], read
+            records, read = records[BATCH_RECORDS:], []
+    if records or read:
+        yield records, read
 
 
 def _holds_identities(raw: Raw) -> bool:
