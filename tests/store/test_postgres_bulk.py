@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from lookup.store import EmbeddedProfileStore, parsing
@@ -96,6 +96,7 @@ def test_bulk_and_row_by_row_make_the_same_profiles_in_any_order(postgres_url, m
                                                                  batch, size, cut):
     # Both ways get the same batches: where batches end can change where a fragment of a
     # shared identity goes, whichever way they are written.
+    note(f"batch={batch!r} size={size} cut={cut}")
     monkeypatch.setattr(bulk, "BATCH_RECORDS", size)
     monkeypatch.setattr(parsing, "CHUNK_LINES", size)
     with made_stores(postgres_url) as stores:

@@ -55,14 +55,14 @@ from lookup.store.report import IngestReport, IngestWarning, Rejection
 
 BATCH_RECORDS = 20_000  # records linked and written at once
 Raw = psycopg.Connection[Any]
-# The identities of a batch, looked up in one statement.
-KEYS_TABLE = (
-    'CREATE TEMP TABLE IF NOT EXISTS bulk_keys (keyspace TEXT COLLATE "C", value TEXT COLLATE "C")'
-    " ON COMMIT DELETE ROWS"
-)
+# The identities of a batch, looked up in one statement: two arrays unnested, which the
+# planner takes for a few rows, so it probes the primary key for each (a temporary table
+# without statistics got a scan of the whole table).
 KNOWN = (
-    "SELECT DISTINCT i.keyspace, i.value, i.person_id, p.shared FROM bulk_keys AS k"
-    " JOIN identities AS i ON i.keyspace = k.keyspace AND i.value = k.value"
+    "SELECT DISTINCT i.keyspace, i.value, i.person_id, p.shared"
+    " FROM unnest(%s::text[], %s::text[]) AS k (keyspace, value)"
+    " JOIN identities AS i ON i.keyspace = k.keyspace COLLATE \"C\""
+    " AND i.value = k.value COLLATE \"C\""
     " JOIN persons AS p ON p.person_id = i.person_id"
 )
 EVENTS_TABLE = (
@@ -148,7 +148,6 @@ def _begin(load: _Load) -> None:
     """At the start of each transaction: the load's temporary tables, and whether the
     store changed since the load's last commit (then its knowledge is stale)."""
     raw = load.db
-    raw.execute(KEYS_TABLE)
     if load.kind == "events":
         raw.execute(EVENTS_TABLE)
     if load.left_at is None:
@@ -225,12 +224,8 @@ def _known(load: _Load, keys: list[tuple[Key, ...]]) -> Known:
         distinct = {key for key in distinct if hash(key) in written}
     if not distinct:
         return Known()
-    raw = load.db
-    raw.execute("TRUNCATE bulk_keys")
-    with raw.cursor().copy("COPY bulk_keys (keyspace, value) FROM STDIN") as copy:
-        for key in distinct:
-            copy.write_row(key)
-    rows = raw.execute(KNOWN).fetchall()
+    keyspaces, values = zip(*distinct, strict=True)
+    rows = load.db.execute(KNOWN, (list(keyspaces), list(values))).fetchall()
     known = Known(node_of={(keyspace, value): person for keyspace, value, person, _ in rows})
     known.shared = {person for *_, person, shared in rows if shared}
     return known
@@ -243,6 +238,9 @@ def _plan(
     is plain (see step 3); None otherwise."""
     if known.shared or (load.kind == "profiles" and known.node_of):
         return None
+    node_of = known.node_of
+    if node_of and all(_one_stored_person(item, node_of) for item in keys):
+        return [node_of[item[0]] for item in keys], _Created()  # events of known people
     linking = link(keys, known, load.options.rules.unique)
     if linking.newly_shared or linking.detached or linking.links:
         return None
@@ -251,7 +249,6 @@ def _plan(
         load.last_person = int(row[0]) if row else 0
     created = _Created()
     nodes: list[int] = []
-    node_of = known.node_of
     person_of_root = created.person_of_root
     for record, item, (root, _) in zip(records, keys, linking.placed, strict=True):
         if root is None:
@@ -270,6 +267,14 @@ def _plan(
         created.identities[person].update(dict.fromkeys(record.identities))
         nodes.append(person)
     return nodes, created
+
+
+def _one_stored_person(item: tuple[Key, ...], node_of: dict[Key, int]) -> bool:
+    """Whether every identity of a record is stored, with one person. When that holds of
+    every record of a batch, no record links anything: ``link`` would place each with its
+    person and change nothing, so it is not run (the events of known customers)."""
+    person = node_of.get(item[0])
+    return person is not None and all(node_of.get(key) == person for key in item[1:])
 
 
 def _take(raw: Raw, name: str, count: int) -> int:
