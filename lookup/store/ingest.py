@@ -246,11 +246,12 @@ def _holds_no_events(connections: Connections) -> bool:
 
 
 def write_records(
-    connection: Connection, records: list[Record], dataset: str, options: Options
+    connection: Connection, records: list[Record], dataset: str, options: Options,
+    held: HeldEvents | None = None,
 ) -> None:
     """Write one chunk's records row by row in the caller's write transaction (what a
     PostgreSQL bulk load does with a batch it cannot write with COPY)."""
-    _write(connection, records, dataset, options)
+    _write(connection, records, dataset, options, held)
 
 
 def _write(

@@ -39,13 +39,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
 
 from lookup.store.backend import Connections
 from lookup.store.graph import sole_key
-from lookup.store.ingest import COMMIT_EVERY, Options, write_records
+from lookup.store.ingest import COMMIT_EVERY, NOTE_HELD, HeldEvents, Options, write_records
 from lookup.store.linking import Key, Known, link
 from lookup.store.merge import Fragment
 from lookup.store.numbering import new_profile_id
@@ -72,7 +73,7 @@ EVENTS_TABLE = (
 EVENT_COLUMNS = "event_id, person_id, ts, type, dataset, sole_key, body"
 STORE_EVENTS = (
     f"INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bulk_events"  # noqa: S608 - constants
-    " ORDER BY person_id, ts, seq ON CONFLICT (event_id) DO NOTHING"
+    " ORDER BY seq ON CONFLICT (event_id) DO NOTHING"  # of one _id, the first to arrive
 )
 TAKE = (
     "INSERT INTO meta (key, value) VALUES (%(name)s, %(count)s::text) ON CONFLICT (key)"
@@ -89,6 +90,7 @@ class _Load:
     options: Options
     raw: Raw | None = None  # the connection of the transaction under way
     write: Callable[[list[Any]], None] | None = None  # the row-by-row writer, in it
+    held: HeldEvents | None = None  # a first load's events, stored in person order at its end
     unsure: bool = True  # the store may hold identities this load did not write
     written: set[int] = field(default_factory=set)  # hashes of the keys this load wrote
     last_person: int = 0  # 0: read it from the store
@@ -109,13 +111,17 @@ def bulk_ingest(
     dataset: str,
     options: Options,
     progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
     ways: Counter[str] | None = None,
 ) -> IngestReport:
     """Load ``lines`` of ``kind`` (profiles or events) into the PostgreSQL store of
     ``connections`` (``postgres.connections.PoolConnections``); see the module docstring.
     Transactions hold ``ingest.COMMIT_EVERY`` seconds of writing each, as any load's do,
     so that other writers (a call's write-back) wait no longer than that: a load cut
-    short leaves whole batches, and loading the file again completes it. ``ways`` counts
+    short leaves whole batches, and loading the file again completes it. A store's first
+    load of events is the exception, as on SQLite (``ingest``): its events are held back
+    and stored ordered by person and time at its end, in one transaction, so that each
+    person's events lie side by side in the table. ``ways`` counts
     the batches written with COPY ("copy") and row by row ("row_by_row")."""
     load = _Load(kind, dataset, options, ways=Counter() if ways is None else ways)
     loaded, rejected, warnings = 0, list[Rejection](), list[IngestWarning]()
@@ -124,8 +130,10 @@ def bulk_ingest(
     while not finished:
         with connections.writing() as connection:
             load.raw = raw = connection.raw  # type: ignore[attr-defined]
-            load.write = lambda records: write_records(connection, records, dataset, options)
-            _begin(load)
+            first_events = _begin(load)
+            load.held = held = HeldEvents(connection) if first_events else None
+            load.write = partial(write_records, connection, dataset=dataset, options=options,
+                                 held=held)
             started, finished = time.monotonic(), True
             for records, read in batches:
                 for chunk in read:
@@ -136,17 +144,23 @@ def bulk_ingest(
                 loaded += len(records)
                 if progress is not None and read:
                     progress(sum(chunk.lines for chunk in read))
-                if time.monotonic() - started >= COMMIT_EVERY:
+                if held is None and time.monotonic() - started >= COMMIT_EVERY:
                     finished = False
                     break
+            if held is not None:
+                if note is not None and held.count >= NOTE_HELD:
+                    note(f"storing {held.count:,} events in person order (a first load of "
+                         "events)")
+                held.store()
             load.left_at = _counters(raw)
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
                         warnings=tuple(warnings))
 
 
-def _begin(load: _Load) -> None:
-    """At the start of each transaction: the load's temporary tables, and whether the
-    store changed since the load's last commit (then its knowledge is stale)."""
+def _begin(load: _Load) -> bool:
+    """At the start of each transaction: the load's temporary table, and whether the
+    store changed since the load's last commit (then its knowledge is stale). Whether
+    this is a first load of events (the store holds none)."""
     raw = load.db
     if load.kind == "events":
         raw.execute(EVENTS_TABLE)
@@ -154,6 +168,9 @@ def _begin(load: _Load) -> None:
         load.unsure = _holds_identities(raw)
     elif _counters(raw) != load.left_at:
         load.unsure, load.last_person = True, 0
+    if load.kind != "events" or load.left_at is not None:
+        return False
+    return raw.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
 
 
 def _counters(raw: Raw) -> tuple[object, ...]:
@@ -353,13 +370,18 @@ def _copy_events(
         _copy(raw, "persons", "person_id, uid, shared, created_at, attributes, identities,"
               " refreshed_at", persons)
         _copy(raw, "identities", "keyspace, value, namespace, person_id, seq", identity_rows)
-    raw.execute("TRUNCATE bulk_events")
     rows = (
-        (n, r.event_id, person, r.timestamp, r.event_type, dataset,
-         sole_key(r.identities), r.body)
-        for n, (r, person) in enumerate(zip(records, nodes, strict=True))
+        (r.event_id, person, r.timestamp, r.event_type, dataset, sole_key(r.identities),
+         r.body)
+        for r, person in zip(records, nodes, strict=True)
     )
-    _copy(raw, "bulk_events", f"seq, {EVENT_COLUMNS}", rows)
+    if load.held is not None:  # numbered in arrival order by held_events' own seq
+        _copy(raw, "held_events", EVENT_COLUMNS, rows)
+        load.held.count += len(records)
+        return
+    raw.execute("TRUNCATE bulk_events")
+    _copy(raw, "bulk_events", f"seq, {EVENT_COLUMNS}",
+          ((n, *row) for n, row in enumerate(rows)))
     raw.execute(STORE_EVENTS)
 
 

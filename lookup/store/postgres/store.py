@@ -58,7 +58,7 @@ class PostgresProfileStore(ProfileStore):
         """A bulk load of profiles or events is written with COPY (``bulk``)."""
         if bulk and kind in ("profiles", "events"):
             return bulk_ingest(self._pools, kind, lines, dataset=dataset, options=options,
-                               progress=progress)
+                               progress=progress, note=note)
         return super()._load(kind, lines, dataset, options, progress, note, bulk)
 
 
