@@ -119,9 +119,8 @@ def _lines(report: ForgetReport, outcome: ForgetOutcome, postgres: bool) -> list
         if server.seq >= EVERY_FORGET:
             cleaned = "stopped; it holds nothing"
         lines.append(f"Server {server.process}: {cleaned}.")
-    lines.append(f"Files: {STORE_FILE} keeps no trace of the removed rows (deleted securely, "
-                 "WAL emptied); PostgreSQL: the tables rewritten were vacuumed (the rows' old "
-                 "versions removed)." if postgres else
+    lines.append("PostgreSQL: the profile store's tables and the hub's that were rewritten "
+                 "were vacuumed (the removed rows' old versions are gone)." if postgres else
                  f"Files: {STORE_FILE} and {HUB_FILE} keep no trace of the removed rows "
                  "(deleted securely, WAL emptied).")
     return lines

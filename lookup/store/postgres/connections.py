@@ -11,8 +11,9 @@ then and the server cancels a statement running past it (``statement_timeout``).
 
 Writes are serialised, as SQLite serialises them: every write transaction first takes a
 transaction-level advisory lock of its schema, so two servers (or a server and
-``cahub ingest``) never number persons or sequences from the same snapshot. Reads take
-no lock and never wait for it.
+``cahub ingest``) never number persons or sequences from the same snapshot; a write
+waits for it at most ``WRITER_WAIT_MS`` (SQLite's busy timeout), then fails as busy.
+Reads take no lock and never wait for it.
 
 Nothing is opened until first use; the first use creates or migrates the schema
 (``schema.migrate_store``). A database that is away makes that use fail (the caller
@@ -30,15 +31,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
-from psycopg.types import TypeInfo  # noqa: F401 - imported for psycopg's type registry
 from psycopg_pool import ConnectionPool
 
 from lookup.store.postgres.dialect import PgConnection
-from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, migrate_store
+from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, prepare_store
 
 CHECKOUT_TIMEOUT_S = 5.0  # a write waits this long for a connection of its pool
 CONNECT_TIMEOUT_S = 3  # seconds; a lookup never waits longer for a new connection
 MIN_STATEMENT_MS = 1  # statement_timeout 0 would mean none
+# How long a write waits for the writer lock (another server's ingest) before it fails as
+# busy (TransientError): SQLite's busy_timeout.
+WRITER_WAIT_MS = 5000
 # pg_advisory_xact_lock(WRITER_CLASS, <the schema's oid>): one writer per store.
 WRITER_CLASS = int.from_bytes(b"cahw", "big") & 0x7FFFFFFF
 # Forgotten rows' old versions stay in the pages until VACUUM removes them.
@@ -76,16 +79,17 @@ class PoolConnections:
         with self._pool("lookups").connection(timeout=timeout) as raw:
             left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000)) \
                 if deadline is not None else 0
-            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            raw.execute(f"SET LOCAL statement_timeout = {left_ms}")
+            raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                        f" SET LOCAL statement_timeout = {left_ms}")
             yield from _transaction(raw)
 
     @contextmanager
     def writing(self) -> Iterator[PgConnection]:
         """A write transaction, holding the store's writer lock until it ends."""
         with self._pool("writes").connection() as raw:
-            raw.execute("BEGIN")
+            raw.execute(f"BEGIN; SET LOCAL lock_timeout = {WRITER_WAIT_MS}")
             raw.execute("SELECT pg_advisory_xact_lock(%s, %s)", (WRITER_CLASS, self._writer_key))
+            raw.execute("SET LOCAL lock_timeout = 0")
             yield from _transaction(raw)
 
     @contextmanager
@@ -115,11 +119,8 @@ class PoolConnections:
             return self._pools[name]
 
     def _open(self) -> None:
-        migrate_store(self.url, self.schema, connect_timeout=CONNECT_TIMEOUT_S)
-        with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
-            row = conn.execute("SELECT %s::regnamespace::oid::bigint", (self.schema,)).fetchone()
-        assert row is not None
-        self._writer_key = int(row[0]) & 0x7FFFFFFF
+        _, oid = prepare_store(self.url, self.schema, connect_timeout=CONNECT_TIMEOUT_S)
+        self._writer_key = oid & 0x7FFFFFFF
         search_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
 
         def configure(conn: psycopg.Connection[Any]) -> None:
@@ -128,7 +129,8 @@ class PoolConnections:
 
         for name, size in self._sizes.items():
             pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                self.url, min_size=1, max_size=size, name=f"profile-store-{name}", open=False,
+                self.url, min_size=1 if name == "lookups" else 0, max_size=size,
+                name=f"profile-store-{name}", open=False, num_workers=1,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 configure=configure, timeout=CHECKOUT_TIMEOUT_S,
                 check=ConnectionPool.check_connection,

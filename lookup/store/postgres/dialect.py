@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,6 +38,7 @@ NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 SQLITE_ONLY = re.compile(
     r"\b(PRAGMA|json_each|json_extract|json_type|rowid|OR IGNORE|OR REPLACE|WITHOUT ROWID)\b"
     r"|\btemp\.", re.IGNORECASE)
+TICK_S = 1.0  # how often a progress handler is called while a statement runs
 LIST_MARK = "\x00"  # where a JSON list parameter stood, until placeholders are numbered
 
 # Statements whose PostgreSQL text is not a mechanical translation; a tuple runs in order.
@@ -160,13 +163,16 @@ class PgConnection:
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.raw = connection
+        self._progress: Callable[[], int | None] | None = None
 
     def execute(self, text: str, params: Params | None = None) -> PgCursor:
         cursor = self.raw.cursor()
         rowcount = 0
-        for statement in translate(text):
-            cursor.execute(statement.text, None if params is None else statement.params(params))
-            rowcount += max(cursor.rowcount, 0)
+        with self._ticking():
+            for statement in translate(text):
+                cursor.execute(statement.text,
+                               None if params is None else statement.params(params))
+                rowcount += max(cursor.rowcount, 0)
         return PgCursor(cursor, rowcount)
 
     def executemany(self, text: str, rows: Iterable[Params]) -> PgCursor:
@@ -187,5 +193,29 @@ class PgConnection:
         return self.raw.info.transaction_status == pq.TransactionStatus.INTRANS
 
     def set_progress_handler(self, handler: Callable[[], int | None] | None, steps: int, /) -> None:
-        """Nothing: PostgreSQL runs a long statement in its own process, with no callback
-        into this one (SQLite's progress handler feeds the bulk load's heartbeat)."""
+        """Call ``handler`` while each statement runs, as SQLite calls it every ``steps``
+        steps (it feeds a bulk load's heartbeat): PostgreSQL runs the statement in its own
+        process, so here it is called every ``TICK_S`` from a thread, and once at the end.
+        Its answer is ignored (SQLite would stop the statement on a non-zero one)."""
+        self._progress = handler
+
+    @contextmanager
+    def _ticking(self) -> Iterator[None]:
+        handler = self._progress
+        if handler is None:
+            yield
+            return
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(TICK_S):
+                handler()
+
+        ticker = threading.Thread(target=tick, name="store-heartbeat", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+        handler()

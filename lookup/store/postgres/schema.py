@@ -56,6 +56,12 @@ def migrate_store(url: str, schema: str = DEFAULT_SCHEMA, *,
                   connect_timeout: float = 5.0) -> list[int]:
     """Create or bring up to date the store's tables in ``schema``; return the versions
     this call applied. psycopg's errors are left to the caller."""
+    return prepare_store(url, schema, connect_timeout=connect_timeout)[0]
+
+
+def prepare_store(url: str, schema: str = DEFAULT_SCHEMA, *,
+                  connect_timeout: float = 5.0) -> tuple[list[int], int]:
+    """``migrate_store``, and the schema's oid (a key of the store's own for locks)."""
     check_schema_name(schema)
     applied: list[int] = []
     with psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))) as conn:
@@ -74,10 +80,12 @@ def migrate_store(url: str, schema: str = DEFAULT_SCHEMA, *,
                 conn.execute(text.encode())  # several statements: the simple protocol
                 conn.execute("INSERT INTO store_schema VALUES (%s)", (version,))
                 applied.append(version)
+        found = conn.execute("SELECT %s::regnamespace::oid::bigint", (schema,)).fetchone()
     if applied:
         log.info("profile store schema %s: version %s applied", schema,
                  ", ".join(map(str, applied)))
-    return applied
+    assert found is not None
+    return applied, int(found[0])
 
 
 def drop_store(url: str, schema: str) -> None:
