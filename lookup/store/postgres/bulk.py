@@ -6,12 +6,13 @@ sends every load of more than ``ingest.BULK_AFTER`` lines here). Lines are parse
 validated exactly as for any load (``parsing``, in worker processes), then taken in
 batches of ``BATCH_RECORDS``. For each batch:
 
-1. The batch's identities are looked up in the store in one statement (``COPY`` into a
-   temporary table, joined with ``identities``), unless the store held no identity when
-   the load began and no identity of the batch was written by it before (the load keeps
-   the hashes of the identities it wrote: only a hash seen before sends the batch's
+1. The batch's identities are looked up in the store in one statement (two arrays,
+   unnested and joined with ``identities``), unless the store held no identity when the
+   load began and no identity of the batch was written by it before (the load keeps the
+   hashes of the identities it wrote: only a hash seen before sends the batch's
    identities to the database).
-2. ``linking.link``, the graph's rules, runs over the whole batch in memory.
+2. ``linking.link``, the graph's rules, runs over the whole batch in memory (not when
+   every record's identities are all one stored person's: then it would change nothing).
 3. A batch whose outcome is *plain* is written with ``COPY``: for profiles, every record
    belongs to a person new to the store (a first load, or new customers); for events,
    every record belongs to one stored person and brings no identity new to them, or to
@@ -20,17 +21,18 @@ batches of ``BATCH_RECORDS``. For each batch:
    replacing an older one, as the upsert does) and each person's profile row (one
    record: NULL, read from its fragment; several: merged under the store's policy) are
    the rows the row-by-row writer would have left. Events go through a staging table
-   into ``events`` with ``ON CONFLICT (event_id) DO NOTHING``, so a load repeated
-   stores nothing twice.
+   into ``events`` with ``ON CONFLICT (event_id) DO NOTHING`` (of one ``_id``, the first
+   to arrive is kept), so a load repeated stores nothing twice; a store's first load of
+   events is held back and stored in person order at its end, as on SQLite (``ingest``).
 4. Any other batch (it merges stored persons, makes an identity shared, detaches one,
    or adds fragments or identities to stored persons: a load repeated, an update) is
    written by the row-by-row writer (``ingest.write_records``), in the same transaction.
 
-So the graph is the same as the row-by-row path gives, in any arrival order: the same
-rules decide, on the same records; only where the outcome is plain are its rows
-written another way. The whole load is one transaction: a load that fails or is
-killed leaves nothing (load the file again); other servers see it when it commits.
-Bad lines are rejected with their number and reason, as in any load.
+So the graph is the same as the row-by-row path gives, in any arrival order and
+batching: the same rules decide, on the same records; only where the outcome is plain
+are its rows written another way. Transactions last ``ingest.COMMIT_EVERY`` seconds of
+writing, as any load's (a first load of events: one transaction). Bad lines are rejected
+with their number and reason, as in any load.
 """
 
 from __future__ import annotations
