@@ -144,8 +144,9 @@ def bulk_ingest(
                                  for line, why in chunk.warnings()]
                 _write_batch(load, records)
                 loaded += len(records)
-                if progress is not None and read:
-                    progress(sum(chunk.lines for chunk in read))
+                if progress is not None:  # chunk by chunk, as any load reports
+                    for chunk in read:
+                        progress(chunk.lines)
                 if held is None and time.monotonic() - started >= COMMIT_EVERY:
                     finished = False
                     break
