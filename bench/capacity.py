@@ -1,0 +1,561 @@
+"""Capacity: thousands of agent consoles and 100 calls/s on two hub servers.
+
+Two hub servers (two gunicorn masters on two ports, as two hosts would be; each started with
+the README's production command ``gunicorn -c python:web.gunicorn_conf --bind
+127.0.0.1:PORT``) share Redis (``CAHUB_REDIS_URL``, a key prefix of the run's own, deleted
+afterwards) and PostgreSQL (``CAHUB_DATABASE_URL``, a database ``cahub_capacity_<random>``
+made for the run and dropped afterwards), and a data directory holding the demo customers
+(the embedded profile store). No CRM and no SMS sender is configured: no delivery leaves the
+machine. Each console is signed in as an agent of its own (one agent per console, each with
+its own Twilio number); agent ``i``'s console is opened on server ``i % 2``.
+
+For each count of ``--consoles`` (in rising order; the consoles of a phase stay open into the
+next), the load client opens the consoles, then sends ``--rate`` signed inbound-call webhooks
+a second for ``--seconds``, each to a number routed to an agent whose console is open on the
+OTHER server (the pop crosses servers through Redis), and measures:
+
+- webhook → TwiML (the answer read whole) and webhook → pop (its arrival on the console's
+  stream), median and p99; pops that never arrived (lost); calls not answered;
+- each worker's resident memory before and after the consoles were opened, and the sockets
+  it holds (its share of the consoles): memory per console;
+- console streams that ended before the client closed them (dropped);
+- the load client's own delay (how late its event loop wakes a 5 ms timer) and CPU, the
+  servers' CPU and the machine's, so that a saturated client or machine shows.
+
+The control is the same run with the gthread worker the production configuration used
+(``--worker-class web.gunicorn_conf.ThreadWorker --threads 64`` on the same command line),
+which holds a thread per console: once it stops taking streams, a probe webhook to each
+server shows whether it is still answered, and the phases after a server gave no answer are
+not run (more consoles cannot help).
+
+    .venv/bin/python -m bench.capacity [--consoles 0,1000,2000,5000] [--rate 100]
+        [--seconds 20] [--worker gevent|gthread|both] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench.capacity_client import Agent, Client, LoadResult
+from bench.report import machine, percentile, record
+from bench.slow_clients import free_port
+from bench.webhook import demo_numbers, stop_server
+from lookup.demo import load_demo
+from lookup.store import EmbeddedProfileStore
+from tests.backends import fresh_database, fresh_prefix
+
+SECTION = "Capacity: consoles and calls on two servers"
+TOKEN = "capacity-auth-token"
+WEBHOOK_TIMEOUT_S = 10.0  # a webhook not answered by then is "no answer"
+OPEN_TIMEOUT_S = 10.0  # a console stream whose headers take longer did not open
+POP_WAIT_S = 5.0  # after the last answer, how long pops still may arrive
+WARMUP_S = 2.0  # calls before the first phase, at the same rate, not counted
+SETTLE_S = 2.0  # after opening consoles, before memory is read
+START_TIMEOUT_S = 90.0
+PRODUCTION = "python:web.gunicorn_conf"
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+def server_commands(kind: str, port: int) -> tuple[list[str], str]:
+    """The gunicorn command line for ``kind`` (gevent or gthread), and how it differs from
+    the README's production command (empty: it is that command)."""
+    import web.gunicorn_conf as conf
+
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", PRODUCTION,
+               "--bind", f"127.0.0.1:{port}"]
+    production = str(getattr(conf, "worker_class", ""))
+    if kind == "gthread":
+        worker = ("web.gunicorn_conf.ThreadWorker" if hasattr(conf, "ThreadWorker")
+                  else "gthread")
+        extra = ["--worker-class", worker, "--threads", "64"]
+    elif "gevent" in production.lower():
+        extra = []
+    else:
+        extra = ["--worker-class", "gevent"]  # the production configuration is not gevent yet
+    return command + extra, " ".join(extra)
+
+
+def hub_environment(data_dir: Path, redis_url: str, prefix: str, database_url: str) -> dict[
+        str, str]:
+    return {**os.environ, "CAHUB_DATA_DIR": str(data_dir),
+            "CAHUB_CONFIG": str(data_dir / "hub.toml"), "CAHUB_TWILIO_AUTH_TOKEN": TOKEN,
+            "CAHUB_SECRET_KEY": secrets.token_hex(16), "CAHUB_REDIS_URL": redis_url,
+            "CAHUB_REDIS_PREFIX": prefix, "CAHUB_DATABASE_URL": database_url,
+            "CAHUB_CRM": "none"}
+
+
+def start_hub(command: list[str], env: dict[str, str], log: Path,
+              port: int) -> subprocess.Popen[bytes]:
+    """A gunicorn master (its own process group), once ``/healthz`` answers."""
+    with log.open("ab") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=out,
+                                  start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the hub exited with {server.returncode}: {tail(log)}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 600:
+                return server
+        time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError(f"the hub did not answer within {START_TIMEOUT_S:g} s: {tail(log)}")
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def workers(master: int) -> list[int]:
+    """The worker processes of a gunicorn master."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return sorted(int(pid) for pid in children)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def sockets(pid: int) -> int:
+    """Sockets the process holds open (listening, clients', Redis's and PostgreSQL's)."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            held += os.readlink(fd).startswith("socket:")
+    return held
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of every core since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+# -- the hub's configuration -----------------------------------------------------------------
+
+def make_agents(count: int) -> list[Agent]:
+    return [Agent(n, f"capacity-{n}-{secrets.token_hex(12)}", f"+1800555{n:04d}", n % 2)
+            for n in range(count)]
+
+
+def hub_toml(agents: list[Agent]) -> str:
+    return "".join(f'[[agents]]\nid = "a{a.index}"\nname = "Agent {a.index}"\n'
+                   f'client = "a{a.index}"\nnumbers = ["{a.number}"]\ntoken = "{a.token}"\n\n'
+                   for a in agents)
+
+
+# -- one phase -------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    """One count of consoles: what opened, what memory it took, and the calls' figures."""
+
+    consoles: int
+    opened: int = 0  # consoles open during the load (all phases' so far)
+    refused: int = 0  # consoles that got no stream within OPEN_TIMEOUT_S (or an error)
+    untried: int = 0
+    held: list[int] = field(default_factory=list)  # per worker: sockets added by consoles
+    rss_before_kib: list[int] = field(default_factory=list)  # per worker, before any console
+    rss_kib: list[int] = field(default_factory=list)  # per worker, consoles open
+    console_growth_kib: list[int] = field(default_factory=list)  # per worker, by opening
+    skipped: str | None = None  # why no load was sent
+    calls: int = 0
+    answered: int = 0
+    misrouted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    twiml_ms: list[float] = field(default_factory=list)
+    pop_ms: list[float] = field(default_factory=list)
+    expected_pops: int = 0
+    dropped: int = 0
+    drop_reasons: list[str] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    client_cpu: float = 0.0  # share of one core
+    server_cpu: float = 0.0  # share of one core, both servers' processes
+    machine_busy: float = 0.0  # share of the machine (every core)
+    achieved_rate: float = 0.0
+
+    @property
+    def lost(self) -> int:
+        return self.expected_pops - len(self.pop_ms)
+
+    def per_console_kib(self) -> float | None:
+        held = sum(self.held)
+        return sum(self.console_growth_kib) / held if held > 0 else None
+
+
+@dataclass
+class ConfigRun:
+    kind: str
+    differs: str  # how the command differs from the production command
+    workers: list[int]  # workers per server
+    login_s: float
+    phases: list[Phase]
+
+
+class Bench:
+    """One configuration's run against two started servers."""
+
+    def __init__(self, masters: list[int], bases: list[str], agents: list[Agent],
+                 callers: list[str], args: argparse.Namespace) -> None:
+        self.masters, self.bases, self.agents, self.args = masters, bases, agents, args
+        self.callers = callers
+        self.pids = [pid for master in masters for pid in workers(master)]
+        self.open = 0  # agents 0..open-1 have their console open
+
+    def processes(self) -> list[int]:
+        return [*self.masters, *self.pids]
+
+    def plan(self, calls: int) -> list[tuple[int, Agent]]:
+        """Call ``n`` goes to agent ``n`` (of those with an open console, round and round),
+        on the server its console is not on."""
+        pool = self.agents[:self.open] if self.open else self.agents
+        return [(1 - agent.home, agent) for agent in (pool[n % len(pool)] for n in range(calls))]
+
+    async def run(self, counts: list[int]) -> tuple[float, list[Phase]]:
+        self.client = Client(self.bases, TOKEN, self.callers)  # on the running loop
+        login_s = await self.client.log_in(self.agents[:max(counts)])
+        await self.client.load(self.plan(int(self.args.rate * WARMUP_S)), self.args.rate,
+                               WEBHOOK_TIMEOUT_S)
+        await asyncio.sleep(SETTLE_S)
+        baseline_rss = [rss_kib(pid) for pid in self.pids]
+        baseline_sockets = [sockets(pid) for pid in self.pids]
+        growth = [0] * len(self.pids)
+        phases: list[Phase] = []
+        stopped: str | None = None
+        try:
+            for count in counts:
+                phase = Phase(count, rss_before_kib=baseline_rss)
+                phases.append(phase)
+                if stopped:
+                    phase.skipped = stopped
+                    continue
+                before = [rss_kib(pid) for pid in self.pids]
+                opened, phase.refused, phase.untried = await self.client.open_consoles(
+                    self.agents[self.open:count], OPEN_TIMEOUT_S)
+                self.open += opened
+                await asyncio.sleep(SETTLE_S)
+                phase.rss_kib = [rss_kib(pid) for pid in self.pids]
+                growth = [g + after - b for g, after, b in zip(growth, phase.rss_kib, before,
+                                                               strict=True)]
+                phase.console_growth_kib = growth
+                phase.held = [sockets(pid) - base
+                              for pid, base in zip(self.pids, baseline_sockets, strict=True)]
+                phase.opened = len(self.client.consoles)
+                silent = await self.probe()
+                if silent:
+                    phase.skipped = silent
+                    stopped = f"not run: no webhook answered at {count:,} consoles"
+                    continue
+                await self.load(phase)
+                dropped = self.client.dropped()
+                phase.dropped, phase.drop_reasons = len(dropped), sorted(set(dropped))[:3]
+        finally:
+            await self.client.close()
+        return login_s, phases
+
+    async def probe(self) -> str | None:
+        """One webhook to each server: None if both answered, else what happened."""
+        agent = self.agents[self.open - 1] if self.open else self.agents[0]
+        calls = await asyncio.gather(*(self.client.probe(server, agent, WEBHOOK_TIMEOUT_S)
+                                       for server in range(len(self.bases))))
+        failed = [f"server {n + 1}: {call.error or call.status}"
+                  for n, call in enumerate(calls) if call.status != 200]
+        return "; ".join(failed) or None
+
+    async def load(self, phase: Phase) -> None:
+        calls = int(self.args.rate * self.args.seconds)
+        cpu_before = sum(cpu_s(pid) for pid in self.processes())
+        busy_before = machine_busy()
+        result: LoadResult = await self.client.load(self.plan(calls), self.args.rate,
+                                                    WEBHOOK_TIMEOUT_S)
+        cpu_after = sum(cpu_s(pid) for pid in self.processes())
+        busy_after = machine_busy()
+        answered = [c for c in result.calls if c.status == 200 and c.answered is not None]
+        expecting = {c.sid for c in answered if c.agent.index < self.open}
+        await self.client.wait_for_pops(expecting, POP_WAIT_S)
+        arrived = self.client.arrived
+        phase.calls, phase.answered = len(result.calls), len(answered)
+        phase.misrouted = sum(not c.routed for c in answered)
+        for call in result.calls:
+            if call.status != 200:
+                reason = call.error or f"answered {call.status}"
+                phase.errors[reason] = phase.errors.get(reason, 0) + 1
+        phase.twiml_ms = [(c.answered - c.sent) * 1000 for c in answered if c.answered]
+        phase.pop_ms = [(arrived[c.sid] - c.sent) * 1000 for c in answered if c.sid in expecting
+                        and c.sid in arrived]
+        phase.expected_pops = len(expecting)
+        phase.lag_ms = result.lag_ms
+        phase.client_cpu = result.client_cpu_s / result.seconds
+        phase.server_cpu = (cpu_after - cpu_before) / result.seconds
+        phase.machine_busy = ((busy_after[0] - busy_before[0])
+                              / max(1, busy_after[1] - busy_before[1]))
+        phase.achieved_rate = (len(result.calls) - 1) / max(result.sending_s, 1e-9)
+
+
+def run_configuration(kind: str, data_dir: Path, agents: list[Agent], callers: list[str],
+                      args: argparse.Namespace) -> ConfigRun:
+    """Two servers of ``kind`` on fresh Redis keys and a fresh database; every phase."""
+    counts = sorted({int(c) for c in args.consoles.split(",")})
+    with fresh_prefix(args.redis, "cahub-capacity") as prefix, \
+            fresh_database(args.postgres, "cahub_capacity") as database:
+        env = hub_environment(data_dir, args.redis, prefix, database)
+        ports = [free_port(), free_port()]
+        servers: list[subprocess.Popen[bytes]] = []
+        try:
+            differs = ""
+            for n, port in enumerate(ports):
+                command, differs = server_commands(kind, port)
+                servers.append(start_hub(command, env, data_dir / f"{kind}-{n + 1}.log", port))
+            time.sleep(1.0)  # the workers' own start (the master answers through them)
+            bench = Bench([s.pid for s in servers], [f"http://127.0.0.1:{p}" for p in ports],
+                          agents, callers, args)
+            per_server = [len(workers(s.pid)) for s in servers]
+            login_s, phases = asyncio.run(bench.run(counts))
+        finally:
+            for server in servers:
+                stop_server(server)
+    return ConfigRun(kind, differs, per_server, login_s, phases)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def latency(runs: list[Phase], attr: str) -> str:
+    """Median over runs of each run's median and p99."""
+    samples = [getattr(p, attr) for p in runs if getattr(p, attr)]
+    if not samples:
+        return "–"
+    mid = median_of([statistics.median(s) for s in samples])
+    p99 = median_of([percentile(s, 99) for s in samples])
+    return f"{mid:.1f} / {p99:.1f}"
+
+
+def phase_row(runs: list[Phase]) -> str:
+    first = runs[0]
+    consoles = f"{first.consoles:,}"
+    opened = median_of([p.opened for p in runs])
+    per_worker = median_of([max(p.held) if p.held else 0 for p in runs])
+    open_cell = f"{opened:,.0f} (≤ {per_worker:,.0f} per process)"
+    if first.refused or first.untried:
+        open_cell += f"; {first.refused + first.untried:,} did not open within {OPEN_TIMEOUT_S:g} s"
+    memory = " · ".join(f"{b / 1024:.0f} → {a / 1024:.0f}"
+                        for b, a in zip(first.rss_before_kib, first.rss_kib, strict=False))
+    kib = [k for k in (p.per_console_kib() for p in runs) if k is not None]
+    per_console = f"{median_of(kib):.1f}" if kib else "–"
+    if all(p.skipped for p in runs):
+        return (f"| {consoles} | {open_cell} | {first.skipped} | | | | | {memory or '–'} "
+                f"| {per_console} |")
+    answered = f"{median_of([p.answered for p in runs]):,.0f} of {first.calls:,}"
+    if first.errors:
+        answered += " (" + ", ".join(f"{n} {why}" for why, n in first.errors.items()) + ")"
+    lost = "–" if not first.expected_pops else f"{median_of([p.lost for p in runs]):.0f}"
+    dropped = f"{max(p.dropped for p in runs)}"
+    return (f"| {consoles} | {open_cell} | {latency(runs, 'twiml_ms')} | "
+            f"{latency(runs, 'pop_ms')} | {answered} | {lost} | {dropped} | {memory} "
+            f"| {per_console} |")
+
+
+TABLE_HEAD = (
+    "| consoles | open during the load | webhook → TwiML, ms: median / p99 "
+    "| webhook → pop, ms: median / p99 | calls answered | pops lost | streams dropped "
+    "| RSS per worker, MB: before consoles → with them | KiB per console |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def client_line(runs: list[ConfigRun]) -> str:
+    phases = [p for run in runs for p in run.phases if p.lag_ms]
+    if not phases:
+        return ""
+    lag99 = max(percentile(p.lag_ms, 99) for p in phases)
+    client = max(p.client_cpu for p in phases)
+    busy = max(p.machine_busy for p in phases)
+    servers = max(p.server_cpu for p in phases)
+    rate = min(p.achieved_rate for p in phases)
+    return (f"Load client (all runs, worst phase): its event loop woke a 5 ms timer at most "
+            f"{lag99:.1f} ms late (p99), it used at most {client:.0%} of a core, and sent at "
+            f"least {rate:.1f} calls/s. Both servers' processes used at most "
+            f"{servers:.0%} of a core, the whole machine was at most {busy:.0%} busy.")
+
+
+def verdicts(kind: str, runs: list[ConfigRun]) -> list[str]:
+    lines = []
+    counts = [p.consoles for p in runs[0].phases]
+    for index, count in enumerate(counts):
+        phases = [run.phases[index] for run in runs]
+        if all(p.skipped for p in phases) or not any(p.twiml_ms for p in phases):
+            continue
+        twiml99 = median_of([percentile(p.twiml_ms, 99) for p in phases if p.twiml_ms])
+        pop99 = median_of([percentile(p.pop_ms, 99) for p in phases if p.pop_ms])
+        lost = max(p.lost for p in phases if p.expected_pops) if count else 0
+        unanswered = max(p.calls - p.answered for p in phases)
+        parts = [f"TwiML p99 {twiml99:.1f} ms ({'met' if twiml99 <= 25 else 'NOT met'}, "
+                 f"bar ≤ 25)"]
+        if count:
+            parts.append(f"pop p99 {pop99:.1f} ms ({'met' if pop99 <= 50 else 'NOT met'}, "
+                         f"bar ≤ 50)")
+            parts.append(f"pops lost {lost} ({'met' if lost == 0 else 'NOT met'}, bar 0)")
+        parts.append(f"calls unanswered {unanswered}")
+        lines.append(f"- {kind}, {count:,} consoles: " + "; ".join(parts) + ".")
+    return lines
+
+
+def compared(mine: list[float], theirs: list[float]) -> str:
+    """TwiML ``mine`` / ``theirs``: medians, then p99s."""
+    return (f"TwiML median {statistics.median(mine) / statistics.median(theirs):.2f}×, "
+            f"p99 {percentile(mine, 99) / percentile(theirs, 99):.2f}×")
+
+
+def ratios(runs: dict[str, list[ConfigRun]]) -> list[str]:
+    """Figures compared within one run: the last run that measured both configurations."""
+    lines = []
+    if "gevent" in runs and "gthread" in runs:
+        gevent, gthread = runs["gevent"][-1], runs["gthread"][-1]
+        lines += [f"- {mine.consoles:,} consoles, gevent / gthread, the same run: "
+                  f"{compared(mine.twiml_ms, theirs.twiml_ms)}."
+                  for mine, theirs in zip(gevent.phases, gthread.phases, strict=True)
+                  if mine.twiml_ms and theirs.twiml_ms]
+    for kind, kind_runs in runs.items():
+        phases = [p for p in kind_runs[-1].phases if p.twiml_ms]
+        if len(phases) >= 2 and phases[0].consoles == 0:
+            lines.append(f"- {kind}, {phases[-1].consoles:,} consoles / none, the same run: "
+                         f"{compared(phases[-1].twiml_ms, phases[0].twiml_ms)}.")
+    return lines
+
+
+def report(runs: dict[str, list[ConfigRun]], args: argparse.Namespace, load: float) -> str:
+    command = (f"python -m bench.capacity --consoles {args.consoles} --rate {args.rate:g} "
+               f"--seconds {args.seconds:g} --worker {args.worker} --runs {args.runs}")
+    blocks = []
+    for kind, kind_runs in runs.items():
+        first = kind_runs[0]
+        how = (f"the production command plus `{first.differs}`" if first.differs
+               else "the production command as it is")
+        rows = "\n".join(phase_row([run.phases[i] for run in kind_runs])
+                         for i in range(len(first.phases)))
+        p99s = "; ".join(
+            ", ".join(f"{p.consoles:,}: {percentile(p.twiml_ms, 99):.1f}/"
+                      f"{percentile(p.pop_ms, 99) if p.pop_ms else float('nan'):.1f}"
+                      for p in run.phases if p.twiml_ms) for run in kind_runs)
+        blocks.append(f"""**{kind}**: {how}; {first.workers[0]} worker(s) per server. Signing
+in {args.consoles.split(',')[-1]} agents took {median_of([r.login_s for r in kind_runs]):.1f} s.
+
+{TABLE_HEAD}
+{rows}
+
+Each run's p99s, TwiML/pop ms by consoles: {p99s}.
+""")
+    reading = [line for kind, kind_runs in runs.items() for line in verdicts(kind, kind_runs)]
+    return f"""`.venv/bin/{command}` — {machine()}; load average {load:.2f} at the start.
+
+Two hub servers, each a gunicorn master with the README's production command
+(`gunicorn -c python:web.gunicorn_conf --bind 127.0.0.1:PORT`) on a port of its own, share
+Redis (a key prefix of the run's own) and PostgreSQL (a database made for the run), and a data
+directory with the demo customers. Each console is an agent of its own (its own token and
+Twilio number) signed in through the login form; agent *i*'s console is on server *i* mod 2.
+Per phase, {args.rate:g} signed inbound-call webhooks a second for {args.seconds:g} s (from the
+demo customers' numbers, an open loop), each to an agent whose console is open on the other
+server; the consoles of a phase stay open into the next. TwiML: the webhook sent to its answer
+read; pop: sent to the `screenpop` event read from the console's stream (one clock, the load
+client's). A webhook not answered within {WEBHOOK_TIMEOUT_S:g} s counts as no answer; a
+console without its stream's headers after {OPEN_TIMEOUT_S:g} s as not opened, and then no
+further console is tried; then one probe webhook per server decides whether the load is sent.
+Memory: each worker's RSS growth while consoles were opened, over the sockets the consoles
+added to it. Medians over {args.runs} run(s); configurations alternate run by run. The load
+client is one asyncio (aiohttp) process apart from the servers, on the same 2 cores as the
+servers, Redis and PostgreSQL.
+
+{chr(10).join(blocks)}
+{client_line([r for kind_runs in runs.values() for r in kind_runs])}
+
+Side by side:
+
+{chr(10).join(ratios(runs)) or '- (one configuration only)'}
+
+Bars (PRODUCT.md §9: webhook → TwiML p99 ≤ 25 ms at 100 calls/s, webhook → pop p99 ≤ 50 ms,
+no pop lost, one process holding 5,000 consoles while webhooks keep p99 ≤ 25 ms):
+
+{chr(10).join(reading)}
+"""
+
+
+# -- the command -----------------------------------------------------------------------------
+
+def raise_open_files() -> int:
+    """Raise this process's limit of open files to its hard limit (children inherit it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--consoles", default="0,1000,2000,5000",
+                        help="comma list of open consoles, across both servers")
+    parser.add_argument("--rate", type=float, default=100.0, help="calls per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="of calls per phase")
+    parser.add_argument("--worker", choices=("gevent", "gthread", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each configuration")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/postgres",
+                        help="a maintenance URL: the run's database is made beside it")
+    parser.add_argument("--no-record", action="store_true", help="print, do not record")
+    args = parser.parse_args()
+    limit = raise_open_files()
+    most = max(int(c) for c in args.consoles.split(","))
+    if most + 1000 > limit:
+        parser.error(f"{most} consoles need more open files than the limit ({limit})")
+    kinds = ["gevent", "gthread"] if args.worker == "both" else [args.worker]
+    load = os.getloadavg()[0]
+    runs: dict[str, list[ConfigRun]] = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory(prefix="cahub-capacity-") as tmp:
+        data_dir = Path(tmp)
+        store = EmbeddedProfileStore(data_dir / "profiles.sqlite3")
+        load_demo(store)
+        store.close()
+        agents = make_agents(max(most, 2))
+        (data_dir / "hub.toml").write_text(hub_toml(agents))
+        callers = demo_numbers()
+        for run in range(args.runs):
+            for kind in (kinds if run % 2 == 0 else kinds[::-1]):
+                print(f"run {run + 1}: {kind}", flush=True)
+                result = run_configuration(kind, data_dir, agents, callers, args)
+                runs[kind].append(result)
+                for phase in result.phases:
+                    print(f"  {phase_row([phase])}", flush=True)
+    body = report(runs, args, load)
+    print(body)
+    if not args.no_record:
+        record(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
