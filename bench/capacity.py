@@ -71,9 +71,9 @@ PRODUCTION = "python:web.gunicorn_conf"
 
 # -- the servers -----------------------------------------------------------------------------
 
-def server_commands(kind: str, port: int) -> tuple[list[str], str]:
-    """The gunicorn command line for ``kind`` (gevent or gthread), and how it differs from
-    the README's production command (empty: it is that command)."""
+def server_commands(kind: str, port: int, more: list[str]) -> tuple[list[str], str]:
+    """The gunicorn command line for ``kind`` (gevent or gthread), with ``more`` options, and
+    how it differs from the README's production command (empty: it is that command)."""
     import web.gunicorn_conf as conf
 
     command = [str(Path(sys.executable).parent / "gunicorn"), "-c", PRODUCTION,
@@ -87,6 +87,7 @@ def server_commands(kind: str, port: int) -> tuple[list[str], str]:
         extra = []
     else:
         extra = ["--worker-class", "gevent"]  # the production configuration is not gevent yet
+    extra += more
     return command + extra, " ".join(extra)
 
 
@@ -179,7 +180,8 @@ class Phase:
     opened: int = 0  # consoles open during the load (all phases' so far)
     refused: int = 0  # consoles that got no stream within OPEN_TIMEOUT_S (or an error)
     untried: int = 0
-    held: list[int] = field(default_factory=list)  # per worker: sockets added by consoles
+    per_server: list[int] = field(default_factory=list)  # consoles open on each server
+    held: list[int] = field(default_factory=list)  # per worker: sockets added since consoles
     rss_before_kib: list[int] = field(default_factory=list)  # per worker, before any console
     rss_kib: list[int] = field(default_factory=list)  # per worker, consoles open
     console_growth_kib: list[int] = field(default_factory=list)  # per worker, by opening
@@ -204,8 +206,9 @@ class Phase:
         return self.expected_pops - len(self.pop_ms)
 
     def per_console_kib(self) -> float | None:
-        held = sum(self.held)
-        return sum(self.console_growth_kib) / held if held > 0 else None
+        """Memory the consoles took, per console: every worker's growth while consoles were
+        opened, over the consoles open."""
+        return sum(self.console_growth_kib) / self.opened if self.opened else None
 
 
 @dataclass
@@ -266,6 +269,8 @@ class Bench:
                 phase.held = [sockets(pid) - base
                               for pid, base in zip(self.pids, baseline_sockets, strict=True)]
                 phase.opened = len(self.client.consoles)
+                phase.per_server = [sum(c.agent.home == n for c in self.client.consoles.values())
+                                    for n in range(len(self.bases))]
                 silent = await self.probe()
                 if silent:
                     phase.skipped = silent
@@ -329,7 +334,7 @@ def run_configuration(kind: str, data_dir: Path, agents: list[Agent], callers: l
         try:
             differs = ""
             for n, port in enumerate(ports):
-                command, differs = server_commands(kind, port)
+                command, differs = server_commands(kind, port, args.server_args.split())
                 servers.append(start_hub(command, env, data_dir / f"{kind}-{n + 1}.log", port))
             time.sleep(1.0)  # the workers' own start (the master answers through them)
             bench = Bench([s.pid for s in servers], [f"http://127.0.0.1:{p}" for p in ports],
@@ -361,9 +366,15 @@ def latency(runs: list[Phase], attr: str) -> str:
 def phase_row(runs: list[Phase]) -> str:
     first = runs[0]
     consoles = f"{first.consoles:,}"
+    if all(p.skipped and not p.per_server for p in runs):
+        return f"| {consoles} | – | {first.skipped} | | | | | | |"
     opened = median_of([p.opened for p in runs])
-    per_worker = median_of([max(p.held) if p.held else 0 for p in runs])
-    open_cell = f"{opened:,.0f} (≤ {per_worker:,.0f} per process)"
+    split = " · ".join(f"{median_of([p.per_server[n] for p in runs]):,.0f}"
+                       for n in range(len(first.per_server)))
+    open_cell = f"{opened:,.0f} ({split})"
+    if len(first.held) > len(first.per_server):  # several workers a server: the kernel splits
+        busiest = median_of([max(p.held) for p in runs])
+        open_cell += f", ≤ {busiest:,.0f} sockets a process"
     if first.refused or first.untried:
         open_cell += f"; {first.refused + first.untried:,} did not open within {OPEN_TIMEOUT_S:g} s"
     memory = " · ".join(f"{b / 1024:.0f} → {a / 1024:.0f}"
@@ -384,7 +395,7 @@ def phase_row(runs: list[Phase]) -> str:
 
 
 TABLE_HEAD = (
-    "| consoles | open during the load | webhook → TwiML, ms: median / p99 "
+    "| consoles | open during the load (server 1 · 2) | webhook → TwiML, ms: median / p99 "
     "| webhook → pop, ms: median / p99 | calls answered | pops lost | streams dropped "
     "| RSS per worker, MB: before consoles → with them | KiB per console |\n"
     "|---|---|---|---|---|---|---|---|---|"
@@ -397,13 +408,38 @@ def client_line(runs: list[ConfigRun]) -> str:
         return ""
     lag99 = max(percentile(p.lag_ms, 99) for p in phases)
     client = max(p.client_cpu for p in phases)
-    busy = max(p.machine_busy for p in phases)
     servers = max(p.server_cpu for p in phases)
     rate = min(p.achieved_rate for p in phases)
-    return (f"Load client (all runs, worst phase): its event loop woke a 5 ms timer at most "
-            f"{lag99:.1f} ms late (p99), it used at most {client:.0%} of a core, and sent at "
-            f"least {rate:.1f} calls/s. Both servers' processes used at most "
-            f"{servers:.0%} of a core, the whole machine was at most {busy:.0%} busy.")
+    cores = os.cpu_count() or 1
+    busy = [p.machine_busy for p in phases]
+    others = [p.machine_busy * cores - p.server_cpu - p.client_cpu for p in phases]
+    return (f"The load client (all runs, worst phase): its event loop woke a 5 ms timer at "
+            f"most {lag99:.1f} ms late (p99), it used at most {client:.0%} of a core and sent "
+            f"at least {rate:.1f} calls/s. Both servers' processes used at most {servers:.0%} "
+            f"of a core. During the loads the machine's {cores} cores were "
+            f"{min(busy):.0%}–{max(busy):.0%} busy, of which Redis, PostgreSQL and work other "
+            f"than the hub's and the client's took {max(0.0, min(others)):.1f}–"
+            f"{max(others):.1f} cores.")
+
+
+def busiest_others(seconds: float = 2.0, top: int = 5) -> str:
+    """The processes other than this one that used the most CPU over ``seconds``."""
+    def snapshot() -> dict[tuple[int, str], float]:
+        taken = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                text = stat.read_text()
+                name = text[text.index("(") + 1:text.rindex(")")]
+                taken[(int(stat.parent.name), name)] = cpu_s(int(stat.parent.name))
+        return taken
+
+    before = snapshot()
+    time.sleep(seconds)
+    after = snapshot()
+    used = sorted(((after[key] - before[key]) / seconds, key[1]) for key in after
+                  if key in before and key[0] != os.getpid())
+    return ", ".join(f"{name} {share:.0%}" for share, name in reversed(used[-top:])
+                     if share >= 0.05) or "nothing"
 
 
 def verdicts(kind: str, runs: list[ConfigRun]) -> list[str]:
@@ -451,9 +487,12 @@ def ratios(runs: dict[str, list[ConfigRun]]) -> list[str]:
     return lines
 
 
-def report(runs: dict[str, list[ConfigRun]], args: argparse.Namespace, load: float) -> str:
+def report(runs: dict[str, list[ConfigRun]], args: argparse.Namespace,
+           load: tuple[float, str]) -> str:
     command = (f"python -m bench.capacity --consoles {args.consoles} --rate {args.rate:g} "
                f"--seconds {args.seconds:g} --worker {args.worker} --runs {args.runs}")
+    if args.server_args:
+        command += f" --server-args '{args.server_args}'"
     blocks = []
     for kind, kind_runs in runs.items():
         first = kind_runs[0]
@@ -465,8 +504,9 @@ def report(runs: dict[str, list[ConfigRun]], args: argparse.Namespace, load: flo
             ", ".join(f"{p.consoles:,}: {percentile(p.twiml_ms, 99):.1f}/"
                       f"{percentile(p.pop_ms, 99) if p.pop_ms else float('nan'):.1f}"
                       for p in run.phases if p.twiml_ms) for run in kind_runs)
-        blocks.append(f"""**{kind}**: {how}; {first.workers[0]} worker(s) per server. Signing
-in {args.consoles.split(',')[-1]} agents took {median_of([r.login_s for r in kind_runs]):.1f} s.
+        login_s = median_of([r.login_s for r in kind_runs])
+        blocks.append(f"""**{kind}**: {how}; {first.workers[0]} worker(s) per server.
+Signing in {max(p.consoles for p in first.phases):,} agents took {login_s:.1f} s.
 
 {TABLE_HEAD}
 {rows}
@@ -474,7 +514,9 @@ in {args.consoles.split(',')[-1]} agents took {median_of([r.login_s for r in kin
 Each run's p99s, TwiML/pop ms by consoles: {p99s}.
 """)
     reading = [line for kind, kind_runs in runs.items() for line in verdicts(kind, kind_runs)]
-    return f"""`.venv/bin/{command}` — {machine()}; load average {load:.2f} at the start.
+    return f"""`.venv/bin/{command}` — {machine()}.
+At the start: load average {load[0]:.2f}; the busiest other processes, in shares of a core:
+{load[1]}.
 
 Two hub servers, each a gunicorn master with the README's production command
 (`gunicorn -c python:web.gunicorn_conf --bind 127.0.0.1:PORT`) on a port of its own, share
@@ -488,10 +530,10 @@ read; pop: sent to the `screenpop` event read from the console's stream (one clo
 client's). A webhook not answered within {WEBHOOK_TIMEOUT_S:g} s counts as no answer; a
 console without its stream's headers after {OPEN_TIMEOUT_S:g} s as not opened, and then no
 further console is tried; then one probe webhook per server decides whether the load is sent.
-Memory: each worker's RSS growth while consoles were opened, over the sockets the consoles
-added to it. Medians over {args.runs} run(s); configurations alternate run by run. The load
-client is one asyncio (aiohttp) process apart from the servers, on the same 2 cores as the
-servers, Redis and PostgreSQL.
+Memory: the workers' RSS growth while consoles were opened (not while calls were taken),
+over the consoles open. Medians over {args.runs} run(s); configurations alternate run by
+run. The load client is one asyncio (aiohttp) process apart from the servers, on the same
+2 cores as the servers, Redis and PostgreSQL.
 
 {chr(10).join(blocks)}
 {client_line([r for kind_runs in runs.values() for r in kind_runs])}
@@ -527,6 +569,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/postgres",
                         help="a maintenance URL: the run's database is made beside it")
+    parser.add_argument("--server-args", default="",
+                        help="more gunicorn options for both configurations (reported)")
     parser.add_argument("--no-record", action="store_true", help="print, do not record")
     args = parser.parse_args()
     limit = raise_open_files()
@@ -534,7 +578,7 @@ def main() -> None:
     if most + 1000 > limit:
         parser.error(f"{most} consoles need more open files than the limit ({limit})")
     kinds = ["gevent", "gthread"] if args.worker == "both" else [args.worker]
-    load = os.getloadavg()[0]
+    load = (os.getloadavg()[0], busiest_others())
     runs: dict[str, list[ConfigRun]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="cahub-capacity-") as tmp:
         data_dir = Path(tmp)
