@@ -70,14 +70,16 @@ def fresh_prefix(redis_url: str, name: str = "cahub-test") -> Iterator[str]:
     import redis
 
     prefix = f"{name}-{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        yield prefix
+    finally:  # a block that failed leaves no keys behind either
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")
