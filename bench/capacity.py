@@ -188,6 +188,7 @@ class Phase:
     skipped: str | None = None  # why no load was sent
     calls: int = 0
     answered: int = 0
+    found: int = 0  # answers that carried the caller's profile
     misrouted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     twiml_ms: list[float] = field(default_factory=list)
@@ -198,6 +199,7 @@ class Phase:
     lag_ms: list[float] = field(default_factory=list)
     client_cpu: float = 0.0  # share of one core
     server_cpu: float = 0.0  # share of one core, both servers' processes
+    cpu_per_call_ms: float = 0.0  # both servers' CPU over the calls sent
     machine_busy: float = 0.0  # share of the machine (every core)
     achieved_rate: float = 0.0
 
@@ -306,6 +308,7 @@ class Bench:
         arrived = self.client.arrived
         phase.calls, phase.answered = len(result.calls), len(answered)
         phase.misrouted = sum(not c.routed for c in answered)
+        phase.found = sum(c.found for c in answered)
         for call in result.calls:
             if call.status != 200:
                 reason = call.error or f"answered {call.status}"
@@ -317,6 +320,7 @@ class Bench:
         phase.lag_ms = result.lag_ms
         phase.client_cpu = result.client_cpu_s / result.seconds
         phase.server_cpu = (cpu_after - cpu_before) / result.seconds
+        phase.cpu_per_call_ms = (cpu_after - cpu_before) * 1000 / len(result.calls)
         phase.machine_busy = ((busy_after[0] - busy_before[0])
                               / max(1, busy_after[1] - busy_before[1]))
         phase.achieved_rate = (len(result.calls) - 1) / max(result.sending_s, 1e-9)
@@ -367,7 +371,7 @@ def phase_row(runs: list[Phase]) -> str:
     first = runs[0]
     consoles = f"{first.consoles:,}"
     if all(p.skipped and not p.per_server for p in runs):
-        return f"| {consoles} | – | {first.skipped} | | | | | | |"
+        return f"| {consoles} | – | {first.skipped} | | | | | | | |"
     opened = median_of([p.opened for p in runs])
     split = " · ".join(f"{median_of([p.per_server[n] for p in runs]):,.0f}"
                        for n in range(len(first.per_server)))
@@ -382,23 +386,28 @@ def phase_row(runs: list[Phase]) -> str:
     kib = [k for k in (p.per_console_kib() for p in runs) if k is not None]
     per_console = f"{median_of(kib):.1f}" if kib else "–"
     if all(p.skipped for p in runs):
-        return (f"| {consoles} | {open_cell} | {first.skipped} | | | | | {memory or '–'} "
+        return (f"| {consoles} | {open_cell} | {first.skipped} | | | | | | {memory or '–'} "
                 f"| {per_console} |")
-    answered = f"{median_of([p.answered for p in runs]):,.0f} of {first.calls:,}"
+    answered = (f"{median_of([p.answered for p in runs]):,.0f} of {first.calls:,}, "
+                f"{median_of([p.found for p in runs]):,.0f} with the profile")
+    if any(p.misrouted for p in runs):
+        answered += f", {max(p.misrouted for p in runs)} to another agent"
     if first.errors:
         answered += " (" + ", ".join(f"{n} {why}" for why, n in first.errors.items()) + ")"
     lost = "–" if not first.expected_pops else f"{median_of([p.lost for p in runs]):.0f}"
     dropped = f"{max(p.dropped for p in runs)}"
+    cpu = median_of([p.cpu_per_call_ms for p in runs])
     return (f"| {consoles} | {open_cell} | {latency(runs, 'twiml_ms')} | "
-            f"{latency(runs, 'pop_ms')} | {answered} | {lost} | {dropped} | {memory} "
-            f"| {per_console} |")
+            f"{latency(runs, 'pop_ms')} | {answered} | {lost} | {dropped} | {cpu:.1f} "
+            f"| {memory} | {per_console} |")
 
 
 TABLE_HEAD = (
     "| consoles | open during the load (server 1 · 2) | webhook → TwiML, ms: median / p99 "
     "| webhook → pop, ms: median / p99 | calls answered | pops lost | streams dropped "
-    "| RSS per worker, MB: before consoles → with them | KiB per console |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| servers' CPU per call, ms | RSS per worker, MB: before consoles → with them "
+    "| KiB per console |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -527,9 +536,12 @@ Per phase, {args.rate:g} signed inbound-call webhooks a second for {args.seconds
 demo customers' numbers, an open loop), each to an agent whose console is open on the other
 server; the consoles of a phase stay open into the next. TwiML: the webhook sent to its answer
 read; pop: sent to the `screenpop` event read from the console's stream (one clock, the load
-client's). A webhook not answered within {WEBHOOK_TIMEOUT_S:g} s counts as no answer; a
-console without its stream's headers after {OPEN_TIMEOUT_S:g} s as not opened, and then no
-further console is tried; then one probe webhook per server decides whether the load is sent.
+client's). Every caller is a demo customer: an answer "with the profile" carries it (the
+lookup ended within the webhook's deadline, `CAHUB_LOOKUP_DEADLINE_MS`, 1,000 ms by
+default); one without it waited out the deadline. A webhook not answered within
+{WEBHOOK_TIMEOUT_S:g} s counts as no answer; a console without its stream's headers after
+{OPEN_TIMEOUT_S:g} s as not opened, and then no further console is tried; then one probe
+webhook per server decides whether the load is sent.
 Memory: the workers' RSS growth while consoles were opened (not while calls were taken),
 over the consoles open. Medians over {args.runs} run(s); configurations alternate run by
 run. The load client is one asyncio (aiohttp) process apart from the servers, on the same

@@ -67,6 +67,7 @@ class Call:
     answered: float | None = None
     status: int | None = None
     routed: bool = False  # the TwiML dials the intended agent
+    found: bool = False  # the TwiML carries the caller's profile (looked up in time)
     error: str | None = None
 
 
@@ -272,6 +273,7 @@ class Client:
                 body = await reply.text()
                 call.answered, call.status = time.perf_counter(), reply.status
                 call.routed = f">a{agent.index}<" in body
+                call.found = '<Parameter name="found" value="true"' in body
         except TimeoutError:
             call.error = f"no answer within {timeout_s:g} s"
         except (aiohttp.ClientError, OSError) as exc:
