@@ -582,7 +582,8 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/postgres",
                         help="a maintenance URL: the run's database is made beside it")
     parser.add_argument("--server-args", default="",
-                        help="more gunicorn options for both configurations (reported)")
+                        help="more gunicorn options for both configurations (recorded in a "
+                             "section of their own)")
     parser.add_argument("--no-record", action="store_true", help="print, do not record")
     args = parser.parse_args()
     limit = raise_open_files()
@@ -609,8 +610,8 @@ def main() -> None:
                     print(f"  {phase_row([phase])}", flush=True)
     body = report(runs, args, load)
     print(body)
-    if not args.no_record:
-        record(SECTION, body)
+    if not args.no_record:  # a run with other options is a section of its own
+        record(SECTION + (f" (gunicorn {args.server_args})" if args.server_args else ""), body)
 
 
 if __name__ == "__main__":
