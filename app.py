@@ -306,7 +306,7 @@ def build_services(
     control = TwilioCallControl.from_settings(settings, settings.hub.routing)
     transfers = WarmTransfer(settings, state.ledger, writer, states, control) if control else None
     desk = DeskServices(state.desk, states, progress, work,
-                        OutboundCalls(settings, calls, state.ledger, state.desk, broker),
+                        OutboundCalls(settings, calls, state.desk, broker),
                         transfers, control)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=state.outbox,
