@@ -40,6 +40,7 @@ import contextlib
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,7 @@ WARMUP_S = 2.0  # calls before the first phase, at the same rate, not counted
 SETTLE_S = 2.0  # after opening consoles, before memory is read
 START_TIMEOUT_S = 90.0
 PRODUCTION = "python:web.gunicorn_conf"
+UNRECORDED = "answered before the hub's database recorded it"  # hub.call_state's warning
 
 
 # -- the servers -----------------------------------------------------------------------------
@@ -189,6 +191,7 @@ class Phase:
     calls: int = 0
     answered: int = 0
     found: int = 0  # answers that carried the caller's profile
+    unrecorded: int = 0  # answered before the hub's database recorded the call (its log says)
     misrouted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     twiml_ms: list[float] = field(default_factory=list)
@@ -226,8 +229,9 @@ class Bench:
     """One configuration's run against two started servers."""
 
     def __init__(self, masters: list[int], bases: list[str], agents: list[Agent],
-                 callers: list[str], args: argparse.Namespace) -> None:
+                 callers: list[str], logs: list[Path], args: argparse.Namespace) -> None:
         self.masters, self.bases, self.agents, self.args = masters, bases, agents, args
+        self.logs = logs
         self.callers = callers
         self.pids = [pid for master in masters for pid in workers(master)]
         self.open = 0  # agents 0..open-1 have their console open
@@ -296,6 +300,7 @@ class Bench:
 
     async def load(self, phase: Phase) -> None:
         calls = int(self.args.rate * self.args.seconds)
+        unrecorded = logged(self.logs, UNRECORDED)
         cpu_before = sum(cpu_s(pid) for pid in self.processes())
         busy_before = machine_busy()
         result: LoadResult = await self.client.load(self.plan(calls), self.args.rate,
@@ -305,6 +310,7 @@ class Bench:
         answered = [c for c in result.calls if c.status == 200 and c.answered is not None]
         expecting = {c.sid for c in answered if c.agent.index < self.open}
         await self.client.wait_for_pops(expecting, POP_WAIT_S)
+        phase.unrecorded = logged(self.logs, UNRECORDED) - unrecorded
         arrived = self.client.arrived
         phase.calls, phase.answered = len(result.calls), len(answered)
         phase.misrouted = sum(not c.routed for c in answered)
@@ -326,6 +332,12 @@ class Bench:
         phase.achieved_rate = (len(result.calls) - 1) / max(result.sending_s, 1e-9)
 
 
+def logged(logs: list[Path], needle: str) -> int:
+    """Lines of the servers' logs that hold ``needle``."""
+    return sum(line.count(needle) for log in logs
+               for line in log.read_text(errors="replace").splitlines())
+
+
 def run_configuration(kind: str, data_dir: Path, agents: list[Agent], callers: list[str],
                       args: argparse.Namespace) -> ConfigRun:
     """Two servers of ``kind`` on fresh Redis keys and a fresh database; every phase."""
@@ -335,19 +347,24 @@ def run_configuration(kind: str, data_dir: Path, agents: list[Agent], callers: l
         env = hub_environment(data_dir, args.redis, prefix, database)
         ports = [free_port(), free_port()]
         servers: list[subprocess.Popen[bytes]] = []
+        logs = [data_dir / f"{kind}-{n + 1}.log" for n in range(len(ports))]
         try:
             differs = ""
-            for n, port in enumerate(ports):
+            for port, log in zip(ports, logs, strict=True):
                 command, differs = server_commands(kind, port, args.server_args.split())
-                servers.append(start_hub(command, env, data_dir / f"{kind}-{n + 1}.log", port))
+                servers.append(start_hub(command, env, log, port))
             time.sleep(1.0)  # the workers' own start (the master answers through them)
             bench = Bench([s.pid for s in servers], [f"http://127.0.0.1:{p}" for p in ports],
-                          agents, callers, args)
+                          agents, callers, logs, args)
             per_server = [len(workers(s.pid)) for s in servers]
             login_s, phases = asyncio.run(bench.run(counts))
         finally:
             for server in servers:
                 stop_server(server)
+            for log in logs:
+                if args.logs and log.exists():
+                    shutil.copy(log, Path(args.logs) / log.name)
+                log.unlink(missing_ok=True)
     return ConfigRun(kind, differs, per_server, login_s, phases)
 
 
@@ -390,6 +407,9 @@ def phase_row(runs: list[Phase]) -> str:
                 f"| {per_console} |")
     answered = (f"{median_of([p.answered for p in runs]):,.0f} of {first.calls:,}, "
                 f"{median_of([p.found for p in runs]):,.0f} with the profile")
+    unrecorded = median_of([p.unrecorded for p in runs])
+    if unrecorded:
+        answered += f", {unrecorded:,.0f} before the database recorded them"
     if any(p.misrouted for p in runs):
         answered += f", {max(p.misrouted for p in runs)} to another agent"
     if first.errors:
@@ -561,8 +581,11 @@ server; the consoles of a phase stay open into the next. TwiML: the webhook sent
 read; pop: sent to the `screenpop` event read from the console's stream (one clock, the load
 client's). Every caller is a demo customer: an answer "with the profile" carries it (the
 lookup ended within the webhook's deadline, `CAHUB_LOOKUP_DEADLINE_MS`, 1,000 ms by
-default); one without it waited out the deadline. A webhook not answered within
-{WEBHOOK_TIMEOUT_S:g} s counts as no answer; a console without its stream's headers after
+default); one without it waited out the deadline. Answers "before the database recorded
+them" waited out the same deadline for the call's record (the ledger's claim and its
+deliveries, one PostgreSQL transaction on the server's one state writer), then answered,
+leaving the record to be saved later (the servers' logs count them). A webhook not answered
+within {WEBHOOK_TIMEOUT_S:g} s counts as no answer; a console without its stream's headers after
 {OPEN_TIMEOUT_S:g} s as not opened, and then no further console is tried; then one probe
 webhook per server decides whether the load is sent.
 Memory: the workers' RSS growth while consoles were opened (not while calls were taken),
@@ -607,6 +630,7 @@ def main() -> None:
     parser.add_argument("--server-args", default="",
                         help="more gunicorn options for both configurations (recorded in a "
                              "section of their own)")
+    parser.add_argument("--logs", help="a directory to keep the servers' logs in")
     parser.add_argument("--no-record", action="store_true", help="print, do not record")
     args = parser.parse_args()
     limit = raise_open_files()
