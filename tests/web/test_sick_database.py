@@ -13,12 +13,10 @@ connection lost, every new one refused at once.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from flask.testing import FlaskClient
 
 from app import HUB_FILE, close_app, create_app, services
 from hub.models import Identity, Profile
-from tests.backends import TcpProxy
+from tests.backends import cut_off, locked_by_another_process
 from tests.fakes import InMemoryProfileProvider, wait_for
 from tests.support import (
     ADA_PHONE,
@@ -46,15 +44,6 @@ BACK_S = 15.0  # how long the hub may take to save what waited, once the databas
 SID = "CA" + "5" * 32
 ADA = Profile(source="memory", profile_id="ada",
               attributes={"person": {"name": {"fullName": "Ada Lovelace"}}})
-HOLD_WRITE_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
-
 @dataclass
 class Sickness:
     """One backend, and how it falls sick: ``outage()`` keeps it so until the block ends."""
@@ -62,28 +51,6 @@ class Sickness:
     outage: Callable[[], AbstractContextManager[None]]
     says: str  # a word of the error /healthz gives meanwhile
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def locked_by_another_process(path: Path) -> Iterator[None]:
-    """Another process holds the hub database's write lock until the block ends."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(path)],  # noqa: S603 -- fixed script
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert "locked" == holder.stdout.readline().strip()  # type: ignore[union-attr]
-        yield
-    finally:
-        holder.communicate("", timeout=10)
-
-
-@contextmanager
-def cut_off(proxy: TcpProxy) -> Iterator[None]:
-    """The hub's PostgreSQL is gone until the block ends."""
-    proxy.cut()
-    try:
-        yield
-    finally:
-        proxy.restore()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
