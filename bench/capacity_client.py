@@ -33,6 +33,7 @@ ACCOUNT_SID = "AC" + "0" * 32
 LOGINS_AT_ONCE = 16  # concurrent sign-ins (per client; they share both servers)
 OPENS_AT_ONCE = 200  # concurrent console opens
 LAG_TICK_S = 0.005
+KEEPALIVE_S = 1.0
 
 
 @dataclass
@@ -96,8 +97,11 @@ class Client:
         self.streams = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=True), cookie_jar=jar,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None))
+        # An idle connection is dropped well before a server may close it (gunicorn's
+        # keep-alive: 2 to 5 s), so that no call is sent on one the server is closing.
         self.requests = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar())
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
+            cookie_jar=aiohttp.DummyCookieJar())
 
     async def close(self) -> None:
         for console in self.consoles.values():
