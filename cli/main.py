@@ -121,7 +121,7 @@ def _report(name: str, report: IngestReport) -> None:
 @click.option("--dataset", default="default", show_default=True,
               help="Dataset the records belong to (merge policies rank datasets).")
 def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
-    """Load XDM JSON Lines FILES (``-`` for stdin) into the embedded store."""
+    """Load XDM JSON Lines FILES (``-`` for stdin) into the profile store."""
     app = command_app(start_background=False)
     try:
         for name in files:

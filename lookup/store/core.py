@@ -48,6 +48,7 @@ COUNTS = {
     },
 }
 DAY_MICROS = 86_400_000_000
+PING_TIMEOUT_S = 2.0  # a health check hears of a database that is away at once
 
 
 Translator = Callable[[str], AbstractContextManager[None]]
@@ -129,7 +130,8 @@ class ProfileStore:
 
     def ping(self) -> None:
         """Raise ``HubError`` unless the store can be opened and read."""
-        with self._translated("ping"), self._connections.reading() as connection:
+        with self._translated("ping"), \
+                self._connections.reading(time.monotonic() + PING_TIMEOUT_S) as connection:
             connection.execute("SELECT 1 FROM persons LIMIT 1").fetchall()
 
     def ingest(

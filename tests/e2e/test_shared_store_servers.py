@@ -4,14 +4,17 @@ store in PostgreSQL (``CAHUB_DATABASE_URL``): what one learns, the other pops.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 
 from app import STORE_FILE, close_app, create_app, services
+from lookup.store.postgres import connections
 from lookup.store.postgres.store import PostgresProfileStore
 from tests.support import call_form, make_settings, signed_post
 
@@ -57,3 +60,23 @@ def test_a_profile_posted_to_one_server_pops_on_a_call_taken_by_another(
     # Each server's store is the database's: neither wrote a store file of its own.
     assert isinstance(services(other).store, PostgresProfileStore)
     assert [] == list(tmp_path.glob(f"*/{STORE_FILE}*"))
+
+
+def test_a_post_while_another_host_holds_the_writer_lock_is_503_within_the_bound(
+        servers: tuple[Flask, Flask], postgres_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    one, _ = servers
+    monkeypatch.setattr(connections, "WRITER_WAIT_MS", 300)
+    assert 200 == post(one, "profiles", ADA).status_code  # the store exists
+    with psycopg.connect(postgres_url) as other:  # a bulk load on another host, mid-transaction
+        key = other.execute("SELECT 'profile_store'::regnamespace::oid::bigint").fetchone()
+        assert key is not None
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                      (connections.WRITER_CLASS, key[0] & 0x7FFFFFFF))
+        started = time.monotonic()
+        busy = post(one, "profiles", ADA)
+        waited = time.monotonic() - started
+
+    assert (503, "store_busy") == (busy.status_code, busy.json["error"]["code"])
+    assert busy.headers["Retry-After"]
+    assert waited < 3

@@ -4,6 +4,7 @@ its errors as the hub's, the SQL it refuses to guess, and forget leaving no old 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -178,7 +179,29 @@ def test_sqlite_only_sql_without_a_translation_is_refused(sql):
 
 
 def test_a_json_list_parameter_becomes_an_array():
-    (statement,) = translate("SELECT 1 FROM t WHERE a = ? AND b IN (SELECT value FROM json_each(?))")
+    (statement,) = translate(
+        "SELECT 1 FROM t WHERE a = ? AND b IN (SELECT value FROM json_each(?))")
 
     assert "SELECT 1 FROM t WHERE a = %s AND b = ANY(%s)" == statement.text
     assert ["x", [1, 2]] == statement.params(["x", "[1, 2]"])
+
+
+def test_a_database_that_never_answers_costs_a_lookup_its_deadline_and_a_ping_two_seconds():
+    silent = socket.create_server(("127.0.0.1", 0))  # takes connections, never answers
+    port = silent.getsockname()[1]
+    store = PostgresProfileStore(f"postgresql://127.0.0.1:{port}/cahub")
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            store.lookup(ADA_EMAIL, time.monotonic() + 0.3)
+        looked_up = time.monotonic() - started
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            store.ping()
+        pinged = time.monotonic() - started
+    finally:
+        store.close()
+        silent.close()
+
+    assert looked_up < 0.6
+    assert pinged < 2.5

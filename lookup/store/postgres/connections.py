@@ -15,6 +15,11 @@ transaction-level advisory lock of its schema, so two servers (or a server and
 waits for it at most ``WRITER_WAIT_MS`` (SQLite's busy timeout), then fails as busy.
 Reads take no lock and never wait for it.
 
+The lookups pool hands out its connections without checking them first (a round trip,
+about a sixth of a lookup's time here): after the database restarts, each stale connection
+fails one lookup (a ``TransientError``: the call goes on without the profile) and is
+replaced; the writes pool checks its connections.
+
 Nothing is opened until first use; the first use creates or migrates the schema
 (``schema.migrate_store``). A database that is away makes that use fail (the caller
 turns it into ``TransientError``) and the next one tries again.
@@ -22,6 +27,7 @@ turns it into ``TransientError``) and the next one tries again.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +45,9 @@ from lookup.store.postgres.schema import DEFAULT_SCHEMA, check_schema_name, prep
 CHECKOUT_TIMEOUT_S = 5.0  # a write waits this long for a connection of its pool
 CONNECT_TIMEOUT_S = 3  # seconds; a lookup never waits longer for a new connection
 MIN_STATEMENT_MS = 1  # statement_timeout 0 would mean none
+# How long a write (or a read without a deadline) waits for the first use's opening.
+OPEN_WAIT_S = CHECKOUT_TIMEOUT_S + CONNECT_TIMEOUT_S
+MAX_READ_S = 30.0  # a read without a deadline (a rebuild's, the CLI's) ends by then
 # How long a write waits for the writer lock (another server's ingest) before it fails as
 # busy (TransientError): SQLite's busy_timeout.
 WRITER_WAIT_MS = 5000
@@ -68,17 +77,19 @@ class PoolConnections:
         self._sizes = {"lookups": lookups, "writes": writes}
         self._pools: dict[str, ConnectionPool[psycopg.Connection[Any]]] = {}
         self._opening = threading.Lock()
+        self._attempt: _Attempt | None = None  # the first use's opening, while it runs
         self._writer_key: int | None = None
 
     @contextmanager
     def reading(self, deadline: float | None = None) -> Iterator[PgConnection]:
         """A read-only transaction on one snapshot, ending by ``deadline`` (monotonic)."""
-        timeout = CHECKOUT_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+        deadline = min(deadline if deadline is not None else math.inf,
+                       time.monotonic() + MAX_READ_S)
+        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
         if timeout <= 0:
             raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
-        with self._pool("lookups").connection(timeout=timeout) as raw:
-            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000)) \
-                if deadline is not None else 0
+        with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
+            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
                         f" SET LOCAL statement_timeout = {left_ms}")
             yield from _transaction(raw)
@@ -105,22 +116,52 @@ class PoolConnections:
 
     def close(self) -> None:
         with self._opening:
-            pools, self._pools = self._pools, {}
+            pools, self._pools, self._attempt = self._pools, {}, None
         for pool in pools.values():
             pool.close()
 
-    def _pool(self, name: str) -> ConnectionPool[psycopg.Connection[Any]]:
+    def _pool(self, name: str,
+              timeout: float = OPEN_WAIT_S) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The pool ``name``, opened on first use. The opening (the schema's migration, the
+        pools) runs in a thread of its own, waited for at most ``timeout``: a lookup's
+        first use is bounded by its deadline, however long the database takes to answer."""
         pool = self._pools.get(name)
         if pool is not None:
             return pool
         with self._opening:
-            if not self._pools:
-                self._open()
-            return self._pools[name]
+            if self._pools:
+                return self._pools[name]
+            if self._attempt is None:
+                self._attempt = _Attempt()
+                threading.Thread(target=self._open, args=(self._attempt,), daemon=True,
+                                 name="profile-store-open").start()
+            attempt = self._attempt
+        if not attempt.done.wait(max(timeout, 0)):
+            raise psycopg.OperationalError("the profile store's database did not answer in time")
+        if attempt.error is not None:
+            raise attempt.error
+        return self._pools[name]
 
-    def _open(self) -> None:
+    def _open(self, attempt: _Attempt) -> None:
+        """Migrate the schema and open the pools; the next use tries again if it fails."""
+        try:
+            pools = self._new_pools()
+        except BaseException as exc:  # handed to every use waiting for it
+            attempt.error = exc
+            pools = {}
+        with self._opening:
+            current = self._attempt is attempt  # else the store was closed meanwhile
+            if current:
+                self._pools, self._attempt = pools, None
+        if not current:
+            for pool in pools.values():
+                pool.close()
+        attempt.done.set()
+
+    def _new_pools(self) -> dict[str, ConnectionPool[psycopg.Connection[Any]]]:
         _, oid = prepare_store(self.url, self.schema, connect_timeout=CONNECT_TIMEOUT_S)
         self._writer_key = oid & 0x7FFFFFFF
+        pools: dict[str, ConnectionPool[psycopg.Connection[Any]]] = {}
         search_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
 
         def configure(conn: psycopg.Connection[Any]) -> None:
@@ -133,10 +174,19 @@ class PoolConnections:
                 name=f"profile-store-{name}", open=False, num_workers=1,
                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
                 configure=configure, timeout=CHECKOUT_TIMEOUT_S,
-                check=ConnectionPool.check_connection,
+                check=None if name == "lookups" else ConnectionPool.check_connection,
             )
             pool.open(wait=False)
-            self._pools[name] = pool
+            pools[name] = pool
+        return pools
+
+
+class _Attempt:
+    """One opening of the pools: done when it ended, and why it failed if it did."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
 
 
 def _transaction(raw: psycopg.Connection[Any]) -> Iterator[PgConnection]:
