@@ -36,11 +36,11 @@ REDIS_URL = os.environ.get("CAHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("CAHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
 
 
-def _database_url(name: str) -> str:
-    """``POSTGRES_URL`` with its database replaced by ``name``."""
+def _database_url(name: str, server_url: str = POSTGRES_URL) -> str:
+    """``server_url`` with its database replaced by ``name``."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = conninfo_to_dict(POSTGRES_URL)
+    params = conninfo_to_dict(server_url)
     params["dbname"] = name
     return make_conninfo(**params)  # type: ignore[arg-type]
 
@@ -68,19 +68,22 @@ def redis_prefix(redis_server: str) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of its own on ``redis_url``, whose keys are deleted after the block."""
+def fresh_prefix(redis_url: str, name: str = "cahub-test") -> Iterator[str]:
+    """A key prefix of its own on ``redis_url`` (``name-<random>:``), whose keys are deleted
+    after the block."""
     import redis
 
-    prefix = f"cahub-test-{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
+    prefix = f"{name}-{secrets.token_hex(6)}:"
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        yield prefix
+    finally:  # a block that failed leaves no keys behind either
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -103,15 +106,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """The URL of a new, empty database on ``server_url``'s server, dropped after the block."""
+def fresh_database(server_url: str, prefix: str = "cahub_test") -> Iterator[str]:
+    """The URL of a new, empty database ``prefix_<random>`` on ``server_url``'s server,
+    dropped after the block."""
     import psycopg
 
-    name = f"cahub_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _database_url(name)
+        yield _database_url(name, server_url)
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -198,7 +198,7 @@ def _events(
 ) -> list[EventRow]:
     return connection.execute(
         "SELECT event_id, ts, type, body FROM events WHERE person_id = ? AND ts >= ?"
-        " ORDER BY ts DESC LIMIT ?",
+        " ORDER BY ts DESC, rowid LIMIT ?",  # events of one instant: in the order stored
         (person, -(2**63) if since is None else since, limit),
     ).fetchall()
 

@@ -35,7 +35,7 @@ LEFT JOIN LATERAL (
     SELECT array_agg(e.event_id), array_agg(e.ts), array_agg(e.type), array_agg(e.body)
     FROM (SELECT event_id, ts, type, body FROM events
           WHERE person_id = h.person_id AND h.shared = 0 AND ts >= %(since)s
-          ORDER BY ts DESC LIMIT %(limit)s) AS e
+          ORDER BY ts DESC, seq LIMIT %(limit)s) AS e
 ) AS ev(ids, stamps, types, bodies) ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(a.id), array_agg(a.name) FROM audiences AS a

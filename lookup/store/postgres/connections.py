@@ -100,8 +100,9 @@ class PoolConnections:
         """The first row of one read-only ``query`` (None if none), bounded by
         ``deadline`` as ``reading`` bounds a read, in one round trip: the statement's
         timeout and the query (prepared on the connection, its results binary: no text to
-        parse) are sent together (psycopg's pipeline mode) and run in one implicit transaction, whose end ends the timeout with
-        it. One statement reads one snapshot: no BEGIN or COMMIT to wait for."""
+        parse) are sent together (psycopg's pipeline mode) and run in one implicit
+        transaction, whose end ends the timeout too. One statement reads one snapshot: no
+        BEGIN or COMMIT to wait for."""
         deadline = min(deadline, time.monotonic() + MAX_READ_S)
         timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
         if timeout <= 0:
