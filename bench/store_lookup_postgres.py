@@ -124,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             rows += run_size(size, args.lookups, Path(folder))
-    command = ("python -m bench.store_lookup_postgres --sizes "
+    command = (".venv/bin/python -m bench.store_lookup_postgres --sizes "
                f"{' '.join(map(str, args.sizes))} --lookups {args.lookups}")
     body = "\n".join([
         f"{machine()}; PostgreSQL 127.0.0.1:5432 over TCP; code {code_revision()}.",
