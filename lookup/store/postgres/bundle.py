@@ -1,12 +1,13 @@
 """A lookup's common case in one statement: ``read.Bundle`` read on PostgreSQL.
 
-Over local TCP a lookup's time is mostly round trips (BEGIN, the identity and person,
-the events, the audiences, COMMIT: five). ``BUNDLE`` reads what the usual reads would,
+Read the usual way, a lookup is five statements, each a round trip (BEGIN, the identity
+and person, the events, the audiences, COMMIT). ``BUNDLE`` reads what the usual reads would,
 at once: the first of the keys that resolves (in the order given, as ``read.find``
 tries them), its person's row (``read.COLUMNS``), the newest events (``read._events``'s
 query, as arrays in its order) and the names of the audiences its attributes'
 ``segmentMembership.ups`` holds (``read._audience_names``). ``PoolConnections.read_one``
-sends it with its transaction in one round trip.
+sends it with its statement timeout in one round trip (one statement reads one snapshot:
+no BEGIN or COMMIT).
 
 When the first key that resolves is a shared identity, the lookup reads the usual way
 (``UNANSWERED``), and also when the attributes are JSON that ``jsonb`` refuses (a
