@@ -44,6 +44,7 @@ from hub.ports import (
 )
 from hub.privacy import install_masking
 from hub.progress import WRAPUP_SINK, CallProgress
+from hub.revocations import RevocationSnapshot
 from hub.routing import AgentRouter
 from hub.settings import Settings
 from hub.transfer import WarmTransfer
@@ -115,7 +116,7 @@ class HubServices:
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
     hub_db: HubDatabase
-    sessions: SessionRevocations
+    sessions: RevocationSnapshot
     guard: ForgetGuard
     forgetting: Forgetting
     desk: DeskServices
@@ -319,7 +320,8 @@ def build_services(
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=state.outbox,
                        sinks=sinks, dispatcher=dispatcher, hub_db=state.db,
-                       sessions=state.sessions, guard=guard, forgetting=forgetting, desk=desk,
+                       sessions=RevocationSnapshot(state.sessions), guard=guard,
+                       forgetting=forgetting, desk=desk,
                        tokens=build_tokens(settings))
 
 

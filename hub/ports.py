@@ -258,6 +258,11 @@ class SessionRevocations(Protocol):
         """Whether ``session_id`` was revoked; ``TransientError`` when the store is away."""
         ...
 
+    def revoked(self) -> frozenset[str]:
+        """Every session revoked now (no more than the logouts of one shift length);
+        ``TransientError`` when the store is away."""
+        ...
+
 
 class Sink(Protocol):
     """Somewhere deliveries go: a CRM, the Twilio Messages API, a webhook."""

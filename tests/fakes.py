@@ -123,6 +123,9 @@ class RecordingRevocations:
     def is_revoked(self, session_id: str) -> bool:
         return session_id in self.ttls
 
+    def revoked(self) -> frozenset[str]:
+        return frozenset(self.ttls)
+
 
 class UnreachableRevocations:
     """A revocation store that cannot be reached (its server is down)."""
@@ -131,6 +134,9 @@ class UnreachableRevocations:
         raise TransientError("the session store is unreachable")
 
     def is_revoked(self, session_id: str) -> bool:
+        raise TransientError("the session store is unreachable")
+
+    def revoked(self) -> frozenset[str]:
         raise TransientError("the session store is unreachable")
 
 

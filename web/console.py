@@ -115,7 +115,8 @@ def events() -> HttpResponse:
     stream = services().broker.subscribe(console.agent.id, _last_event_id())
     keepalive = float(current_app.config.get("CAHUB_SSE_KEEPALIVE", 15.0))
     response = Response(
-        stream_with_context(_event_stream(stream, keepalive, lambda: sessions.is_open(console))),
+        stream_with_context(_event_stream(
+            stream, keepalive, lambda: sessions.is_open(console, keepalive=True))),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -93,9 +93,10 @@ def current() -> ConsoleSession | None:
     return found if found is not None and is_open(found) else None
 
 
-def is_open(console: ConsoleSession) -> bool:
+def is_open(console: ConsoleSession, *, keepalive: bool = False) -> bool:
     """Its agent is still configured with the same token, its shift is not over, and no
-    server has recorded its logout."""
+    server has recorded its logout. An open console's ``keepalive`` check takes the logouts
+    from this process's list of them, at most a second old (``hub.revocations``)."""
     hub = services()
     agent = hub.settings.agent(console.agent.id)
     if agent is None or not hmac.compare_digest(console.fingerprint, fingerprint(agent)):
@@ -103,6 +104,8 @@ def is_open(console: ConsoleSession) -> bool:
     if time.time() >= console.since + hub.settings.console_session_max_s:
         return False
     try:
+        if keepalive:
+            return not hub.sessions.recently_revoked(console.session_id)
         return not hub.sessions.is_revoked(console.session_id)
     except TransientError as exc:
         # Signing every agent out because a store is away would cost calls; the cookie is

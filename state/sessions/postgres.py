@@ -34,3 +34,9 @@ class PostgresSessionRevocations:
             row = conn.execute("SELECT 1 FROM revoked_sessions WHERE session_id = %s"
                                " AND expires_at > now()", (session_id,)).fetchone()
         return row is not None
+
+    def revoked(self) -> frozenset[str]:
+        with translated("session revocations"), self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT session_id FROM revoked_sessions WHERE expires_at > now()").fetchall()
+        return frozenset(str(row[0]) for row in rows)

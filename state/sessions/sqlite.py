@@ -53,3 +53,12 @@ class SqliteSessionRevocations:
         except sqlite3.Error as exc:
             raise TransientError(f"session revocations: {exc}") from exc
         return row is not None
+
+    def revoked(self) -> frozenset[str]:
+        try:
+            rows = self._db.connection().execute(
+                "SELECT session_id FROM revoked_sessions WHERE expires_at > ?", (self._clock(),),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise TransientError(f"session revocations: {exc}") from exc
+        return frozenset(row[0] for row in rows)

@@ -6,7 +6,8 @@ adapter (PostgreSQL, Redis) joins by adding its ``Backend`` to ``BACKENDS``. The
 
 - a session is revoked from ``revoke`` until its time to live runs out, then forgotten
   (revocations never pile up: each lives as long as the session could have);
-- every server sharing the store sees a revocation at once;
+- every server sharing the store sees a revocation at once, and lists it among those
+  revoked now;
 - revoking again never shortens a revocation, and may lengthen it;
 - a store that cannot be reached raises ``TransientError``, never its own errors.
 """
@@ -103,6 +104,17 @@ def test_every_server_sharing_the_store_sees_a_revocation(backend, store):
     assert other_server.is_revoked("session-1")
 
 
+def test_every_session_revoked_now_is_listed_by_every_server(backend, store):
+    other_server = backend.open()
+    store.revoke("session-1", 60)
+    store.revoke("session-2", 60)
+    store.revoke("session-3", 0.2)
+
+    time.sleep(0.4)
+
+    assert frozenset({"session-1", "session-2"}) == other_server.revoked()
+
+
 def test_a_revocation_is_forgotten_when_its_time_to_live_runs_out(store):
     store.revoke("session-1", 0.3)
 
@@ -133,6 +145,11 @@ def test_revoking_again_can_lengthen_a_revocation(store):
     time.sleep(0.4)
 
     assert store.is_revoked("session-1")
+
+
+def test_an_unreachable_store_raises_transient_error_on_listing(backend):
+    with pytest.raises(TransientError):
+        backend.unreachable().revoked()
 
 
 def test_an_unreachable_store_raises_transient_error_on_revoke(backend):

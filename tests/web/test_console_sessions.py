@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.http import parse_date
 
 from app import create_app, services
+from hub.revocations import MAX_AGE_S, RevocationSnapshot
 from hub.settings import Agent, HubConfig
 from tests.fakes import RecordingRevocations, UnreachableRevocations
 from tests.support import console_login, console_logout, make_settings
@@ -155,7 +156,8 @@ def test_an_open_stream_ends_when_its_agents_token_is_rotated(server, ada):
 
 
 def test_the_revocation_lasts_as_long_as_the_session_could_be_used(server, ada):
-    revocations = services(server).sessions = RecordingRevocations()
+    revocations = RecordingRevocations()
+    services(server).sessions = RevocationSnapshot(revocations)
     with ada.session_transaction("/console") as session:
         session_id, since = session[SESSION_ID], session[SESSION_SINCE]
 
@@ -166,7 +168,7 @@ def test_the_revocation_lasts_as_long_as_the_session_could_be_used(server, ada):
 
 
 def test_a_session_store_that_cannot_be_reached_signs_no_agent_out(server, ada):
-    services(server).sessions = UnreachableRevocations()
+    services(server).sessions = RevocationSnapshot(UnreachableRevocations())
 
     assert opens_stream(ada)
     assert 303 == console_logout(ada).status_code
@@ -186,6 +188,20 @@ def test_a_logout_through_one_server_holds_on_another(server, other_server, ada)
     console_logout(ada)
 
     assert not opens_stream(carrying(other_server, saved))
+
+
+def test_an_open_stream_on_another_server_ends_within_a_second_of_the_logout(
+        server, other_server, ada):
+    stream = carrying(other_server, cookie_of(ada, server)).get("/console/events")
+    next(iter(stream.response))
+    time.sleep(MAX_AGE_S)  # the other server has listed the logouts since the stream opened
+
+    console_logout(ada)
+    started = time.monotonic()
+    seen = events_until_end(stream)
+
+    assert "signedout" == seen[-1]
+    assert time.monotonic() - started < MAX_AGE_S + 1.0  # its list, then a keep-alive
 
 
 # --- lifetimes ----------------------------------------------------------------------------
