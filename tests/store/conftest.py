@@ -14,11 +14,21 @@ from typing import Any
 import pytest
 
 from hub.models import AmbiguousMatch, Identity, Profile
-from lookup.store import EmbeddedProfileStore, IngestReport
+from lookup.store import EmbeddedProfileStore, IngestReport, ingest
 
 Load = Callable[..., IngestReport]
 Find = Callable[[str, str], Profile | AmbiguousMatch | None]
 TABLES = ("persons", "identities", "shared_links", "fragments", "events", "audiences", "meta")
+
+
+@pytest.fixture(autouse=True, params=["whole loads", "chunks"])
+def profile_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of the store runs twice: its loads of profiles linked and written as
+    whole loads (``load_graph``, ``bulk_write``), however few lines they hold, then
+    chunk by chunk, as loads of up to ``ingest.WHOLE_LOAD_AFTER`` lines are."""
+    whole = request.param == "whole loads"
+    monkeypatch.setattr(ingest, "WHOLE_LOAD_AFTER", 0 if whole else 1 << 62)
+    return str(request.param)
 
 
 @pytest.fixture
