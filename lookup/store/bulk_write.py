@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from importlib import resources
 
 from lookup.store.graph import INSERT_IDENTITY, read_known
+from lookup.store.linking import Known
 from lookup.store.load_graph import Counters, LoadRows, identities_needed, load_keys, plan
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
 from lookup.store.numbering import take_sequence
-from lookup.store.records import ProfileRecord
+from lookup.store.records import IdentityKey, ProfileRecord
 
 FRAGMENT_COLUMNS = (
     "person_id, dataset, key_space, key_value, modified_at, ingested_seq, sole, attributes")
@@ -64,12 +65,14 @@ def write_whole_load(
     """Write ``records`` as one load inside the caller's write transaction; False (and
     nothing written but its numbers) when ``load_graph`` leaves the load to the chunk
     writer."""
-    known, stored = read_known(connection, load_keys(records), unique)
+    keys = load_keys(records)
     first = connection.execute("SELECT 1 FROM persons LIMIT 1").fetchone() is None
+    known, stored = (Known(), set[IdentityKey]()) if first else read_known(
+        connection, keys, unique)
     (last,) = connection.execute("SELECT coalesce(max(person_id), 0) FROM persons").fetchone()
     counters = Counters(last, take_sequence(connection, "identity_seq", identities_needed(records)),
                         take_sequence(connection, "ingested_seq", len(records)))
-    rows = plan(records, known, stored, unique=unique, dataset=dataset, counters=counters,
+    rows = plan(records, keys, known, stored, unique=unique, dataset=dataset, counters=counters,
                 now=now, policy=policy, max_identities=max_identities)
     if rows is None:
         return False

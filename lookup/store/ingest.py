@@ -126,12 +126,14 @@ def ingest_lines(
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     tally = _Tally(progress)
-    chunks = parsed_chunks(kind, lines, options.rules, options.workers)
+    whole = False
     if kind == "profiles":
-        chunks, whole = _read_ahead(chunks)
-        if whole:
-            _ingest_whole(connections, chunks, dataset, options, tally, note)
-            return tally.report(kind)
+        lines, whole = more_than(lines, WHOLE_LOAD_AFTER)
+    # A whole load is written once every line is parsed: this process helps parse.
+    chunks = parsed_chunks(kind, lines, options.rules, options.workers, share=whole)
+    if whole:
+        _ingest_whole(connections, chunks, dataset, options, tally, note)
+        return tally.report(kind)
     first_events = kind == "events" and _holds_no_events(connections)
     finished, written = False, 0
     with ExitStack() as bulk:
@@ -170,18 +172,6 @@ class _Tally:
     def report(self, kind: Kind) -> IngestReport:
         return IngestReport(kind=kind, loaded=self.loaded, rejected=tuple(self.rejected),
                             warnings=tuple(self.warnings))
-
-
-def _read_ahead(chunks: Iterator[Chunk]) -> tuple[Iterator[Chunk], bool]:
-    """``chunks`` as they were, and whether they hold more than ``WHOLE_LOAD_AFTER`` lines
-    (read ahead until they do)."""
-    head, lines = [], 0
-    for chunk in chunks:
-        head.append(chunk)
-        lines += chunk.lines
-        if lines > WHOLE_LOAD_AFTER:
-            break
-    return itertools.chain(head, chunks), lines > WHOLE_LOAD_AFTER
 
 
 def _ingest_whole(
@@ -226,11 +216,16 @@ def _write_whole(
 
 
 def is_bulk(lines: Iterable[Line]) -> tuple[Iterator[Line], bool]:
-    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``);
-    the first ``BULK_AFTER + 1`` are read ahead to tell."""
+    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``)."""
+    return more_than(lines, BULK_AFTER)
+
+
+def more_than(lines: Iterable[Line], count: int) -> tuple[Iterator[Line], bool]:
+    """``lines`` as they were, and whether there are more than ``count``; the first
+    ``count + 1`` are read ahead to tell."""
     iterator = iter(lines)
-    head = list(itertools.islice(iterator, BULK_AFTER + 1))
-    return itertools.chain(head, iterator), len(head) > BULK_AFTER
+    head = list(itertools.islice(iterator, count + 1))
+    return itertools.chain(head, iterator), len(head) > count
 
 
 @contextmanager

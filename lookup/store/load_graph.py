@@ -33,11 +33,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from lookup.store.graph import IdentityRow, moves_rows
 from lookup.store.linking import Key, Known, Linking, Node, link
 from lookup.store.merge import Fragment, MergePolicy
-from lookup.store.numbering import new_profile_id
+from lookup.store.numbering import new_profile_id, new_profile_ids
 from lookup.store.records import IdentityKey, ProfileRecord, dump_json
 
 # (person_id, uid, shared, created_at, attributes, identities, refreshed_at)
@@ -104,6 +105,7 @@ class _Plan:
 
 def plan(
     records: Sequence[ProfileRecord],
+    keys: list[tuple[Key, ...]],
     known: Known,
     stored: set[IdentityKey],
     *,
@@ -114,10 +116,10 @@ def plan(
     policy: MergePolicy,
     max_identities: int,
 ) -> LoadRows | None:
-    """The rows of loading ``records`` (in arrival order) into a store that holds
-    ``known`` about their identities, and ``stored`` of their identity rows; None when
-    the load would move stored rows (see the module docstring)."""
-    linking = link(load_keys(records), known, unique)
+    """The rows of loading ``records`` (in arrival order; ``keys``: their ``load_keys``)
+    into a store that holds ``known`` about their identities, and ``stored`` of their
+    identity rows; None when the load would move stored rows (see the module docstring)."""
+    linking = link(keys, known, unique)
     if moves_rows(linking) or (known.node_of and any(
             root is None and len(record.identities) > 1
             for (root, _), record in zip(linking.placed, records, strict=True))):
@@ -129,9 +131,8 @@ def plan(
              for root, key in linking.placed]
     rows = LoadRows()
     rows_of = _identities(state, records, nodes, stored, counters.identity_seq, rows)
-    fragments_of = _fragments(records, nodes, dataset, now, counters.ingested_seq, rows)
-    rows.persons = _new_persons(state, rows_of, fragments_of, Counter(nodes), policy,
-                                max_identities, rows)
+    _fragments(records, nodes, dataset, now, counters.ingested_seq, rows)
+    rows.persons = _new_persons(state, rows_of, Counter(nodes), policy, max_identities, rows)
     rows.persons += shared_rows
     rows.links = sorted({(state.shared_node[key], state.person_of[root])
                          for key, root in linking.links})
@@ -147,14 +148,16 @@ def _assign_persons(state: _Plan, last: int) -> int:
     roots = dict.fromkeys(root for root, _ in linking.placed if root is not None)
     roots.update(dict.fromkeys(root for _, root in sorted(linking.links, key=repr)))
     roots.update(dict.fromkeys(linking.persons_of))
+    person_of, persons_of, first = state.person_of, linking.persons_of, last + 1
     for root in roots:
-        stored = linking.persons_of.get(root)
+        stored = persons_of.get(root)
         if stored:  # one stored person: a plan merges none
-            state.person_of[root] = stored[0]
+            person_of[root] = stored[0]
         else:
             last += 1
-            state.person_of[root] = last
-            state.created[last] = new_profile_id(last)
+            person_of[root] = last
+    state.created = dict(zip(range(first, last + 1), new_profile_ids(first, last + 1 - first),
+                             strict=True))
     return last
 
 
@@ -184,18 +187,24 @@ def _identities(
     shared = set(state.shared_node.values())
     placing = bool(state.shared_node or state.linking.detached)
     added: set[IdentityKey] = set()
+    new_key, to_store, changed = added.add, rows.identities.append, state.changed.add
     for record, record_node in zip(records, nodes, strict=True):
+        own = rows_of.get(record_node) if record_node in created else None
         for key in record.identities:
             if key in added or key in stored:
                 continue
-            added.add(key)
+            new_key(key)
             node = state.node_of_key(key[:2], record_node) if placing else record_node
-            if node in created:
+            if node == record_node and own is not None:  # the bulk of a first load
+                own.append((*key, seq))
+            elif node in created:
                 rows_of.setdefault(node, []).append((*key, seq))
+                if node == record_node:
+                    own = rows_of[node]
             else:
-                rows.identities.append((*key, node, seq))
+                to_store((*key, node, seq))
                 if node not in shared:
-                    state.changed.add(node)
+                    changed(node)
             seq += 1
     return rows_of
 
@@ -207,8 +216,8 @@ def _fragments(
     now: int,
     first_seq: int,
     rows: LoadRows,
-) -> dict[int, list[Fragment]]:
-    """One fragment per key, the newest version (the later on a tie); and each node's."""
+) -> None:
+    """One fragment per key: the newest version (the later on a tie)."""
     kept: dict[tuple[int, str, str], FragmentRow] = {}
     for offset, (record, node) in enumerate(zip(records, nodes, strict=True)):
         keyspace, value = record.identities[0][:2]
@@ -218,24 +227,24 @@ def _fragments(
             kept[node, keyspace, value] = (node, dataset, keyspace, value, modified,
                                            first_seq + offset, int(len(record.identities) == 1),
                                            record.attributes)
-    rows.fragments = sorted(kept.values(), key=lambda row: row[:4])
-    fragments_of: dict[int, list[Fragment]] = {}
-    for row in rows.fragments:
-        fragments_of.setdefault(row[0], []).append((row[1], row[4], row[5], row[7]))
-    return fragments_of
+    rows.fragments = sorted(kept.values(), key=itemgetter(0, 2, 3))  # one dataset
 
 
 def _new_persons(
     state: _Plan,
     rows_of: dict[int, list[IdentityRow]],
-    fragments_of: dict[int, list[Fragment]],
     records_of: Counter[int],
     policy: MergePolicy,
     max_identities: int,
     rows: LoadRows,
 ) -> list[PersonRow]:
-    """The rows of the new persons, their identities capped (the oldest dropped first)."""
+    """The rows of the new persons, their identities capped (the oldest dropped first)
+    and, when made of several records, their profiles merged."""
     now, persons = state.now, list[PersonRow]()
+    fragments_of: dict[int, list[Fragment]] = {}
+    for row in rows.fragments:
+        if records_of[row[0]] > 1:
+            fragments_of.setdefault(row[0], []).append((row[1], row[4], row[5], row[7]))
     for person, uid in state.created.items():
         kept = rows_of.get(person, [])[-max_identities:]  # numbered in first-seen order
         rows.identities += [(keyspace, value, namespace, person, seq)
