@@ -6,6 +6,13 @@ upserted (or events inserted) and each touched person's profile row is rebuilt o
 (``materialise``). A transaction holds the chunks of ``COMMIT_EVERY`` seconds. A bad line
 is rejected with its number and reason and never stops the load.
 
+A load of profiles of more than ``WHOLE_LOAD_AFTER`` lines is a whole load instead: its
+lines are all parsed first (this process parsing a share beside the workers), then
+linked at once in memory (``load_graph``) and written table by table in key order
+(``bulk_write``), in one transaction per ``WHOLE_LOAD_MAX`` records. Lookups see none of
+it until that transaction ends. A load that would move stored rows (merge stored
+persons) is written by the chunk writer instead, as one chunk.
+
 Loading the same data again changes nothing: events are keyed by ``_id``, fragments by
 person, dataset and primary identity, and a fragment's content is only replaced by a
 version at least as new. (One exception: a data set holding several versions of one
