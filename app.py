@@ -27,6 +27,7 @@ from hub.desk_changes import CallStates, DeskWriter
 from hub.dispatch import Dispatcher
 from hub.forget_guard import ForgetGuard
 from hub.forgetting import Forgetting
+from hub.greenlets import cooperative
 from hub.metrics import HubMetrics
 from hub.models import Summary
 from hub.outbound import OutboundCalls
@@ -131,7 +132,9 @@ def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
         max_identities=hub.identity.max_identities, merge_policy=hub.merge.policy,
         dataset_order=hub.merge.order, event_retention_days=hub.events.retention_days,
         computed=hub.computed, audience_rules=hub.audiences, fields=hub.fields,
-        ingest_workers=settings.ingest_workers,
+        # Under gevent (the production server) a pool's pipes would block the event loop: the
+        # ingest API parses in process, on a thread of its own (web.ingest).
+        ingest_workers=0 if cooperative() else settings.ingest_workers,
     )
 
 
@@ -306,7 +309,7 @@ def build_services(
     control = TwilioCallControl.from_settings(settings, settings.hub.routing)
     transfers = WarmTransfer(settings, state.ledger, writer, states, control) if control else None
     desk = DeskServices(state.desk, states, progress, work,
-                        OutboundCalls(settings, calls, state.ledger, state.desk, broker),
+                        OutboundCalls(settings, calls, state.desk, broker),
                         transfers, control)
     return HubServices(settings=settings, store=store, providers=providers, chain=chain,
                        broker=broker, calls=calls, metrics=metrics, outbox=state.outbox,

@@ -40,9 +40,11 @@ GIVE_UP_S = 60.0  # a stalled client still held after this long is reported as h
 SERVERS = {
     "cahub serve (werkzeug)": ["{bin}/cahub", "serve", "--port", "{port}"],
     "gunicorn, gthread worker": ["{bin}/gunicorn", "-c", "python:web.gunicorn_conf",
-                                 "--bind", "127.0.0.1:{port}"],
+                                 "--bind", "127.0.0.1:{port}",
+                                 "--worker-class", "web.gunicorn_conf.ThreadWorker",
+                                 "--threads", "64"],
     "gunicorn, gevent worker": ["{bin}/gunicorn", "-c", "python:web.gunicorn_conf",
-                                "--bind", "127.0.0.1:{port}", "--worker-class", "gevent"],
+                                "--bind", "127.0.0.1:{port}"],
 }
 
 

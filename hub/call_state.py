@@ -60,6 +60,10 @@ class CallState:
                         call_sid, exc)
             return None
 
+    def mark(self) -> int:
+        """Where the forget log stands now: a call's writes drop whoever is forgotten after."""
+        return self._guard.mark()
+
     def record(self, call_sid: str, agent: Agent | None, summary: Summary, *, since: int,
                deferred: float, deadline: float) -> bool:
         """Record the decision and its deliveries; False if the CallSid was already taken.
@@ -68,11 +72,32 @@ class CallState:
         database has not taken by ``deadline`` (at least ``STATE_FLOOR_S`` from now) is
         saved later: True.
         """
+        return self._submit(call_sid, agent, summary, deadline, notify=not deferred,
+                            write=lambda: self._claim(call_sid, agent, summary, since, deferred))
+
+    def record_placed(self, call_sid: str, agent: Agent, summary: Summary, *, since: int,
+                      also: Callable[[], object], deadline: float) -> bool:
+        """Record a call an agent places, and ``also`` (its row on the desk) in the same
+        transaction; no deliveries until it ends. As ``record``: False if the CallSid was
+        already taken, True when the database has not answered by ``deadline``."""
+        def write() -> tuple[bool, bool]:
+            with self._guard.writing(), self._transaction():
+                if not self._ledger.claim(call_sid, agent.id,
+                                          self._guard.redacted(summary, since)):
+                    return False, False
+                also()
+                return True, False
+
+        return self._submit(call_sid, agent, summary, deadline, notify=False, write=write)
+
+    def _submit(self, call_sid: str, agent: Agent | None, summary: Summary, deadline: float, *,
+                notify: bool, write: Callable[[], tuple[bool, bool]]) -> bool:
+        """Write on the state writer, the record known from memory until it is saved; wait
+        for it until ``deadline`` (at least ``STATE_FLOOR_S``)."""
         with self._lock:
             self._unsaved[call_sid] = CallRecord(call_sid, agent.id if agent else None, summary)
-        future = self._writer.submit(lambda: self._claim(call_sid, agent, summary, since, deferred),
-                                     f"call {call_sid}")
-        future.add_done_callback(self._recorded(call_sid, notify=not deferred))
+        future = self._writer.submit(write, f"call {call_sid}")
+        future.add_done_callback(self._recorded(call_sid, notify=notify))
         try:
             return wait(future, max(deadline - time.perf_counter(), STATE_FLOOR_S))[0]
         except (StateUnavailable, HubError) as exc:

@@ -9,13 +9,15 @@ call log and the write-back, as an outbound call. A retried request gets the sam
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.calls import InboundCallHandler
+from hub.call_state import CallState
+from hub.calls import READ_BUDGET_S, InboundCallHandler
 from hub.desk import DeskCall
 from hub.models import Caller, CallerKind, CallInfo, OutboundCall, Summary
-from hub.ports import AgentDesk, CallLedger, ScreenPopBroker
+from hub.ports import AgentDesk, ScreenPopBroker
 from hub.settings import Agent, Settings
 from hub.summary import build_summary
 
@@ -36,28 +38,41 @@ class Dialled:
 class OutboundCalls:
     """Decides each call an agent places, once."""
 
-    def __init__(self, settings: Settings, calls: InboundCallHandler, ledger: CallLedger,
-                 desk: AgentDesk, broker: ScreenPopBroker) -> None:
-        self._settings, self._calls, self._ledger = settings, calls, ledger
-        self._desk, self._broker = desk, broker
+    def __init__(self, settings: Settings, calls: InboundCallHandler, desk: AgentDesk,
+                 broker: ScreenPopBroker) -> None:
+        self._settings, self._calls, self._desk, self._broker = settings, calls, desk, broker
 
-    def place(self, call: OutboundCall, now: datetime) -> Dialled:
-        """Pop the person dialled on the agent's card and say whom to dial, from which number."""
+    @property
+    def _state(self) -> CallState:
+        return self._calls.state
+
+    def place(self, call: OutboundCall, now: datetime, received: float | None = None) -> Dialled:
+        """Pop the person dialled on the agent's card and say whom to dial, from which number.
+
+        Like an inbound call's, within the lookup deadline from ``received`` (a
+        ``time.perf_counter()``) whatever the hub's database does: a record it has not
+        taken by then is saved later, and a retried request is answered from memory.
+        """
+        received = time.perf_counter() if received is None else received
+        deadline = received + self._settings.lookup_deadline_ms / 1000
         agent = self._agent(call.from_)
         if agent is None:
             return Dialled(refusal=NO_AGENT)
         if not agent.caller_id:
             return Dialled(refusal=NO_CALLER_ID)
-        stored = self._ledger.get(call.call_sid)
+        since = self._state.mark()
+        stored = self._state.known(call.call_sid, received + READ_BUDGET_S)
         if stored is not None:
             return Dialled(agent.caller_id, stored.summary.call.to)
         callee = self._calls.classify(call.to)
         if callee.kind is not CallerKind.NUMBER or callee.e164 is None:
             return Dialled(refusal=NOT_A_NUMBER)
         summary = self._summary(call.call_sid, agent.caller_id, callee)
-        if self._ledger.claim(call.call_sid, agent.id, summary):
-            self._desk.create(DeskCall(call_sid=call.call_sid, agent_id=agent.id,
-                                       direction="outbound", updated_at=now))
+        desk_call = DeskCall(call_sid=call.call_sid, agent_id=agent.id, direction="outbound",
+                             updated_at=now)
+        if self._state.record_placed(call.call_sid, agent, summary, since=since,
+                                     also=lambda: self._desk.create(desk_call),
+                                     deadline=deadline):
             self._broker.publish(agent.id, self._settings.hub.data_usage.filter(summary, "pop"))
         return Dialled(agent.caller_id, callee.e164)
 

@@ -1,7 +1,8 @@
-"""SQLite connections for the hub's own state (call ledger, outbox): one per thread.
+"""SQLite connections for the hub's own state (call ledger, outbox): one per OS thread.
 
-The server is threaded; sqlite3 connections must not cross threads, so each thread
-opens its own on first use. WAL lets readers and the writer work side by side.
+sqlite3 connections must not be used by two threads at once, so each OS thread opens its
+own on first use, and lends it to one greenlet at a time under gunicorn's gevent worker
+(``hub.sqlite_slots``). WAL lets readers and the writer work side by side.
 SQLite's errors leave here as the hub's own: a locked, busy or unreachable database
 (``OperationalError``) is a ``TransientError``, anything else a ``PermanentError``.
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from hub.ports import PermanentError, TransientError
 from hub.private_files import private_database, private_directory
+from hub.sqlite_slots import ConnectionSlots, connect, set_busy_timeout
 
 BUSY_TIMEOUT_S = 10.0
 PING_TIMEOUT_MS = 250
@@ -43,25 +45,25 @@ def translated(action: str = "hub database") -> Iterator[None]:
 
 
 class ThreadLocalDatabase:
-    """A database file with one connection per thread and a schema applied once."""
+    """A database file with one connection per OS thread and a schema applied once."""
 
     def __init__(self, path: Path, schema: str, upgrades: Sequence[Upgrade] = ()) -> None:
         self.path = path
         self._schema = schema
         self._upgrades = upgrades
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._slots = ConnectionSlots(self._open, BUSY_TIMEOUT_S, keep_all=True)
+        self._preparing = threading.Lock()  # made here: monkey-patched, if it is at all
         self._ready = False
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened (and the schema applied) on first use."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with translated("opening the hub database"):
-                conn = self._open()
-            self._local.conn = conn
-        return conn
+        """This thread's connection, opened (and the schema applied) on first use, for
+        statements outside ``transaction()`` that do not yield meanwhile."""
+        with translated("opening the hub database"):
+            return self._slots.current()
+
+    def opened(self) -> int:
+        """How many connections are open (one per OS thread that used the database)."""
+        return self._slots.opened()
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
         """One statement on this thread's connection, its errors translated."""
@@ -75,30 +77,29 @@ class ThreadLocalDatabase:
         Reading is not enough: in WAL mode a database another process holds locked
         still reads, while no call can be recorded.
         """
-        conn = self.connection()
         with translated("hub database"):
-            conn.execute("SELECT 1 FROM calls LIMIT 1")
-            conn.execute(f"PRAGMA busy_timeout = {PING_TIMEOUT_MS}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.connection().execute("SELECT 1 FROM calls LIMIT 1")
+            with self._slots.transaction("BEGIN IMMEDIATE", busy_s=PING_TIMEOUT_MS / 1000):
+                pass  # nothing written
 
-    def _open(self) -> sqlite3.Connection:
+    @contextmanager
+    def _lent(self) -> Iterator[sqlite3.Connection]:
+        with translated("opening the hub database"), self._slots.lend() as slot:
+            yield slot.connection
+
+    def _open(self, busy_s: float) -> sqlite3.Connection:
         private_directory(self.path.parent)
         new = not self.path.exists()
-        # Each connection is used by its own thread only; close() may run on another one.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
+        # Each connection is used by its own OS thread only; close() may run on another one.
+        conn = connect(self.path, busy_s, isolation_level=None, check_same_thread=False)
         private_database(self.path, new=new)  # owner-only, and so are the files SQLite adds
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA secure_delete=ON")
-        with self._lock:
-            if not self._ready:
-                self._prepare(conn)
-                self._ready = True
-            self._all.append(conn)
+        if not self._ready:  # one OS thread at a time gets here before any is ready
+            with self._preparing:
+                if not self._ready:
+                    self._prepare(conn)
+                    self._ready = True
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -118,8 +119,7 @@ class ThreadLocalDatabase:
     def compact(self, wait_s: float = 10.0) -> None:
         """Leave no trace of deleted rows: rewrite a file made before secure deletion
         (once), and empty the WAL (``TransientError`` if readers pin it for ``wait_s``)."""
-        conn = self.connection()
-        with translated("compacting the hub database"):
+        with self._lent() as conn, translated("compacting the hub database"):
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version < SECURE_FILE:
                 conn.execute("VACUUM")
@@ -128,7 +128,7 @@ class ThreadLocalDatabase:
                 raise TransientError("the hub database's WAL is held by a reader; try again")
 
     def _truncate_wal(self, conn: sqlite3.Connection, until: float) -> bool:
-        conn.execute(f"PRAGMA busy_timeout = {PING_TIMEOUT_MS}")
+        set_busy_timeout(conn, PING_TIMEOUT_MS / 1000)
         try:
             while True:
                 (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -136,42 +136,20 @@ class ThreadLocalDatabase:
                     return not busy
                 time.sleep(0.05)
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            set_busy_timeout(conn, BUSY_TIMEOUT_S)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on this thread's connection; nested calls join the outer one.
+        """A write transaction on this thread's connection, held by the caller until it
+        ends; nested calls join the outer one.
 
         BEGIN IMMEDIATE takes the write lock at once, so concurrent writers queue instead
         of failing half-way, and work done in one transaction (a call's ledger row and
         its deliveries) is committed together or not at all.
         """
-        conn = self.connection()
-        depth = getattr(self._local, "depth", 0)
-        if depth:
-            self._local.depth = depth + 1
-            try:
-                yield conn
-            finally:
-                self._local.depth = depth
-            return
-        with translated():
-            conn.execute("BEGIN IMMEDIATE")
-            self._local.depth = 1
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT leaves it open
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._local.depth = 0
+        with translated(), self._slots.transaction("BEGIN IMMEDIATE") as conn:
+            yield conn
 
     def close(self) -> None:
         """Close every thread's connection (at app shutdown and in tests)."""
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._slots.close_all()

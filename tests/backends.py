@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -301,3 +302,34 @@ def postgres_proxy(postgres_url: str) -> Iterator[tuple[TcpProxy, str]]:
     params.update(host="127.0.0.1", port=str(proxy.port))
     yield proxy, make_conninfo(**params)  # type: ignore[arg-type]
     proxy.close()
+
+
+HOLD_WRITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def locked_by_another_process(path: Path) -> Iterator[None]:
+    """Another process holds the SQLite database's write lock until the block ends."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(path)],  # noqa: S603 -- fixed script
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "locked" == holder.stdout.readline().strip()  # type: ignore[union-attr]
+        yield
+    finally:
+        holder.communicate("", timeout=10)
+
+
+@contextmanager
+def cut_off(proxy: TcpProxy) -> Iterator[None]:
+    """The hub's PostgreSQL (through ``proxy``) is gone until the block ends."""
+    proxy.cut()
+    try:
+        yield
+    finally:
+        proxy.restore()

@@ -10,8 +10,6 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app import services
-
 
 def json_error(status: int, code: str, message: str) -> tuple[Response, int]:
     """The one error shape: ``{"error": {"code": ..., "message": ...}}``."""
@@ -36,6 +34,8 @@ def _count_request(response: Response) -> Response:
     started = g.get("cahub_started")
     route = request.url_rule.rule if request.url_rule else "unmatched"
     if started is not None:
+        from app import services  # here: gunicorn's master imports web, and app, never
+
         metrics = services().metrics
         metrics.requests.labels(route, str(response.status_code)).inc()
         metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
@@ -44,6 +44,7 @@ def _count_request(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the app-wide handlers."""
+    from app import services
     from web import body_limits, limits, sessions, simulator
     from web.api import bp as api_bp
     from web.console import bp as console_bp

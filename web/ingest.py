@@ -37,6 +37,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import services
+from hub.greenlets import off_the_loop
 from hub.ports import TransientError
 from lookup.store import IngestReport, Rejection
 from lookup.store.ingest import Kind
@@ -92,8 +93,9 @@ def ingest(kind: Kind) -> Answer:
     dataset = request.args.get("dataset", "default")
     try:
         lines, rejected = _records(_body())
+        store = services().store
         with current_app.extensions[TURNS_KEY].turn():
-            report = services().store.ingest(kind, lines, dataset=dataset)
+            report = off_the_loop(lambda: store.ingest(kind, lines, dataset=dataset))
     except RequestEntityTooLarge:  # a body without Content-Length, past the limit
         return _too_large()
     except BadBody as exc:

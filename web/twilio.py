@@ -159,10 +159,11 @@ def _back_to(status: str) -> str | None:
 def outbound() -> Response:
     """The TwiML App's Voice URL: a call an agent places from the console (``From`` is their
     ``client:`` identity, ``To`` the number): dial it, showing the agent's caller ID."""
+    received = time.perf_counter()
     call = _form(OutboundCall, "outbound call request")
     if call is None:
         return twiml(EMPTY, 400)
-    placed = services().desk.outbound.place(call, datetime.now(UTC))
+    placed = services().desk.outbound.place(call, datetime.now(UTC), received)
     if placed.caller_id is None or placed.number is None:
         return twiml(spoken(placed.refusal or NOT_A_NUMBER))
     return twiml(dial_number(placed.caller_id, placed.number, callbacks().hanging_up()))

@@ -1,24 +1,25 @@
-"""SQLite connections of the embedded store: one per thread, opened on first use.
+"""SQLite connections of the embedded store: one per OS thread, opened on first use.
 
-SQLite connections must not be shared between threads, so each thread gets its own
-(``threading.local``). WAL lets lookups read while an ingest writes. A connection is
-closed by ``close()`` in its own thread, or when the thread that opened it ends.
+SQLite connections must not be used by two threads at once, so each OS thread gets its own,
+lent to one greenlet at a time under gunicorn's gevent worker (``hub.sqlite_slots``). WAL
+lets lookups read while an ingest writes. A connection is closed by ``close()`` in its own
+thread, or when the OS thread that opened it ends.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 from hub.private_files import private_database, private_directory
+from hub.sqlite_slots import ConnectionSlots, connect
 
 SCHEMA_VERSION = 2
+BUSY_S = 5.0  # how long a statement waits for another's write lock
 PRAGMAS = (
-    "PRAGMA busy_timeout = 5000",
     # What a row held is overwritten when it is deleted or replaced, so that a forgotten
     # person is not left in a free page. Debian's SQLite does this by default (the store's
     # figures in docs/BENCHMARKS.md include its cost); other builds need it said.
@@ -41,39 +42,22 @@ AFTER_BULK = (
     "PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -16000", "PRAGMA temp_store = MEMORY")
 
 
-class _ThreadConnection:
-    """Holds one thread's connection and closes it when the thread's locals go away."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __del__(self) -> None:
-        # Runs in the owning thread when it ends; elsewhere sqlite3 refuses, harmlessly.
-        with suppress(sqlite3.ProgrammingError):
-            self.connection.close()
-
-
 class ThreadConnections:
-    """Lazily opened, per-thread connections to one database file."""
+    """Lazily opened connections to one database file, one per OS thread, lent to one
+    greenlet at a time (``hub.sqlite_slots``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._slots = ConnectionSlots(lambda busy_s: _open(self.path, busy_s), BUSY_S)
 
     def get(self) -> sqlite3.Connection:
-        """This thread's connection, opened (and the schema created) on first use."""
-        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
-        if holder is None:
-            holder = _ThreadConnection(_open(self.path))
-            self._local.holder = holder
-        return holder.connection
+        """This thread's connection, opened (and the schema created) on first use, for
+        statements outside a transaction that do not yield meanwhile."""
+        return self._slots.current()
 
     def close(self) -> None:
         """Close this thread's connection; the next use opens a new one."""
-        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
-        self._local.holder = None
-        if holder is not None:
-            holder.connection.close()
+        self._slots.close_own()
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -89,33 +73,27 @@ class ThreadConnections:
 
     @contextmanager
     def bulk(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection tuned for a bulk load while the block runs."""
-        connection = self.get()
-        for pragma in BULK_PRAGMAS:
-            connection.execute(pragma)
-        try:
-            yield connection
-        finally:
-            for pragma in AFTER_BULK:
+        """This thread's connection tuned for a bulk load, held while the block runs."""
+        with self._slots.lend() as slot:
+            connection = slot.connection
+            for pragma in BULK_PRAGMAS:
                 connection.execute(pragma)
+            try:
+                yield connection
+            finally:
+                for pragma in AFTER_BULK:
+                    connection.execute(pragma)
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        connection = self.get()
-        connection.execute(begin)
-        try:
+        with self._slots.transaction(begin) as connection:
             yield connection
-        except BaseException:
-            if connection.in_transaction:  # SQLite may have rolled back already
-                connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, busy_s: float) -> sqlite3.Connection:
     private_directory(path.parent)
     new = not path.exists()
-    connection = sqlite3.connect(path, isolation_level=None)
+    connection = connect(path, busy_s, isolation_level=None)
     private_database(path, new=new)  # owner-only, and so are the files SQLite adds
     try:
         for pragma in PRAGMAS:

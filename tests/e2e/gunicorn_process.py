@@ -7,6 +7,8 @@ log) are kept in files of their own, so a test can read every line either one wr
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -22,7 +24,8 @@ def gunicorn_command(bind: str, *extra: str) -> list[str]:
 
 
 class GunicornProcess(HubProcess):
-    """gunicorn on ``bind``: start (and wait until ``/healthz`` answers), stop, read its logs."""
+    """gunicorn on ``bind``: start (and wait until ``/healthz`` answers), ``kill -9`` (the
+    master and its workers), restart, stop, read its logs (every start's, one after another)."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path, bind: str, *extra: str) -> None:
         super().__init__(env, workdir)
@@ -31,10 +34,34 @@ class GunicornProcess(HubProcess):
         self.access_log, self.error_log = workdir / "access.log", workdir / "error.log"
 
     def start(self) -> None:
-        with self.access_log.open("wb") as out, self.error_log.open("wb") as err:
+        assert self._process is None, "already running"
+        self.starts += 1
+        with self.access_log.open("ab") as out, self.error_log.open("ab") as err:
+            # A session of its own: kill() reaches the workers too, as kill -9 of a host would.
             self._process = subprocess.Popen(self.command, env=self.env, cwd=self.workdir,  # noqa: S603 -- gunicorn from this environment, fixed arguments
-                                             stdout=out, stderr=err, umask=0o022)
+                                             stdout=out, stderr=err, umask=0o022,
+                                             start_new_session=True)
         wait_for(self._healthy, START_TIMEOUT_S, "gunicorn to answer /healthz", self.logs)
+
+    def kill(self) -> None:
+        """``kill -9`` of the master and its workers: whatever was in flight stays so."""
+        assert self._process is not None, "not running"
+        os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(10)
+        self._process = None
+
+    def stop(self) -> None:
+        """Stop gunicorn if it runs: SIGTERM (open consoles are cut after its graceful timeout,
+        5 s), then ``kill -9`` of the master and its workers."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(5)
+        self._process = None
 
     def run_to_exit(self, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run until gunicorn exits by itself (a refusal to start); its output."""

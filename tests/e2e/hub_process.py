@@ -122,5 +122,5 @@ class HubProcess:
             raise AssertionError(f"the hub exited with {self._process.returncode}\n{self.logs()}")
         try:
             return requests.get(self.url("/healthz"), timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
             return False

@@ -1,6 +1,6 @@
 """End to end: oversized and stalled requests, over real sockets, against each way of serving
 the hub: the development server (``cahub serve``) and gunicorn with the shipped configuration,
-with its gthread worker and with the gevent worker.
+with its own worker (gevent's) and with its gthread worker (``ThreadWorker``).
 
 A body announced over the limit is refused with 413 before it is sent; a chunked one once it
 passes the limit; a client that stops (or trickles) mid-body is answered 408 when its time is
@@ -27,7 +27,8 @@ AUTH_TOKEN = "bounded-requests-auth-token"
 BODY_TIMEOUT_S = 1.0
 LIMIT = 65536  # CAHUB_MAX_BODY_BYTES' default
 MORE_THAN_THREADS = 70  # gthread serves with 64 threads
-SERVERS = ["cahub serve", "gunicorn gthread", "gunicorn gevent"]
+SERVERS = ["cahub serve", "gunicorn", "gunicorn gthread"]
+GTHREAD = ["--worker-class", "web.gunicorn_conf.ThreadWorker", "--threads", "64"]
 HALF_A_REQUEST_LINE = b"POST /twilio/voice HT"
 
 
@@ -41,9 +42,9 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if request.param == "cahub serve":
         server: HubProcess = HubProcess(env, workdir)
     else:
-        # gthread: the shipped configuration's own worker (web.gunicorn_conf.ThreadWorker)
-        worker = ["--worker-class", "gevent"] if request.param.endswith("gevent") else []
-        if worker and importlib.util.find_spec("gevent") is None:
+        # gunicorn: the production command, with the shipped configuration's gevent worker
+        worker = GTHREAD if request.param.endswith("gthread") else []
+        if importlib.util.find_spec("gevent") is None:
             pytest.skip("gevent is not installed (pip install -e '.[serve]')")
         server = GunicornProcess(env, workdir, f"127.0.0.1:{free_port()}", *worker)
     server.start()

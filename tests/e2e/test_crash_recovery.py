@@ -1,6 +1,7 @@
 """No lost work (PRODUCT.md §9): a ``kill -9`` mid-delivery loses nothing and doubles nothing.
 
-The hub runs as a real process (``cahub serve``) with HubSpot as its CRM and SMS to the
+The hub runs as a real process (``cahub serve``, and the production command: gunicorn with
+its gevent worker) with HubSpot as its CRM and SMS to the
 rep on, both pointed at local stand-ins that throttle (429 with ``Retry-After``) and hold
 the answer to a write they have already made, so the hub is killed with a delivery in
 flight whose far-end effect has happened but was never acknowledged. Restarted on the
@@ -26,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from integrations.simulate import inbound_call_form, new_call_sid, post_signed
-from tests.e2e.hub_process import HubProcess, hub_environment, run_cahub, wait_for
+from tests.e2e.gunicorn_process import GunicornProcess
+from tests.e2e.hub_process import HubProcess, free_port, hub_environment, run_cahub, wait_for
 from tests.standins.hubspot import HubSpotStandIn
 from tests.standins.twilio import TwilioStandIn
 
@@ -85,8 +87,8 @@ class Scene:
                 f"hubspot: {self.hubspot.objects}\n{self.hub.logs()}")
 
 
-@pytest.fixture
-def scene(tmp_path: Path) -> Iterator[Scene]:
+@pytest.fixture(params=["cahub serve", "gunicorn"])
+def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
     with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio, HubSpotStandIn(HUBSPOT_TOKEN) as hubspot:
         contact = hubspot.add_contact(firstname="Ada", lastname="Lovelace", email=EMAIL,
                                       phone="(415) 555-0134")
@@ -102,7 +104,8 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
         (tmp_path / "profiles.jsonl").write_text(PROFILE)
         loaded = run_cahub(["ingest", "profiles", "profiles.jsonl"], env, tmp_path)
         assert "profiles.jsonl: 1 loaded, 0 rejected" in loaded.stdout
-        hub = HubProcess(env, tmp_path)
+        hub = (HubProcess(env, tmp_path) if request.param == "cahub serve"
+               else GunicornProcess(env, tmp_path, f"127.0.0.1:{free_port()}"))
         try:
             hub.start()
             yield Scene(hub, twilio, hubspot, contact, env, tmp_path)

@@ -13,12 +13,10 @@ connection lost, every new one refused at once.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +27,16 @@ from flask.testing import FlaskClient
 
 from app import HUB_FILE, close_app, create_app, services
 from hub.models import Identity, Profile
-from tests.backends import TcpProxy
+from tests.backends import cut_off, locked_by_another_process
 from tests.fakes import InMemoryProfileProvider, wait_for
-from tests.support import ADA_PHONE, call_form, make_settings, signed_post
+from tests.support import (
+    ADA_PHONE,
+    AGENT_NUMBER,
+    call_form,
+    make_settings,
+    outbound_form,
+    signed_post,
+)
 
 DEADLINE_S = 0.5
 SLACK_S = 0.25  # what a loaded two-core machine may add to the answer
@@ -39,15 +44,6 @@ BACK_S = 15.0  # how long the hub may take to save what waited, once the databas
 SID = "CA" + "5" * 32
 ADA = Profile(source="memory", profile_id="ada",
               attributes={"person": {"name": {"fullName": "Ada Lovelace"}}})
-HOLD_WRITE_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
-
 @dataclass
 class Sickness:
     """One backend, and how it falls sick: ``outage()`` keeps it so until the block ends."""
@@ -55,28 +51,6 @@ class Sickness:
     outage: Callable[[], AbstractContextManager[None]]
     says: str  # a word of the error /healthz gives meanwhile
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def locked_by_another_process(path: Path) -> Iterator[None]:
-    """Another process holds the hub database's write lock until the block ends."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITE_LOCK, str(path)],  # noqa: S603 -- fixed script
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert "locked" == holder.stdout.readline().strip()  # type: ignore[union-attr]
-        yield
-    finally:
-        holder.communicate("", timeout=10)
-
-
-@contextmanager
-def cut_off(proxy: TcpProxy) -> Iterator[None]:
-    """The hub's PostgreSQL is gone until the block ends."""
-    proxy.cut()
-    try:
-        yield
-    finally:
-        proxy.restore()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -202,3 +176,40 @@ def test_healthz_is_503_and_names_the_database_while_it_is_locked(
     assert (503, "failing", False) == (reply.status_code, body["status"], body["state"]["ok"])  # type: ignore[attr-defined]
     assert sickness.says in body["state"]["error"]
     assert took < 2.0
+
+
+def test_a_call_an_agent_places_is_dialled_within_its_deadline_and_pops_while_the_database_is_sick(
+    app: Flask, client: FlaskClient, sickness: Sickness,
+) -> None:
+    stream = services(app).broker.subscribe("grace")
+    with sickness.outage():
+        reply, took = timed(lambda: signed_post(client, "/twilio/outbound",
+                                                outbound_form(SID, ADA_PHONE)))
+        pop = stream.next(timeout=DEADLINE_S)
+    stream.close()
+
+    root = ET.fromstring(reply.data)  # type: ignore[attr-defined]
+    assert (AGENT_NUMBER, ADA_PHONE) == (root.find("Dial").get("callerId"),  # type: ignore[union-attr]
+                                         root.findtext("Dial/Number"))
+    assert took < DEADLINE_S + SLACK_S
+    assert ("Ada Lovelace", "outbound") == ((pop[1].name, pop[1].call.direction) if pop else None)
+
+
+def test_a_call_placed_while_the_database_was_sick_is_on_the_ledger_and_the_desk_afterwards(
+    app: Flask, client: FlaskClient, sickness: Sickness,
+) -> None:
+    hub = services(app)
+    with sickness.outage():
+        signed_post(client, "/twilio/outbound", outbound_form(SID, ADA_PHONE))
+        retried = signed_post(client, "/twilio/outbound", outbound_form(SID, ADA_PHONE))
+
+    def saved() -> tuple[str | None, str | None] | None:
+        desk_call = hub.desk.store.get(SID)  # saved in one transaction with the ledger's record
+        if desk_call is None or hub.calls.state.unsaved():
+            return None
+        record = hub.calls.state.known(SID, time.perf_counter() + 1.0)  # now from the ledger
+        return (record.summary.name if record else None), desk_call.direction
+
+    assert wait_for(lambda: saved() is not None, timeout=BACK_S)
+    assert ("Ada Lovelace", "outbound") == saved()
+    assert ADA_PHONE == ET.fromstring(retried.data).findtext("Dial/Number")  # type: ignore[attr-defined]
