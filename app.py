@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -55,7 +55,7 @@ from lookup.aep import AepProfileProvider
 from lookup.chain import ProviderChain
 from lookup.resilience import LOCAL_ENTRIES, CachedProvider, CircuitBreaker
 from lookup.segment import SegmentProfileProvider
-from lookup.store import EmbeddedProfileStore
+from lookup.store import EmbeddedProfileStore, ProfileStore
 from lookup.writeback import ProfileWriteBackSink
 from state.cache.redis import RedisProfileCache
 from state.desk.sqlite import SCHEMA as DESK_SCHEMA
@@ -105,7 +105,7 @@ class HubServices:
     """
 
     settings: Settings
-    store: EmbeddedProfileStore
+    store: ProfileStore
     providers: list[ProfileProvider]
     chain: ProviderChain
     broker: ScreenPopBroker
@@ -122,13 +122,13 @@ class HubServices:
     tokens: VoiceTokenMinter | None = None
 
 
-def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
-    """The embedded store with the TOML file's identity rules, merge policy, retention and
-    field map (whose score fields are checked as records are loaded)."""
+def build_store(settings: Settings, path: Path) -> ProfileStore:
+    """The profile store with the TOML file's identity rules, merge policy, retention and
+    field map (whose score fields are checked as records are loaded): in PostgreSQL with
+    ``CAHUB_DATABASE_URL`` (shared by every server), else in the SQLite file ``path``."""
     hub = settings.hub
-    return EmbeddedProfileStore(
-        path, region=settings.default_region,
-        unique_namespaces=hub.identity.unique_namespaces,
+    rules: dict[str, Any] = dict(
+        region=settings.default_region, unique_namespaces=hub.identity.unique_namespaces,
         max_identities=hub.identity.max_identities, merge_policy=hub.merge.policy,
         dataset_order=hub.merge.order, event_retention_days=hub.events.retention_days,
         computed=hub.computed, audience_rules=hub.audiences, fields=hub.fields,
@@ -136,6 +136,11 @@ def build_store(settings: Settings, path: Path) -> EmbeddedProfileStore:
         # ingest API parses in process, on a thread of its own (web.ingest).
         ingest_workers=0 if cooperative() else settings.ingest_workers,
     )
+    if settings.database_url is not None:
+        from lookup.store.postgres.store import PostgresProfileStore
+
+        return PostgresProfileStore(settings.database_url.get_secret_value(), **rules)
+    return EmbeddedProfileStore(path, **rules)
 
 
 def guarded(provider: ProfileProvider, settings: Settings,
@@ -167,7 +172,7 @@ def shared_cache(settings: Settings, provider: str,
                              timeout_s=timeout, connect_timeout_s=2 * timeout)
 
 
-def build_providers(settings: Settings, store: EmbeddedProfileStore,
+def build_providers(settings: Settings, store: ProfileStore,
                     cache_secret: Callable[[], bytes] | None = None) -> list[ProfileProvider]:
     """The configured providers, in lookup order; remote ones guarded."""
     providers: list[ProfileProvider] = []
@@ -198,7 +203,7 @@ def build_crm_sink(settings: Settings) -> Sink:
     return WebhookSink.from_settings(settings)
 
 
-def build_sinks(settings: Settings, store: EmbeddedProfileStore) -> dict[str, Sink]:
+def build_sinks(settings: Settings, store: ProfileStore) -> dict[str, Sink]:
     """Every sink deliveries can go to, by name: the profile write-back, the CRM, SMS."""
     sinks: list[Sink] = [ProfileWriteBackSink(store)]
     if settings.crm != "none":

@@ -18,7 +18,7 @@ from hub.forget_keys import PersonKeys, given_key
 from hub.forgetting import ForgetOutcome
 from hub.ports import HubError, PermanentError, TransientError
 from lookup.resilience import CachedProvider
-from lookup.store import EmbeddedProfileStore, ForgetReport
+from lookup.store import ForgetReport, ProfileStore
 
 
 @click.command()
@@ -84,7 +84,7 @@ def _empty_shared_caches(hub: HubServices) -> tuple[list[str], str | None]:
     return [f"Shared cache: {dropped} remote provider answer(s) dropped from Redis."], None
 
 
-def _sweep(store: EmbeddedProfileStore, keys: PersonKeys) -> int:
+def _sweep(store: ProfileStore, keys: PersonKeys) -> int:
     """Forget the person again by each identifier: what was written back meanwhile."""
     rows = 0
     for key in sorted(keys.keys):
@@ -119,9 +119,8 @@ def _lines(report: ForgetReport, outcome: ForgetOutcome, postgres: bool) -> list
         if server.seq >= EVERY_FORGET:
             cleaned = "stopped; it holds nothing"
         lines.append(f"Server {server.process}: {cleaned}.")
-    lines.append(f"Files: {STORE_FILE} keeps no trace of the removed rows (deleted securely, "
-                 "WAL emptied); PostgreSQL: the tables rewritten were vacuumed (the rows' old "
-                 "versions removed)." if postgres else
+    lines.append("PostgreSQL: the profile store's tables and the hub's that were rewritten "
+                 "were vacuumed (the removed rows' old versions are gone)." if postgres else
                  f"Files: {STORE_FILE} and {HUB_FILE} keep no trace of the removed rows "
                  "(deleted securely, WAL emptied).")
     return lines

@@ -22,7 +22,7 @@ from hub.privacy import configure_logging
 from hub.render import summary_text
 from hub.summary import build_summary, caller_info
 from integrations.simulate import simulate_call
-from lookup.store import EmbeddedProfileStore, IngestReport
+from lookup.store import IngestReport, ProfileStore
 from lookup.store.validation import MAX_LINE_BYTES
 from web.serving import development_handler
 
@@ -81,7 +81,7 @@ def _line_count(name: str) -> int | None:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-def ingest_file(store: EmbeddedProfileStore, kind: Kind, name: str, dataset: str) -> IngestReport:
+def ingest_file(store: ProfileStore, kind: Kind, name: str, dataset: str) -> IngestReport:
     """Load one JSON Lines file with a progress bar on stderr."""
     handle = _open(name)
     label = "stdin" if name == "-" else Path(name).name
@@ -120,7 +120,7 @@ def _report(name: str, report: IngestReport) -> None:
 @click.option("--dataset", default="default", show_default=True,
               help="Dataset the records belong to (merge policies rank datasets).")
 def ingest(kind: Kind, files: tuple[str, ...], dataset: str) -> None:
-    """Load XDM JSON Lines FILES (``-`` for stdin) into the embedded store."""
+    """Load XDM JSON Lines FILES (``-`` for stdin) into the profile store."""
     app = command_app(start_background=False)
     try:
         for name in files:

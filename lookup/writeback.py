@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.models import Delivery
 from hub.ports import PermanentError
-from lookup.store import EmbeddedProfileStore
+from lookup.store import ProfileStore
 from lookup.store.validation import EARLIEST
 
 WRITE_BACK_DATASET = "calls"
@@ -59,7 +59,7 @@ class ProfileWriteBackSink:
 
     name = "profile"
 
-    def __init__(self, store: EmbeddedProfileStore) -> None:
+    def __init__(self, store: ProfileStore) -> None:
         self._store = store
 
     def deliver(self, delivery: Delivery) -> None:

@@ -6,14 +6,16 @@ The servers are the machine's own (``CAHUB_TEST_REDIS_URL``, default
 dropped afterwards; each Redis test a key prefix of its own, whose keys are deleted
 afterwards, so runs in parallel never see each other's data. A server that cannot be
 reached skips the test with the reason (and CI, with CAHUB_NO_SKIP, fails it).
-``private_redis`` is a redis-server of the test's own, for tests that stop or restart it;
-``postgres_proxy`` stands between the hub and the PostgreSQL server, for tests that cut the
+``private_redis`` is a redis-server of the test's own, for tests that stop or restart it, and
+``private_postgres`` a PostgreSQL cluster of the test's own, likewise; ``postgres_proxy``
+stands between the hub and the PostgreSQL server, for tests that cut the
 hub off from its database (never stopping the shared server).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -21,9 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,11 +36,11 @@ REDIS_URL = os.environ.get("CAHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("CAHUB_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
 
 
-def _database_url(name: str) -> str:
-    """``POSTGRES_URL`` with its database replaced by ``name``."""
+def _database_url(name: str, server_url: str = POSTGRES_URL) -> str:
+    """``server_url`` with its database replaced by ``name``."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = conninfo_to_dict(POSTGRES_URL)
+    params = conninfo_to_dict(server_url)
     params["dbname"] = name
     return make_conninfo(**params)  # type: ignore[arg-type]
 
@@ -65,19 +68,22 @@ def redis_prefix(redis_server: str) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of its own on ``redis_url``, whose keys are deleted after the block."""
+def fresh_prefix(redis_url: str, name: str = "cahub-test") -> Iterator[str]:
+    """A key prefix of its own on ``redis_url`` (``name-<random>:``), whose keys are deleted
+    after the block."""
     import redis
 
-    prefix = f"cahub-test-{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
+    prefix = f"{name}-{secrets.token_hex(6)}:"
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        yield prefix
+    finally:  # a block that failed leaves no keys behind either
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -100,15 +106,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """The URL of a new, empty database on ``server_url``'s server, dropped after the block."""
+def fresh_database(server_url: str, prefix: str = "cahub_test") -> Iterator[str]:
+    """The URL of a new, empty database ``prefix_<random>`` on ``server_url``'s server,
+    dropped after the block."""
     import psycopg
 
-    name = f"cahub_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _database_url(name)
+        yield _database_url(name, server_url)
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -214,13 +221,134 @@ def free_port() -> int:
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A redis-server of this test's own, for tests that stop or restart it (never the
     shared one); skipped with the reason where redis-server is not installed."""
+    with running_private_redis(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def running_private_redis(workdir: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of its own, running for the block (``workdir`` its directory)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server = PrivateRedis(binary, tmp_path)
+    server = PrivateRedis(binary, workdir)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own on a free port (``initdb`` in a directory of its
+    own, trust authentication on 127.0.0.1), which the test may stop and start again, even
+    ``-m immediate`` (a crash, as clients see it). Never the shared server.
+
+    PostgreSQL refuses to run as root: under root, its commands run as the ``postgres`` user
+    (``runuser``), in a directory that user owns.
+    """
+
+    def __init__(self, bindir: Path) -> None:
+        self._bindir = bindir
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="cahub-test-pg-"))
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self.data = self.workdir / "data"
+        self.log = self.workdir / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                  "--no-sync", "-E", "UTF8", "--locale", "C")
+
+    def start(self) -> None:
+        """Start the cluster and wait until it takes connections."""
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir}"
+                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
+                  "-w", "-t", "30", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster: ``fast`` (clients disconnected, a clean shutdown) or
+        ``immediate`` (every process killed at once, recovered at the next start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def restart(self, mode: str = "immediate") -> None:
+        self.stop(mode)
+        self.start()
+
+    def remove(self) -> None:
+        """Stop it if it runs, and delete its files."""
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(AssertionError):
+                self.stop("immediate")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self._bindir / program), *args]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, cwd=self.workdir, capture_output=True, text=True,  # noqa: S603 -- PostgreSQL's own programs, fixed arguments
+                              timeout=60, check=False)
+        assert 0 == done.returncode, (f"{program} failed:\n{done.stdout}{done.stderr}"
+                                      f"\n{self.logs()}")
+
+
+def postgres_bindir() -> Path | None:
+    """Where Debian keeps the newest installed PostgreSQL's server programs, if any."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda path: int(Path(path).parts[-3]))
+    return Path(found[-1]).parent if found else None
+
+
+@contextmanager
+def running_private_postgres(
+        alongside: Callable[[], object] | None = None) -> Iterator[PrivatePostgres]:
+    """A cluster of its own, running for the block, deleted after it; skipped with the
+    reason where PostgreSQL's server programs are not installed. ``alongside``, if given,
+    runs in a thread of its own while the cluster is made (a test's other slow set-up);
+    its failure is raised here."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server is not installed (apt-get install postgresql)")
+    server = PrivatePostgres(bindir)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if alongside is not None:
+                alongside()
+        except BaseException as exc:
+            failures.append(exc)
+
+    helper = threading.Thread(target=run, name="test-alongside-postgres")
+    helper.start()
+    try:
+        server.init()
+        server.start()
+        helper.join()
+        if failures:
+            raise failures[0]
+        yield server
+    finally:
+        helper.join()
+        server.remove()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test's own, for tests that stop or restart it (never
+    the shared server); its ``url`` is its ``postgres`` database."""
+    with running_private_postgres() as server:
+        yield server
 
 
 class TcpProxy:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from lookup.store import EmbeddedProfileStore, IngestReport
+    from lookup.store import IngestReport, ProfileStore
 
 DEMO_CALLER = "+14155550134"
 DEMO_DIR = Path(__file__).parent
@@ -25,7 +25,7 @@ DEMO_FILES: tuple[tuple[Literal["profiles", "events", "audiences"], str, Path], 
 
 
 def load_demo(
-    store: EmbeddedProfileStore, progress: Callable[[int], None] | None = None
+    store: ProfileStore, progress: Callable[[int], None] | None = None
 ) -> list[IngestReport]:
     """Load every demo file into ``store``; one report per file, in load order."""
     reports = []

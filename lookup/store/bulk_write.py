@@ -1,20 +1,21 @@
-"""SQLite's writing of a whole bulk load of profiles (``load_graph``), in key order.
+"""The writing of a whole bulk load of profiles (``load_graph``), in key order.
 
 It reads what the store holds about the load's identities, reserves the load's numbers,
 has ``load_graph`` plan the rows, and writes each table in one ``executemany`` in its
-key order. A first load (into a store that holds no person yet) writes the two secondary
-indexes once at the end rather than row by row: they are dropped and built again inside
-the load's transaction, so a reader never sees the store without them. Stored persons
-the load reached are merged again from what the store holds (``materialise``).
-"""
+key order, through the store's connection (SQLite's, or PostgreSQL's dialect). A first
+load (into a store that holds no person yet) on SQLite writes the two secondary indexes
+once at the end rather than row by row: they are dropped and built again inside the
+load's transaction, so a reader never sees the store without them (PostgreSQL keeps
+them: its readers would wait for the load). Stored persons the load reached are merged
+again from what the store holds (``materialise``)."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Sequence
 from importlib import resources
 
+from lookup.store.backend import Connection
 from lookup.store.graph import INSERT_IDENTITY, read_known
 from lookup.store.linking import Known
 from lookup.store.load_graph import Counters, LoadRows, identities_needed, load_keys, plan
@@ -53,7 +54,7 @@ def deferred_index_ddl() -> list[str]:
 
 
 def write_whole_load(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: Sequence[ProfileRecord],
     *,
     dataset: str,
@@ -61,8 +62,11 @@ def write_whole_load(
     policy: MergePolicy,
     max_identities: int,
     now: int,
+    defer_indexes: bool = True,
 ) -> bool:
-    """Write ``records`` as one load inside the caller's write transaction; False (and
+    """Write ``records`` as one load inside the caller's write transaction (on a first
+    load, with ``defer_indexes``, the two secondary indexes built at the end: SQLite's
+    readers see the store as it was meanwhile, where PostgreSQL's would wait); False (and
     nothing written but its numbers) when ``load_graph`` leaves the load to the chunk
     writer."""
     keys = load_keys(records)
@@ -76,15 +80,15 @@ def write_whole_load(
                 now=now, policy=policy, max_identities=max_identities)
     if rows is None:
         return False
-    _write(connection, rows, first)
+    _write(connection, rows, first, defer_indexes and first)
     if rows.touched:
         materialise(connection, Touched(rows.touched), policy, max_identities, now)
     return True
 
 
-def _write(connection: sqlite3.Connection, rows: LoadRows, first: bool) -> None:
-    indexes = deferred_index_ddl() if first else []
-    for name in DEFERRED_INDEXES if first else ():
+def _write(connection: Connection, rows: LoadRows, first: bool, defer: bool) -> None:
+    indexes = deferred_index_ddl() if defer else []
+    for name in DEFERRED_INDEXES if defer else ():
         connection.execute(f"DROP INDEX {name}")
     connection.executemany(INSERT_IDENTITY, rows.identities)
     connection.executemany(INSERT_FRAGMENT if first else UPSERT_FRAGMENT, rows.fragments)

@@ -3,7 +3,8 @@
 They are evaluated with SQL over the ``events`` table at lookup time, not materialised at
 ingest, so a sliding window is always current. Each definition is one query that reads
 the person's events in the window through the (person_id, ts) index; values are read out
-of the stored event body with ``json_extract``.
+of the stored event body with SQLite's ``json_extract``, or on PostgreSQL with ``#>`` over
+the body as ``jsonb`` (``Dialect``: the same query, said in each database's JSON words).
 
 The window runs from ``now - window_days`` (inclusive: an event exactly ``window_days``
 old counts) to ``now + CLOCK_SKEW``. Events a little in the future are counted because
@@ -21,16 +22,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
 from hub.models import Frozen
+from lookup.store.backend import Connection
 from lookup.store.records import EPOCH, to_micros
 
 Function = Literal["count", "sum", "min", "max", "most_recent"]
@@ -40,21 +42,61 @@ EARLIEST = -(2**63)  # the lower bound of an unbounded window
 _STEP = r"[A-Za-z_@$][\w@$:-]*(\[\])?"
 FIELD_PATTERN = rf"^{_STEP}(\.{_STEP})*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-NUMERIC = "IN ('integer', 'real')"  # json_type()s of the values SUM, MIN and MAX take
-PRESENT = "<> 'null'"  # json_type() is NULL for an absent path, 'null' for a JSON null
-FILTERS: dict[str, str] = {
-    "count": PRESENT,
-    "sum": NUMERIC,
-    "min": NUMERIC,
-    "max": NUMERIC,
-    "most_recent": PRESENT,
-}
+PRESENT = "<> 'null'"  # the JSON type is NULL for an absent path, 'null' for a JSON null
 AGGREGATES: dict[str, str] = {
     "count": "count(*)",
     "sum": "coalesce(sum({value}), 0)",
     "min": "min({value})",
     "max": "max({value})",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database says the JSON parts of a query (``{c}``: a container, ``{p}``: a
+    path parameter's name, ``{i}``: a list item's alias, ``{v}``: a value)."""
+
+    name: str
+    body: str  # the event body as a container
+    extract: str  # the value at a path
+    type_of: str  # its JSON type (NULL when absent)
+    list_join: str  # the items of the array at a path, as {i}.value and {i}.key
+    item_type: str
+    item_object: str  # the item when it is an object, else NULL
+    numeric: str  # the JSON types SUM, MIN and MAX take
+    number: str  # a value as an aggregate takes it
+    order_column: str  # the order events were stored in
+
+    def path(self, dotted: str) -> str | list[str]:
+        """A path parameter's value for an XDM dotted path."""
+        return json_path(dotted) if self.name == "sqlite" else _steps(dotted)
+
+
+SQLITE = Dialect(
+    name="sqlite", body="e.body", extract="json_extract({c}, :{p})",
+    type_of="json_type({c}, :{p})",
+    # json_each hands a string item over as bare text, which the JSON functions would fail
+    # to read as JSON: only object items are containers.
+    list_join=" JOIN json_each({c}, :{p}) AS {i} ON json_type({c}, :{p}) = 'array'",
+    item_type="{i}.type", item_object="(CASE WHEN {i}.type = 'object' THEN {i}.value END)",
+    numeric="IN ('integer', 'real')", number="{v}", order_column="rowid",
+)
+# jsonb holds no NUL character, which a stored body may spell (``\u0000``): there it is
+# read as U+FFFD (an escape preceded by an odd run of backslashes is text, not a NUL).
+NUL_ESCAPE = r"(?<!\\)((?:\\\\)*)\\u0000"
+POSTGRESQL = Dialect(
+    name="postgresql",
+    body=("(CASE WHEN strpos(e.body, '\\u0000') = 0 THEN e.body"
+          " ELSE regexp_replace(e.body, :nul, '\\1\\ufffd', 'g') END)::jsonb"),
+    extract="({c} #> :{p})",
+    type_of="jsonb_typeof({c} #> :{p})",
+    list_join=(" JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof({c} #> :{p})"
+               " = 'array' THEN {c} #> :{p} END) WITH ORDINALITY AS {i}(value, key) ON true"),
+    item_type="jsonb_typeof({i}.value)",
+    item_object="(CASE WHEN jsonb_typeof({i}.value) = 'object' THEN {i}.value END)",
+    numeric="= 'number'", number="({v})::numeric", order_column="seq",
+)
+DIALECTS = {dialect.name: dialect for dialect in (SQLITE, POSTGRESQL)}
 
 
 class ComputedAttribute(Frozen):
@@ -83,7 +125,7 @@ class _Selector:
     lists: int  # how many [] steps, so how many joins (j0, j1, ...)
     value: str
     kind: str
-    params: dict[str, str]
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +133,12 @@ class Query:
     """The SQL of one definition, its parameters, and how to read its rows."""
 
     sql: str
-    params: dict[str, str]
+    params: dict[str, Any]
     collects: bool  # a most_recent over a [] path: a list of the newest event's values
 
 
 def compute(
-    conn: sqlite3.Connection,
+    conn: Connection,
     person_id: int,
     definitions: Sequence[ComputedAttribute],
     now: datetime,
@@ -109,13 +151,14 @@ def compute(
 
 
 def _evaluate(
-    conn: sqlite3.Connection, person_id: int, definition: ComputedAttribute, at: int
+    conn: Connection, person_id: int, definition: ComputedAttribute, at: int
 ) -> Any:
-    query = query_of(definition)
+    dialect = DIALECTS[getattr(conn, "dialect", "sqlite")]
+    query = query_of(definition, dialect)
     rows = conn.execute(query.sql, {**query.params, **_bounds(person_id, definition, at)})
     if definition.function != "most_recent":
-        return rows.fetchone()[0]
-    return _most_recent(rows, query.collects)
+        return _number(rows.fetchone()[0])
+    return _most_recent(iter(rows), query.collects, dialect)
 
 
 def _bounds(person_id: int, definition: ComputedAttribute, at: int) -> dict[str, int]:
@@ -126,70 +169,68 @@ def _bounds(person_id: int, definition: ComputedAttribute, at: int) -> dict[str,
 
 
 @lru_cache(maxsize=256)
-def query_of(definition: ComputedAttribute) -> Query:
+def query_of(definition: ComputedAttribute, dialect: Dialect = SQLITE) -> Query:
     """The SQL of ``definition``, with its named parameters (:person, :since, :until)."""
-    selector = _selector(definition.field)
+    selector = _selector(definition.field, dialect)
     where = ["e.person_id = :person", "e.ts BETWEEN :since AND :until"]
-    params = dict(selector.params)
+    params: dict[str, Any] = dict(selector.params)
+    if dialect is POSTGRESQL and ":nul" in selector.joins + selector.value:
+        params["nul"] = NUL_ESCAPE
     if definition.event_type is not None:
         where.append("e.type = :event_type")
         params["event_type"] = definition.event_type
     if definition.field is not None:
-        where.append(f"{selector.kind} {FILTERS[definition.function]}")
+        numeric = definition.function in ("sum", "min", "max")
+        where.append(f"{selector.kind} {dialect.numeric if numeric else PRESENT}")
     sql = (
-        f"{_select(definition.function, selector)} FROM events AS e{selector.joins}"
-        f" WHERE {' AND '.join(where)}{_order(definition.function, selector)}"
+        f"{_select(definition.function, selector, dialect)} FROM events AS e{selector.joins}"
+        f" WHERE {' AND '.join(where)}{_order(definition.function, selector, dialect)}"
     )
     collects = definition.function == "most_recent" and selector.lists > 0
     return Query(sql, params, collects)
 
 
-def _select(function: str, selector: _Selector) -> str:
+def _select(function: str, selector: _Selector, dialect: Dialect) -> str:
     if function == "most_recent":
-        return f"SELECT e.rowid, e.ts, {selector.value}, {selector.kind}"
-    return "SELECT " + AGGREGATES[function].format(value=selector.value)
+        return f"SELECT e.{dialect.order_column}, e.ts, {selector.value}, {selector.kind}"
+    value = selector.value if function == "count" else dialect.number.format(v=selector.value)
+    return "SELECT " + AGGREGATES[function].format(value=value)
 
 
-def _order(function: str, selector: _Selector) -> str:
+def _order(function: str, selector: _Selector, dialect: Dialect) -> str:
     """Newest event first; among events of the same instant, the last ingested."""
     if function != "most_recent":
         return ""
     items = "".join(f", j{n}.key" for n in range(selector.lists))
-    return f" ORDER BY e.ts DESC, e.rowid DESC{items}" + ("" if items else " LIMIT 1")
+    return (f" ORDER BY e.ts DESC, e.{dialect.order_column} DESC{items}"
+            + ("" if items else " LIMIT 1"))
 
 
-def _selector(field: str | None) -> _Selector:
-    """Chained json_each joins for the ``[]`` steps of ``field``, then its last part."""
+def _selector(field: str | None, dialect: Dialect) -> _Selector:
+    """Chained list joins for the ``[]`` steps of ``field``, then its last part."""
     if field is None:
         return _Selector("", 0, "NULL", "NULL", {})
     *lists, last = field.split("[]")
-    joins, params = _list_joins(lists)
-    container = f"j{len(lists) - 1}" if lists else ""
+    joins, params = _list_joins(lists, dialect)
+    item = f"j{len(lists) - 1}"
     if lists and not last:  # "tags[]": the items themselves
-        return _Selector(joins, len(lists), f"{container}.value", f"{container}.type", params)
-    container = _object(container) if lists else "e.body"
-    params["value"] = json_path(last)
-    value, kind = f"json_extract({container}, :value)", f"json_type({container}, :value)"
+        return _Selector(joins, len(lists), f"{item}.value", dialect.item_type.format(i=item),
+                         params)
+    container = dialect.item_object.format(i=item) if lists else dialect.body
+    params["value"] = dialect.path(last)
+    value = dialect.extract.format(c=container, p="value")
+    kind = dialect.type_of.format(c=container, p="value")
     return _Selector(joins, len(lists), value, kind, params)
 
 
-def _list_joins(lists: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """One json_each per ``[]`` step, each over the items of the one before."""
-    joins, params, container = "", {}, "e.body"
+def _list_joins(lists: Sequence[str], dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """One join over a list's items per ``[]`` step, each over the items of the one before."""
+    joins, params, container = "", dict[str, Any](), dialect.body
     for n, part in enumerate(lists):
-        params[f"list{n}"] = json_path(part)
-        joins += (
-            f" JOIN json_each({container}, :list{n}) AS j{n}"
-            f" ON json_type({container}, :list{n}) = 'array'"
-        )
-        container = _object(f"j{n}")
+        params[f"list{n}"] = dialect.path(part)
+        joins += dialect.list_join.format(c=container, p=f"list{n}", i=f"j{n}")
+        container = dialect.item_object.format(i=f"j{n}")
     return joins, params
-
-
-def _object(item: str) -> str:
-    """The list item ``item`` when it is an object, else NULL: json_each hands a string
-    item over as bare text, which the JSON functions would fail to read as JSON."""
-    return f"(CASE WHEN {item}.type = 'object' THEN {item}.value END)"
 
 
 def json_path(dotted: str) -> str:
@@ -197,7 +238,21 @@ def json_path(dotted: str) -> str:
     return "$" + "".join(f'."{step}"' for step in dotted.strip(".").split("."))
 
 
-def _most_recent(rows: Iterator[Any], collects: bool) -> dict[str, Any] | None:
+def _steps(dotted: str) -> list[str]:
+    """PostgreSQL's path (a text array, for ``#>``) of an XDM dotted path."""
+    return dotted.strip(".").split(".")
+
+
+def _number(value: Any) -> Any:
+    """An aggregate as SQLite gives it: PostgreSQL's numeric is an integer when the
+    values it came from were (JSON integers), else a float."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    return value
+
+
+def _most_recent(rows: Iterator[Any], collects: bool,
+                 dialect: Dialect = SQLITE) -> dict[str, Any] | None:
     first = next(rows, None)
     if first is None:
         return None
@@ -205,14 +260,17 @@ def _most_recent(rows: Iterator[Any], collects: bool) -> dict[str, Any] | None:
         same_event = itertools.takewhile(
             lambda row: row[0] == first[0], itertools.chain([first], rows)
         )
-        value: Any = [_decoded(row[2], row[3]) for row in same_event]
+        value: Any = [_decoded(row[2], row[3], dialect) for row in same_event]
     else:
-        value = _decoded(first[2], first[3])
+        value = _decoded(first[2], first[3], dialect)
     return {"value": value, "timestamp": _iso(first[1])}
 
 
-def _decoded(value: Any, kind: str) -> Any:
-    """A value as SQLite hands it over, back as JSON meant it (booleans, objects)."""
+def _decoded(value: Any, kind: str, dialect: Dialect = SQLITE) -> Any:
+    """A value as SQLite hands it over, back as JSON meant it (booleans, objects);
+    PostgreSQL hands a ``jsonb`` value over decoded already."""
+    if dialect is not SQLITE:
+        return value
     if kind in ("true", "false"):
         return kind == "true"
     return json.loads(value) if kind in ("object", "array") else value

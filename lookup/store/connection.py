@@ -60,8 +60,9 @@ class ThreadConnections:
         self._slots.close_own()
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees the same snapshot."""
+    def reading(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot. (A lookup on
+        a local file needs no bound on its wait: ``deadline`` is for a remote database.)"""
         with self._transaction("BEGIN") as connection:
             yield connection
 
@@ -83,6 +84,11 @@ class ThreadConnections:
             finally:
                 for pragma in AFTER_BULK:
                     connection.execute(pragma)
+
+    def vacuum(self) -> None:
+        """After a forget: deleted rows are overwritten in place (``secure_delete``); what
+        the write-ahead log still holds of them is copied back and the log emptied."""
+        self.get().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:

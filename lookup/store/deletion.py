@@ -13,11 +13,11 @@ and no event vanishes with them, as AEP's event expiry removes such profiles.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 
 from hub.models import Frozen
 from hub.ports import PermanentError
+from lookup.store.backend import Connection
 from lookup.store.records import identity_key
 
 FIRST_TRIED = ("Phone", "Email")  # then every other namespace, when none is given
@@ -51,7 +51,7 @@ class ForgetReport(Frozen):
 
 
 def locate(
-    connection: sqlite3.Connection, namespace: str | None, value: str, region: str
+    connection: Connection, namespace: str | None, value: str, region: str
 ) -> int | None:
     """The node holding the identity, its value normalised as on ingest. Without a
     namespace: the phone namespaces, then Email, then any namespace holding the value."""
@@ -66,7 +66,7 @@ def locate(
 
 
 def _candidates(
-    connection: sqlite3.Connection, namespace: str | None, value: str, region: str
+    connection: Connection, namespace: str | None, value: str, region: str
 ) -> Iterator[tuple[str, str]]:
     namespaces = [namespace] if namespace is not None else [*FIRST_TRIED, *_others(connection)]
     for candidate in namespaces:
@@ -75,13 +75,13 @@ def _candidates(
             yield key[:2]
 
 
-def _others(connection: sqlite3.Connection) -> list[str]:
+def _others(connection: Connection) -> list[str]:
     """Every keyspace in the store but the phone's and Email's (each is its namespace)."""
     skip = {"phone", *FIRST_TRIED}
     return [keyspace for (keyspace,) in connection.execute(KEYSPACES) if keyspace not in skip]
 
 
-def persons_of(connection: sqlite3.Connection, node: int, all_shared: bool) -> list[int]:
+def persons_of(connection: Connection, node: int, all_shared: bool) -> list[int]:
     """The persons ``forget`` removes for ``node``; ``PermanentError`` for a shared
     identity unless ``all_shared``."""
     (shared,) = connection.execute(
@@ -97,7 +97,7 @@ def persons_of(connection: sqlite3.Connection, node: int, all_shared: bool) -> l
     return persons
 
 
-def forget(connection: sqlite3.Connection, node: int, all_shared: bool) -> ForgetReport:
+def forget(connection: Connection, node: int, all_shared: bool) -> ForgetReport:
     """Delete the person ``node`` (or, for a shared identity and ``all_shared``, every
     person it touches and the identity itself). Runs inside a write transaction."""
     persons = persons_of(connection, node, all_shared)
@@ -110,14 +110,14 @@ def forget(connection: sqlite3.Connection, node: int, all_shared: bool) -> Forge
                         events=counts["events"], identities=counts["identities"])
 
 
-def purge_events(connection: sqlite3.Connection, before: int) -> int:
+def purge_events(connection: Connection, before: int) -> int:
     """Delete the events older than ``before`` (microseconds); return how many."""
     persons = [p for (p,) in connection.execute(
         "SELECT DISTINCT person_id FROM events WHERE ts < ?", (before,))]
     deleted = connection.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
     empty = [person for (person,) in connection.execute(
         "SELECT person_id FROM persons AS p WHERE person_id IN (SELECT value FROM json_each(?))"
-        " AND NOT shared"
+        " AND shared = 0"
         " AND NOT EXISTS (SELECT 1 FROM fragments AS f WHERE f.person_id = p.person_id)"
         " AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.person_id = p.person_id)",
         (json.dumps(persons),))]
@@ -127,7 +127,7 @@ def purge_events(connection: sqlite3.Connection, before: int) -> int:
     return int(deleted)
 
 
-def _linked(connection: sqlite3.Connection, shared_node: int) -> list[int]:
+def _linked(connection: Connection, shared_node: int) -> list[int]:
     rows = connection.execute(
         "SELECT person_id FROM shared_links WHERE shared_id = ? ORDER BY person_id",
         (shared_node,),
@@ -135,7 +135,7 @@ def _linked(connection: sqlite3.Connection, shared_node: int) -> list[int]:
     return [person for (person,) in rows]
 
 
-def _shared_of(connection: sqlite3.Connection, persons: Iterable[int]) -> list[int]:
+def _shared_of(connection: Connection, persons: Iterable[int]) -> list[int]:
     rows = connection.execute(
         "SELECT DISTINCT shared_id FROM shared_links"
         " WHERE person_id IN (SELECT value FROM json_each(?))",
@@ -144,7 +144,7 @@ def _shared_of(connection: sqlite3.Connection, persons: Iterable[int]) -> list[i
     return [node for (node,) in rows]
 
 
-def _delete(connection: sqlite3.Connection, nodes: Iterable[int]) -> dict[str, int]:
+def _delete(connection: Connection, nodes: Iterable[int]) -> dict[str, int]:
     counts = dict.fromkeys(("fragments", "events", "identities", "links", "persons"), 0)
     for node in nodes:
         for table, statement in NODE_ROWS:

@@ -12,10 +12,10 @@ Everything runs inside the caller's write transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from lookup.store.backend import Connection
 from lookup.store.linking import Key, Known, Linking, Node, link
 from lookup.store.numbering import new_profile_id, take_sequence
 from lookup.store.records import IdentityKey
@@ -78,7 +78,7 @@ def _sole(key: Key) -> str:
 
 
 def resolve(
-    connection: sqlite3.Connection,
+    connection: Connection,
     items: Sequence[tuple[IdentityKey, ...]],
     unique: frozenset[str],
     now: int,
@@ -109,7 +109,7 @@ def moves_rows(linking: Linking) -> bool:
 
 
 def read_known(
-    connection: sqlite3.Connection, items: list[tuple[Key, ...]], unique: frozenset[str]
+    connection: Connection, items: list[tuple[Key, ...]], unique: frozenset[str]
 ) -> tuple[Known, set[IdentityKey]]:
     """The node of every stored key, which nodes are shared, the unique values of the
     stored persons (when a record may link one to something else), and the stored
@@ -137,7 +137,7 @@ def _may_link(item: tuple[Key, ...], node_of: dict[Key, int]) -> bool:
     return len({node_of.get(key) for key in item}) > 1
 
 
-def _links(connection: sqlite3.Connection, shared: Iterable[int]) -> dict[int, set[int]]:
+def _links(connection: Connection, shared: Iterable[int]) -> dict[int, set[int]]:
     """The persons each shared identity touches."""
     rows = connection.execute(
         "SELECT shared_id, person_id FROM shared_links"
@@ -151,7 +151,7 @@ def _links(connection: sqlite3.Connection, shared: Iterable[int]) -> dict[int, s
 
 
 def _unique_values(
-    connection: sqlite3.Connection, persons: Iterable[int], unique: frozenset[str]
+    connection: Connection, persons: Iterable[int], unique: frozenset[str]
 ) -> dict[int, dict[str, str]]:
     rows = connection.execute(
         "SELECT person_id, keyspace, value FROM identities"
@@ -169,7 +169,7 @@ class _Writer:
     """Writes one chunk's ``Linking``; the steps run in the order ``resolve`` calls them."""
 
     def __init__(
-        self, connection: sqlite3.Connection, linking: Linking, known: Known, now: int
+        self, connection: Connection, linking: Linking, known: Known, now: int
     ) -> None:
         self.connection, self.linking, self.known, self.now = connection, linking, known, now
         self.person_of: dict[Node, int] = {}  # group root -> person
@@ -268,7 +268,7 @@ class _Writer:
         return Resolution(self.nodes, shared, self.changed - shared, self.created, self.rows_of)
 
 
-def _merge(connection: sqlite3.Connection, persons: list[int]) -> int:
+def _merge(connection: Connection, persons: list[int]) -> int:
     """Merge ``persons`` into the one with the most rows (the oldest on a tie)."""
     if len(persons) == 1:
         return persons[0]
@@ -281,7 +281,7 @@ def _merge(connection: sqlite3.Connection, persons: list[int]) -> int:
     return survivor
 
 
-def _size(connection: sqlite3.Connection, person: int) -> int:
+def _size(connection: Connection, person: int) -> int:
     (size,) = connection.execute(SIZE, {"person": person}).fetchone()
     return int(size)
 

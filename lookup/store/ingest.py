@@ -46,8 +46,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
+from lookup.store.backend import Connection, Connections
 from lookup.store.bulk_write import UPSERT_FRAGMENT, write_whole_load
-from lookup.store.connection import ThreadConnections
 from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
@@ -118,7 +118,7 @@ class Options:
 
 
 def ingest_lines(
-    connections: ThreadConnections,
+    connections: Connections,
     kind: Kind,
     lines: Iterable[Line],
     *,
@@ -182,7 +182,7 @@ class _Tally:
 
 
 def _ingest_whole(
-    connections: ThreadConnections,
+    connections: Connections,
     chunks: Iterator[Chunk],
     dataset: str,
     options: Options,
@@ -206,7 +206,7 @@ def _ingest_whole(
 
 
 def _write_whole(
-    connections: ThreadConnections,
+    connections: Connections,
     records: list[ProfileRecord],
     dataset: str,
     options: Options,
@@ -218,7 +218,8 @@ def _write_whole(
         now = time.time_ns() // 1000
         if not write_whole_load(connection, records, dataset=dataset,
                                 unique=options.rules.unique, policy=options.policy,
-                                max_identities=options.max_identities, now=now):
+                                max_identities=options.max_identities, now=now,
+                                defer_indexes=isinstance(connection, sqlite3.Connection)):
             _write_profiles(connection, records, dataset, options, now)
 
 
@@ -252,7 +253,7 @@ class HeldEvents:
     """A first load's events, held back in a temporary table, then stored in person order
     (see the module docstring)."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.count = 0  # held since the last ``store``
         connection.execute("DROP TABLE IF EXISTS temp.held_events")
@@ -281,7 +282,7 @@ class HeldEvents:
 
 @contextmanager
 def _held(
-    connection: sqlite3.Connection, first_events: bool, note: Callable[[str], None] | None,
+    connection: Connection, first_events: bool, note: Callable[[str], None] | None,
 ) -> Iterator[HeldEvents | None]:
     """Held-back events for a first load of events, stored when the block ends well."""
     if not first_events:
@@ -316,13 +317,13 @@ def _heartbeat(note: Callable[[str], None]) -> Callable[[], int]:
     return beat
 
 
-def _holds_no_events(connections: ThreadConnections) -> bool:
+def _holds_no_events(connections: Connections) -> bool:
     with connections.reading() as connection:
         return connection.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
 
 
 def _write(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[Record],
     dataset: str,
     options: Options,
@@ -340,7 +341,7 @@ def _write(
 
 
 def _write_profiles(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[ProfileRecord],
     dataset: str,
     options: Options,
@@ -366,7 +367,7 @@ def _write_profiles(
 
 
 def _keep_fragments_home(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[ProfileRecord],
     resolution: Resolution,
     dataset: str,
@@ -382,7 +383,7 @@ def _keep_fragments_home(
 
 
 def _write_events(
-    connection: sqlite3.Connection,
+    connection: Connection,
     records: list[EventRecord],
     dataset: str,
     options: Options,

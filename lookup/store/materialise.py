@@ -17,10 +17,10 @@ in batches, and records the policy in ``meta``.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from lookup.store.backend import Connection
 from lookup.store.graph import IdentityRow
 from lookup.store.merge import Fragment, MergePolicy
 from lookup.store.records import dump_json
@@ -48,7 +48,7 @@ class Touched:
 
 
 def materialise(
-    connection: sqlite3.Connection,
+    connection: Connection,
     touched: Touched,
     policy: MergePolicy,
     max_identities: int,
@@ -75,7 +75,7 @@ def materialise(
 
 
 def merged(
-    connection: sqlite3.Connection, persons: Collection[int], policy: MergePolicy
+    connection: Connection, persons: Collection[int], policy: MergePolicy
 ) -> dict[int, str | None]:
     """The merged attributes of each of ``persons`` under ``policy`` (see ``merge``)."""
     fragments: dict[int, list[Fragment]] = {person: [] for person in persons}
@@ -91,7 +91,7 @@ def merged(
 
 
 def _identity_rows(
-    connection: sqlite3.Connection, persons: Collection[int]
+    connection: Connection, persons: Collection[int]
 ) -> dict[int, list[IdentityRow]]:
     rows: dict[int, list[IdentityRow]] = {person: [] for person in persons}
     if persons:
@@ -106,7 +106,7 @@ def _identity_rows(
 
 
 def _cap(
-    connection: sqlite3.Connection, identities: dict[int, list[IdentityRow]], limit: int
+    connection: Connection, identities: dict[int, list[IdentityRow]], limit: int
 ) -> None:
     """Drop each person's oldest identities beyond ``limit``, first in, first out."""
     dropped: list[IdentityRow] = []
@@ -118,25 +118,25 @@ def _cap(
     connection.executemany(DROP_IDENTITY, (row[:3] for row in dropped))
 
 
-def stored_policy(connection: sqlite3.Connection) -> str | None:
+def stored_policy(connection: Connection) -> str | None:
     row = connection.execute("SELECT value FROM meta WHERE key = ?", (POLICY_KEY,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def record_policy(connection: sqlite3.Connection, policy: MergePolicy) -> None:
+def record_policy(connection: Connection, policy: MergePolicy) -> None:
     connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (POLICY_KEY, policy.signature))
 
 
-def rebuild_batches(connection: sqlite3.Connection) -> Iterator[list[int]]:
+def rebuild_batches(connection: Connection) -> Iterator[list[int]]:
     """Every person, in batches of ``REBUILD_BATCH`` (read before any is rewritten)."""
-    rows = connection.execute("SELECT person_id FROM persons WHERE NOT shared")
+    rows = connection.execute("SELECT person_id FROM persons WHERE shared = 0")
     persons = [person for (person,) in rows]
     for start in range(0, len(persons), REBUILD_BATCH):
         yield persons[start : start + REBUILD_BATCH]
 
 
 def remerge(
-    connection: sqlite3.Connection, persons: Iterable[int], policy: MergePolicy, now: int
+    connection: Connection, persons: Iterable[int], policy: MergePolicy, now: int
 ) -> None:
     """Merge ``persons``' attributes again under ``policy``; identities are unchanged."""
     attributes = merged(connection, list(persons), policy)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
+
+from lookup.store.backend import Connection
 
 
-def take_sequence(connection: sqlite3.Connection, name: str, count: int) -> int:
+def take_sequence(connection: Connection, name: str, count: int) -> int:
     """Reserve ``count`` numbers of the counter ``name``; return the first."""
     row = connection.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
     first = int(row[0]) + 1 if row else 1

@@ -10,7 +10,6 @@ touches the same way.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import orjson
 
 from hub.models import AudienceMembership, ExperienceEvent, Identity, Profile
 from lookup.store.audience_rules import AudienceRule, evaluate
+from lookup.store.backend import Connection
 from lookup.store.computed import ComputedAttribute, compute
 from lookup.store.records import EPOCH, identity_key
 
@@ -50,7 +50,7 @@ class Found:
 
 
 def find(
-    connection: sqlite3.Connection, identities: Sequence[Identity], region: str
+    connection: Connection, identities: Sequence[Identity], region: str
 ) -> Found | None:
     """The node of the first of ``identities`` the store knows."""
     for identity in identities:
@@ -72,7 +72,7 @@ def find(
 
 
 def find_person(
-    connection: sqlite3.Connection, identities: Sequence[Identity], region: str
+    connection: Connection, identities: Sequence[Identity], region: str
 ) -> int | None:
     """The person of the first of ``identities`` the store knows; None when that identity
     is shared by several people."""
@@ -87,7 +87,7 @@ class Derivation:
     computed: Sequence[ComputedAttribute] = ()
     rules: Sequence[AudienceRule] = ()
 
-    def apply(self, connection: sqlite3.Connection, person: int,
+    def apply(self, connection: Connection, person: int,
               attributes: dict[str, Any]) -> list[AudienceMembership]:
         """Add ``_computed`` to ``attributes``; the rule audiences the person is in."""
         if self.computed:
@@ -100,7 +100,7 @@ NOTHING_DERIVED = Derivation()
 
 
 def read_profile(
-    connection: sqlite3.Connection, person: int, event_limit: int, since: int | None = None,
+    connection: Connection, person: int, event_limit: int, since: int | None = None,
     derivation: Derivation = NOTHING_DERIVED,
 ) -> Profile | None:
     """The stitched profile of ``person``, or None when there is no such person."""
@@ -111,7 +111,7 @@ def read_profile(
 
 
 def profile_of(
-    connection: sqlite3.Connection, row: Row, event_limit: int, since: int | None = None,
+    connection: Connection, row: Row, event_limit: int, since: int | None = None,
     derivation: Derivation = NOTHING_DERIVED,
 ) -> Profile:
     """The ``Profile`` of a persons row, with its events from ``since`` (microseconds)."""
@@ -132,7 +132,7 @@ def profile_of(
 
 
 def _events(
-    connection: sqlite3.Connection, person: int, limit: int, since: int | None
+    connection: Connection, person: int, limit: int, since: int | None
 ) -> tuple[ExperienceEvent, ...]:
     rows = connection.execute(
         "SELECT event_id, ts, type, body FROM events WHERE person_id = ? AND ts >= ?"
@@ -151,7 +151,7 @@ def _events(
 
 
 def _audiences(
-    connection: sqlite3.Connection, attributes: dict[str, Any]
+    connection: Connection, attributes: dict[str, Any]
 ) -> tuple[AudienceMembership, ...]:
     """Memberships of ``segmentMembership.ups``, whatever their status, with names."""
     memberships = _platform_memberships(attributes)

@@ -33,6 +33,7 @@ PHONE_KEYSPACE = "phone"
 MAX_IDENTITIES_PER_RECORD = 20  # AEP's guardrail for one XDM record
 MAX_IDENTITY_LENGTH = 1024  # AEP's limit for a non-ECID identity value
 BLOCKED_VALUES = frozenset({"null", "anonymous", "invalid", "undefined"})
+NUL = "\x00"  # held by no stored text (see identity_key)
 EVENT_FIELDS = frozenset({"_id", "timestamp", "eventType", "identityMap"})
 __all__ = ["EPOCH", "RecordError"]  # re-exported: where records' readers look for them
 
@@ -102,8 +103,12 @@ def keyspace_of(namespace: str) -> str:
 
 
 def identity_key(namespace: str, value: str, region: str) -> IdentityKey | None:
-    """The stored ``IdentityKey`` of a raw identity, or None when the value is unusable."""
+    """The stored ``IdentityKey`` of a raw identity, or None when the value is unusable
+    (a NUL character in it or its namespace too: PostgreSQL's text cannot hold one, and
+    the store behaves alike on both backends)."""
     if len(value) > MAX_IDENTITY_LENGTH or value.strip().lower() in BLOCKED_VALUES:
+        return None
+    if NUL in value or NUL in namespace:
         return None
     stored = normalize_identity(namespace, value, region)
     if stored is None:
@@ -162,6 +167,8 @@ def parse_audience(line: int, text: str, rules: Rules) -> AudienceRecord:
     description = record.get("description")
     if description is not None and not isinstance(description, str):
         raise RecordError("audience description is not a string")
+    if description is not None and NUL in description:
+        raise RecordError("audience description holds a NUL character")
     name = _required_text(record, "name", "audience")
     return AudienceRecord(line, _required_text(record, "id", "audience"), name, description)
 
@@ -263,6 +270,8 @@ def _required_text(record: dict[str, Any], field: str, what: str) -> str:
     value = record.get(field)
     if not isinstance(value, str) or not value.strip():
         raise RecordError(f"{what} has no {field}")
+    if NUL in value:  # kept out of both backends alike (see identity_key)
+        raise RecordError(f"{what} {field} holds a NUL character")
     return value
 
 

@@ -15,7 +15,7 @@ from hub.ports import PermanentError, TransientError
 from state.ledger.postgres import PostgresCallLedger
 from state.outbox.postgres import PostgresOutbox
 from state.postgres import FORGET_TABLES, PostgresDatabase
-from tests.backends import dead_row_versions, row_versions_holding
+from tests.backends import PrivatePostgres, dead_row_versions, row_versions_holding
 
 SID = "CA" + "f" * 32
 ADA = "+14155550134"
@@ -95,3 +95,20 @@ def test_compact_removes_every_old_row_version_a_forget_left(
         [row_versions_holding(postgres_url, table, ADA.encode())
          for table in ("calls", "deliveries")],
         [dead_row_versions(postgres_url, table) for table in FORGET_TABLES])
+
+
+def test_after_a_crash_and_restart_of_the_server_the_pool_records_calls_again(
+        private_postgres: PrivatePostgres) -> None:
+    """``pg_ctl restart -m immediate``: every connection the pool held is broken; the ping
+    fails while the server is down, and passes again once it is back, on new connections."""
+    database = PostgresDatabase.open(private_postgres.url, max_size=2)
+    ledger = PostgresCallLedger(database)
+    try:
+        ledger.ping()
+        private_postgres.stop("immediate")
+        with pytest.raises(TransientError):
+            ledger.ping()
+        private_postgres.start()
+        ledger.ping()
+    finally:
+        database.close()

@@ -40,6 +40,21 @@ def test_ingest_counts_loaded_and_rejected_lines(runner: CliRunner, tmp_path: Pa
     assert f"{source}:4: rejected:" in result.stderr
 
 
+def test_with_a_database_url_ingest_loads_into_postgresql_for_every_server(
+        runner: CliRunner, tmp_path: Path, postgres_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAHUB_DATABASE_URL", postgres_url)
+    source = write_lines(tmp_path / "p.jsonl", [json.dumps(ADA), json.dumps(BOB)])
+
+    result = runner.invoke(main, ["ingest", "profiles", str(source)])
+
+    assert f"{source}: 2 loaded, 0 rejected" in result.stdout, result.output
+    assert not list((tmp_path / "instance").glob("profiles.sqlite3*"))
+    # Another host: a data directory of its own, the same database.
+    monkeypatch.setenv("CAHUB_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert runner.invoke(main, ["lookup", "4155550134"]).stdout.startswith("Ada Lovelace")
+
+
 def test_ingest_reads_stdin(runner: CliRunner) -> None:
     result = runner.invoke(main, ["ingest", "profiles", "-"], input=json.dumps(ADA) + "\n")
     assert "-: 1 loaded, 0 rejected" in result.stdout

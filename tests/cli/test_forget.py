@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from state.cache.redis import RedisProfileCache
 from state.forgets.sqlite import SCHEMA as FORGETS_SCHEMA
 from state.forgets.sqlite import SqliteForgetLog
 from state.sqlite import ThreadLocalDatabase
-from tests.backends import free_port
+from tests.backends import free_port, row_versions_holding
 from tests.support import call_form, make_settings, signed_post
 
 STRANGER = "+12025550111"
@@ -144,3 +145,31 @@ def test_a_shared_cache_that_cannot_be_emptied_fails_the_command(
     assert 1 == result.exit_code
     assert "Profile store: removed 1 person(s)" in result.output  # the rest was done
     assert "Redis could not be reached" in result.output
+
+
+def test_on_postgresql_forget_leaves_no_row_version_holding_the_person(
+        data_dir: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAHUB_DATABASE_URL", postgres_url)
+    app = create_app(make_settings(data_dir, database_url=postgres_url), start_background=False)
+    try:
+        services(app).store.ingest("profiles", [json.dumps(ADA)])
+        signed_post(app.test_client(), "/twilio/voice", call_form("CA" + "1" * 32,
+                                                                  "+14155550134"))
+    finally:
+        close_app(app)
+    with psycopg.connect(postgres_url) as connection:
+        tables = [f"{schema}.{name}" for schema, name in connection.execute(
+            "SELECT schemaname, tablename FROM pg_tables"
+            " WHERE schemaname IN ('public', 'profile_store')").fetchall()]
+    holding = {needle: [t for t in tables if row_versions_holding(postgres_url, t, needle)]
+               for needle in (b"Lovelace", b"ada@example.com", b"4155550134")}
+    assert "profile_store.fragments" in holding[b"Lovelace"]  # the check finds what is there
+    assert "profile_store.identities" in holding[b"ada@example.com"]
+
+    result = CliRunner().invoke(main, ["forget", "ada@example.com"])
+
+    assert 0 == result.exit_code, result.output
+    assert "Profile store: removed 1 person(s)" in result.output
+    assert "PostgreSQL: the profile store's tables" in result.output
+    for needle in (b"Lovelace", b"ada@example.com", b"4155550134"):
+        assert [] == [t for t in tables if row_versions_holding(postgres_url, t, needle)], needle

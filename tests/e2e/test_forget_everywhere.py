@@ -12,9 +12,9 @@ and Twilio retries the first call's webhook. The remote provider's answers are c
 the server's memory and, on the second backend, in Redis too (where her remote profile
 is when the forget comes). Each test then looks for Ada somewhere: in
 every byte of every file of the data directory (the WAL too), in the server's memory, in
-what it answers and delivers; on the second backend also in every row of every
-PostgreSQL table, in the row versions the forget left behind (vacuumed), and in every key
-of the hub's in Redis.
+what it answers and delivers; on the second backend (where the profile store is in
+PostgreSQL too) also in every row of every PostgreSQL table, the store's included, in the
+row versions the forget left behind (vacuumed), and in every key of the hub's in Redis.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ ADA_SPELLINGS = ("4155550134", "415) 555-0134", "415-555-0134", "415.555.0134", 
                  "4155550135", "555-0135", "ada@example.com", "Lovelace", "Byron",
                  "Trail Shoe", "2× Trail", "003ADA", "remote-ada")
 BOB_NAME = "Babbage"
+# The profile store's tables on PostgreSQL that held Ada.
+STORE_TABLES = tuple(f"profile_store.{table}" for table in ("persons", "identities",
+                                                             "fragments", "events"))
 CALL_A, CALL_B, CALL_C = ("CA" + c * 32 for c in "abc")
 ADA_BEFORE = {  # an older version of her record: it must not survive in a free page
     "identityMap": {"Phone": [{"id": "(415) 555-0134", "primary": True}],
@@ -263,9 +266,9 @@ def old_versions(on: Backend, data_dir: Path) -> dict[str, Any]:
                 for name in ("hub.sqlite3", "hub.sqlite3-wal")}
     url = on.database_url
     return {**{f"dead {table}": dead_row_versions(url, table)
-               for table in ("calls", "deliveries", "forgets")},
+               for table in ("calls", "deliveries", "forgets", *STORE_TABLES)},
             **{f"{table} holding the number": row_versions_holding(url, table, FIRST.encode())
-               for table in ("calls", "deliveries")}}
+               for table in ("calls", "deliveries", *STORE_TABLES)}}
 
 
 def spellings(text: str) -> list[bytes]:
@@ -289,8 +292,8 @@ def test_no_file_in_the_data_directory_holds_any_byte_of_the_person(scenario: Sc
     files = sorted(p for p in scenario.data_dir.rglob("*") if p.is_file())
     found = {(path.name, text) for path in files for text in ADA_SPELLINGS
              for spelling in spellings(text) if spelling in path.read_bytes().lower()}
-    expected = {"profiles.sqlite3"} | ({"hub.sqlite3"} if scenario.backend.kind == "sqlite"
-                                       else set())
+    # On PostgreSQL the data directory holds neither the hub's state nor the profile store.
+    expected = {"profiles.sqlite3", "hub.sqlite3"} if scenario.backend.kind == "sqlite" else set()
     assert expected <= {path.name for path in files}
     assert set() == found
 
@@ -304,13 +307,19 @@ def sqlite_rows(path: Path) -> str:
         connection.close()
 
 
+def postgres_tables(url: str) -> list[str]:
+    """Every table of the hub's (``public``) and of the profile store's schema."""
+    with psycopg.connect(url) as conn:
+        return [f"{schema}.{table}" for schema, table in conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables"
+            " WHERE schemaname IN ('public', 'profile_store')")]
+
+
 def postgres_rows(url: str) -> dict[str, str]:
     """Every live row of every table of the database, as text, by table."""
     with psycopg.connect(url) as conn:
-        tables = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         return {table: "\n".join(str(row[0]) for row in conn.execute(
-            f'SELECT t::text FROM "{table}" AS t')) for table in tables}  # noqa: S608 -- catalog names
+            f"SELECT t::text FROM {table} AS t")) for table in postgres_tables(url)}  # noqa: S608 -- catalog names
 
 
 def redis_values(url: str, prefix: str) -> dict[str, str]:
@@ -335,10 +344,10 @@ def _value(client: redis.Redis, key: bytes) -> object:
 def stored_places(scenario: Scenario) -> dict[str, str]:
     """Where the hub keeps data for this backend, each place's content as text."""
     on = scenario.backend
-    places = {"profiles.sqlite3": sqlite_rows(scenario.data_dir / "profiles.sqlite3")}
     if on.kind == "sqlite":
-        return places | {"hub.sqlite3": sqlite_rows(scenario.data_dir / "hub.sqlite3")}
-    places |= {f"postgres:{t}": rows for t, rows in postgres_rows(on.database_url).items()}
+        return {name: sqlite_rows(scenario.data_dir / name)
+                for name in ("profiles.sqlite3", "hub.sqlite3")}
+    places = {f"postgres:{t}": rows for t, rows in postgres_rows(on.database_url).items()}
     return places | {f"redis:{key}": value for key, value in redis_values(
         str(on.settings["redis_url"]), on.redis_prefix).items()}
 
@@ -348,7 +357,9 @@ def test_no_row_of_any_database_and_no_redis_key_names_the_person(scenario: Scen
     found = [(place, text) for place, content in places.items() for text in ADA_SPELLINGS
              if text.lower() in content.lower()]
     assert [] == found
-    assert BOB_NAME in places["profiles.sqlite3"]  # the dump does hold what was not forgotten
+    store = ("profiles.sqlite3" if scenario.backend.kind == "sqlite"
+             else "postgres:profile_store.fragments")
+    assert BOB_NAME in places[store]  # the dump does hold what was not forgotten
 
 
 def test_the_forget_left_no_old_version_of_a_rewritten_row(scenario: Scenario) -> None:
@@ -358,13 +369,19 @@ def test_the_forget_left_no_old_version_of_a_rewritten_row(scenario: Scenario) -
         assert {"hub.sqlite3": [], "hub.sqlite3-wal": []} == scenario.right_after
     else:
         assert {"dead calls": 0, "dead deliveries": 0, "dead forgets": 0,
-                "calls holding the number": 0, "deliveries holding the number": 0} == (
+                "calls holding the number": 0, "deliveries holding the number": 0,
+                **{f"dead {table}": 0 for table in STORE_TABLES},
+                **{f"{table} holding the number": 0 for table in STORE_TABLES}} == (
             scenario.right_after)
 
 
 def test_everyone_else_is_still_there(scenario: Scenario) -> None:
-    store_bytes = (scenario.data_dir / "profiles.sqlite3").read_bytes()
-    assert BOB_NAME.encode() in store_bytes
+    bob = [Identity(namespace="Phone", id="+12025550199")]
+    found = services(scenario.app).store.lookup(bob, time.monotonic() + 5)
+    assert isinstance(found, Profile)
+    assert BOB_NAME in json.dumps(found.attributes)
+    if scenario.backend.kind == "sqlite":
+        assert BOB_NAME.encode() in (scenario.data_dir / "profiles.sqlite3").read_bytes()
 
 
 def test_a_console_opening_from_the_first_event_is_shown_nothing_of_the_person(

@@ -4,7 +4,8 @@ Each stand-in is a small Flask app speaking the documented shapes of one vendor'
 API, served by werkzeug in a thread (``with AdobeStandIn(...) as adobe:`` gives
 ``adobe.base_url``). A test can slow it down (``standin.latency = 0.5``, seconds, or
 ``standin.latencies["token"]`` for one kind of request), make the next requests fail
-(``standin.fail_next(2, status=503)``, ``status=429``, ``hang=True`` for a timeout), and
+(``standin.fail_next(2, status=503)``, ``status=429``, ``hang=True`` for a timeout;
+``stop_failing()`` forgets those still to come), and
 count what it was asked (``standin.counts["lookup"]``). Every request is recorded with
 its raw path, so tests can check how values were encoded.
 """
@@ -88,6 +89,11 @@ class StandIn:
         failure = Failure(status, hang, retry_after_ms, frozenset(kinds) if kinds else None)
         with self._lock:
             self._failures.extend([failure] * count)
+
+    def stop_failing(self) -> None:
+        """Forget the failures ``fail_next`` asked for that have not happened yet."""
+        with self._lock:
+            self._failures.clear()
 
     def hold_next(self, count: int = 1, seconds: float = 30.0, kind: str = "") -> None:
         """The next ``count`` requests of ``kind`` (the subclass's main write, by default)

@@ -3,7 +3,9 @@
 It answers the hub's webhook sink: every POST is recorded as ``(path, Idempotency-Key,
 arrival time)``. Pointing each hub process at its own path (``/a``, ``/b``) tells which
 process made which delivery. ``hold`` keeps the answer to requests on the given paths
-back (a far end that never answers), so a process can be killed mid-delivery.
+back (a far end that never answers), so a process can be killed mid-delivery; while
+``refusing`` is set, every request is answered 503 (a far end that is down), recorded with
+that status, so that ``accepted`` lists only the deliveries it took.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ class Received:
     path: str
     key: str
     at: float  # time.monotonic() of the request's arrival
+    status: int = 204  # the answer it was given
 
 
 @dataclass
 class WebhookReceiver:
     pause: float = 0.0  # seconds each answer takes
     hold: set[str] = field(default_factory=set)  # paths whose requests get no answer
+    refusing: bool = False  # answer every request 503
     received: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -42,19 +46,26 @@ class WebhookReceiver:
         with self._lock:
             return [r.key for r in self.received if path is None or r.path == path]
 
+    def accepted(self, path: str | None = None) -> list[str]:
+        """The keys of the requests answered 2xx (those refused are left out)."""
+        with self._lock:
+            return [r.key for r in self.received
+                    if (path is None or r.path == path) and r.status < 300]
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = 503 if receiver.refusing else 204
                 with receiver._lock:
-                    receiver.received.append(
-                        Received(self.path, self.headers["Idempotency-Key"], time.monotonic()))
+                    receiver.received.append(Received(self.path, self.headers["Idempotency-Key"],
+                                                      time.monotonic(), status))
                 if self.path in receiver.hold:
                     receiver._release.wait(30)
                 time.sleep(receiver.pause)
-                self.send_response(204)
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, format: str, *args: object) -> None:

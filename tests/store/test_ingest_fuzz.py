@@ -22,7 +22,7 @@ from hub.render import summary_text
 from hub.summary import build_summary, caller_info
 from hub.titles import RENDERERS
 from lookup.phone import classify_caller
-from lookup.store import EmbeddedProfileStore
+from lookup.store import ProfileStore
 from lookup.store.audience_rules import AudienceRule, Condition
 from lookup.store.computed import ComputedAttribute
 from lookup.store.packing import unpack
@@ -121,7 +121,7 @@ def lines_of(records: list[dict], ascii_only: bool) -> list[str]:
     return [json.dumps(record, ensure_ascii=ascii_only) for record in records]
 
 
-def shown(store: EmbeddedProfileStore) -> list[Summary]:
+def shown(store: ProfileStore) -> list[Summary]:
     """What an agent would be shown for the person, by phone and by email (the summary,
     its text and its JSON are all made)."""
     summaries = []
@@ -154,11 +154,9 @@ LATER_EVENT = json.dumps({"_id": "later", "timestamp": "2026-11-21T10:00:00Z",
     {"_id": "e1", "timestamp": EDGES[0], "eventType": "t", "identityMap": ADA_MAP}],
     ascii_only=True)
 def test_whatever_ingest_accepts_never_breaks_a_later_load_or_a_lookup(
-    tmp_path_factory, profile_records, event_records, ascii_only
+    kit, profile_records, event_records, ascii_only
 ):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("fuzz") / "store.db",
-                                 computed=COMPUTED, audience_rules=RULES)
-    try:
+    with kit.made(computed=COMPUTED, audience_rules=RULES) as store:
         for kind, records in (("profiles", profile_records), ("events", event_records)):
             report = store.ingest(kind, lines_of(records, ascii_only))
             assert len(records) == report.loaded + len(report.rejected)
@@ -169,8 +167,6 @@ def test_whatever_ingest_accepts_never_breaks_a_later_load_or_a_lookup(
         for summary in shown(store):  # a shared number shows no one person's events
             titles = [event.title for event in summary.recent_events]
             assert summary.ambiguous is not None or "Called, 4 min (completed)" in titles
-    finally:
-        store.close()
 
 
 GOOD_LINES = [LATER_PROFILE.encode(), LATER_EVENT.encode(),
@@ -183,13 +179,10 @@ damaged = st.tuples(st.sampled_from(GOOD_LINES), st.integers(0, 400), st.binary(
 @FUZZ
 @given(kind=st.sampled_from(["profiles", "events", "audiences"]),
        lines=st.lists(st.binary(max_size=40) | damaged, max_size=6))
-def test_any_bytes_are_loaded_or_rejected_line_by_line(tmp_path_factory, kind, lines):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("bytes") / "store.db")
-    try:
+def test_any_bytes_are_loaded_or_rejected_line_by_line(kit, kind, lines):
+    with kit.made() as store:
         report = store.ingest(kind, lines)
         again = store.ingest(kind, lines)
-    finally:
-        store.close()
 
     written = [line for line in lines if line and not line.isspace()]
     assert len(written) == report.loaded + len(report.rejected)
@@ -215,17 +208,12 @@ phone_like = st.from_regex(r"\A[+0(]?[0-9 ()\-.]{6,16}\Z") | st.sampled_from(
 @given(namespace=st.sampled_from(["Phone", "Phone_E.164", "mobilePhone", "Email", "CRMID",
                                   "ECID"]) | st.text(max_size=8),
        value=st.text(max_size=40) | phone_like)
-def test_an_identity_that_loads_finds_its_person_and_is_forgotten(
-    tmp_path_factory, namespace, value
-):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("identity") / "store.db")
+def test_an_identity_that_loads_finds_its_person_and_is_forgotten(kit, namespace, value):
     identity = [Identity(namespace=namespace, id=value)]
     line = json.dumps({"identityMap": {namespace: [{"id": value}]}})
-    try:
+    with kit.made() as store:
         report = store.ingest("profiles", [line])
         if report.loaded:
             assert isinstance(store.lookup(identity, time.monotonic() + 5), Profile)
             assert store.forget(namespace, value).found
         assert store.lookup(identity, time.monotonic() + 5) is None
-    finally:
-        store.close()

@@ -21,7 +21,7 @@ import pytest
 
 from hub.models import Delivery, DeliveryAction
 from hub.settings import Settings
-from lookup.store import parsing
+from lookup.store import EmbeddedProfileStore, parsing
 from lookup.store.records import Rules
 from lookup.writeback import ProfileWriteBackSink
 
@@ -94,11 +94,13 @@ def statements_of(store, lines: list[str]) -> list[str]:
     return statements
 
 
-def test_a_small_load_keeps_the_stores_durable_settings(store):
+def test_a_small_load_keeps_the_stores_durable_settings(tmp_path):
+    store = EmbeddedProfileStore(tmp_path / "store.db")  # SQLite's own settings
     assert "PRAGMA synchronous = OFF" not in statements_of(store, profile_lines(1))
 
 
-def test_a_bulk_load_is_written_with_the_bulk_settings(store):
+def test_a_bulk_load_is_written_with_the_bulk_settings(tmp_path):
+    store = EmbeddedProfileStore(tmp_path / "store.db")
     assert "PRAGMA synchronous = OFF" in statements_of(store, profile_lines(1001))
 
 

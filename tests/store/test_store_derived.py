@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from hub.models import Identity, Profile
-from lookup.store import EmbeddedProfileStore
+from lookup.store import ProfileStore
 from lookup.store.audience_rules import AudienceRule
 from lookup.store.computed import ComputedAttribute
 
@@ -33,26 +32,25 @@ def purchase(event_id: str, days_ago: int, price: float) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedProfileStore]:
-    made = EmbeddedProfileStore(tmp_path / "s.sqlite3", computed=[SPEND], audience_rules=[VIP])
+def store(make_store: Callable[..., ProfileStore]) -> ProfileStore:
+    made = make_store(computed=[SPEND], audience_rules=[VIP])
     made.ingest("profiles", [json.dumps({"identityMap": {"Phone": [{"id": "(415) 555-0134"}]},
                                          "person": {"name": {"fullName": "Ada"}}})])
-    yield made
-    made.close()
+    return made
 
 
-def ada(store: EmbeddedProfileStore) -> Profile:
+def ada(store: ProfileStore) -> Profile:
     found = store.lookup([PHONE], time.monotonic() + 5)
     assert isinstance(found, Profile)
     return found
 
 
-def test_a_computed_attribute_is_in_the_looked_up_profile(store: EmbeddedProfileStore) -> None:
+def test_a_computed_attribute_is_in_the_looked_up_profile(store: ProfileStore) -> None:
     store.ingest("events", [purchase("e1", 10, 150.0), purchase("e2", 100, 999.0)])
     assert {"spend_90d": 150.0} == ada(store).attributes["_computed"]
 
 
-def test_a_rule_audience_follows_the_computed_attribute(store: EmbeddedProfileStore) -> None:
+def test_a_rule_audience_follows_the_computed_attribute(store: ProfileStore) -> None:
     store.ingest("events", [purchase("e1", 10, 150.0)])
     before = [a.name for a in ada(store).audiences]
     store.ingest("events", [purchase("e2", 3, 80.0)])

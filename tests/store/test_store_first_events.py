@@ -8,14 +8,13 @@ shared during the load.
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from typing import Any
 
 import pytest
 
 from hub.models import AmbiguousMatch, Profile
-from lookup.store import EmbeddedProfileStore, ingest, parsing
+from lookup.store import ProfileStore, ingest, parsing
+from tests.store.conftest import StoreKit
 
 ADA = {"identityMap": {"CRMID": [{"id": "A1", "primary": True}],
                        "Phone": [{"id": "+14155550134"}], "Email": [{"id": "ada@example.com"}]}}
@@ -35,10 +34,9 @@ def event(n: int, day: int, **identities: str) -> dict[str, Any]:
     }
 
 
-def stored_order(store: EmbeddedProfileStore) -> list[tuple[int, int]]:
-    """(person, time) of every stored event, in the order the file holds them."""
-    with closing(sqlite3.connect(f"{store.path.as_uri()}?mode=ro", uri=True)) as connection:
-        return connection.execute("SELECT person_id, ts FROM events ORDER BY rowid").fetchall()
+def stored_order(kit: StoreKit, store: ProfileStore) -> list[tuple[int, int]]:
+    """(person, time) of every stored event, in the order they were stored."""
+    return [(row[1], row[2]) for row in kit.rows_of(store)["events"]]
 
 
 def event_ids(found: Profile | AmbiguousMatch | None) -> set[str]:
@@ -52,24 +50,24 @@ def one_line_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parsing, "CHUNK_LINES", 1)
 
 
-def test_a_first_load_stores_each_persons_events_side_by_side(load, store):
+def test_a_first_load_stores_each_persons_events_side_by_side(kit, load, store):
     load("profiles", ADA, GRACE, LIN)
     # Interleaved, as an export in time order is: one event of each person per day.
     load("events", *(event(3 * day + k, day + 1, Email=email) for day in range(4)
                       for k, email in enumerate(("ada@example.com", "grace@example.com",
                                                   "lin@example.com"))))
 
-    order = stored_order(store)
+    order = stored_order(kit, store)
     assert 12 == len(order)
     assert order == sorted(order)  # grouped by person, oldest first within each
 
 
-def test_a_later_load_is_not_held_back(load, store):
+def test_a_later_load_is_not_held_back(kit, load, store):
     load("profiles", ADA, GRACE)
     load("events", event(1, 1, Email="ada@example.com"))
     load("events", event(2, 2, Email="grace@example.com"), event(3, 3, Email="ada@example.com"))
 
-    persons = [person for person, _ in stored_order(store)]
+    persons = [person for person, _ in stored_order(kit, store)]
     assert persons[0] == persons[2] != persons[1]  # as they came: only a first load is ordered
 
 

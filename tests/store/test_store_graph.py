@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.models import Identity
-from lookup.store import EmbeddedProfileStore
 
 CRM = {
     "identityMap": {
@@ -105,8 +104,8 @@ def test_the_first_identity_that_resolves_wins(load, store):
 
 @settings(max_examples=12, deadline=None)
 @given(order=st.permutations([("profiles", CRM), ("profiles", LOYALTY), ("events", VISIT)]))
-def test_a_split_person_is_joined_by_email_whatever_the_arrival_order(tmp_path_factory, order):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("order") / "store.db")
+def test_a_split_person_is_joined_by_email_whatever_the_arrival_order(kit, order):
+    store = kit.make()
     try:
         for kind, record in order:
             store.ingest(kind, [json.dumps(record)])
@@ -115,7 +114,7 @@ def test_a_split_person_is_joined_by_email_whatever_the_arrival_order(tmp_path_f
         )
         assert 1 == store.counts()["persons"]
     finally:
-        store.close()
+        kit.discard(store)
 
     assert profile is not None
     assert ("Ada", "gold") == (

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.models import AmbiguousMatch, Identity, Profile
-from lookup.store import EmbeddedProfileStore
 
 IDENTITIES = {
     "CRMID": ["C1", "C2", "C3"],
@@ -52,16 +51,8 @@ def load(store, batch):
             store.ingest(kind, lines)
 
 
-def tables(store):
-    connection = store._connections.get()
-    return {
-        table: connection.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - constants
-        for table in ("persons", "identities", "shared_links", "fragments", "events")
-    }
-
-
-def check(store):
-    rows = tables(store)
+def check(kit, store):
+    rows = kit.rows_of(store)
     nodes = {row[0]: bool(row[2]) for row in rows["persons"]}
     unique = defaultdict(set)
     for keyspace, value, _, person, _ in rows["identities"]:
@@ -84,45 +75,42 @@ def check(store):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=records, cuts=st.lists(st.integers(0, 12), max_size=3))
-def test_the_graph_stays_consistent_and_loading_again_changes_nothing(
-    tmp_path_factory, batch, cuts
-):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("graph") / "store.db")
+def test_the_graph_stays_consistent_and_loading_again_changes_nothing(kit, batch, cuts):
+    store = kit.make()
     numbered = list(enumerate(batch))
     try:
         for start, end in itertools.pairwise([0, *sorted(cuts), len(numbered)]):
             load(store, numbered[start:end])
-        check(store)
+        check(kit, store)
         before = store.counts()
         load(store, numbered)
         assert before == store.counts()
-        check(store)
+        check(kit, store)
     finally:
-        store.close()
+        kit.discard(store)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=records)
-def test_one_batch_or_one_record_at_a_time_make_the_same_people(tmp_path_factory, batch):
+def test_one_batch_or_one_record_at_a_time_make_the_same_people(kit, batch):
     # load() takes the profiles of a batch first: one at a time must keep that order.
     numbered = sorted(enumerate(batch), key=lambda item: item[1][0] != "profiles")
-    together = EmbeddedProfileStore(tmp_path_factory.mktemp("together") / "store.db")
-    apart = EmbeddedProfileStore(tmp_path_factory.mktemp("apart") / "store.db")
+    together, apart = kit.make(), kit.make()
     try:
         load(together, numbered)
         for item in numbered:
             load(apart, [item])
-        people = [_people(store) for store in (together, apart)]
+        people = [_people(kit, store) for store in (together, apart)]
     finally:
-        together.close()
-        apart.close()
+        kit.discard(together)
+        kit.discard(apart)
 
     assert people[0] == people[1]
 
 
-def _people(store):
+def _people(kit, store):
     """Each person as the set of their identities, plus each shared identity's fan-out."""
-    rows = tables(store)
+    rows = kit.rows_of(store)
     shared = {row[0] for row in rows["persons"] if row[2]}
     members = defaultdict(set)
     for keyspace, value, _, person, _ in rows["identities"]:

@@ -197,8 +197,10 @@ def test_a_closed_store_reopens_on_next_use(load, store):
     assert store.lookup(ADA_EMAIL, time.monotonic() + 5) is not None
 
 
-def test_the_store_file_is_in_wal_mode(load, store):
-    load("profiles", ADA)
+def test_the_store_file_is_in_wal_mode(tmp_path):
+    store = EmbeddedProfileStore(tmp_path / "store.db")
+    store.ingest("profiles", [json.dumps(ADA)])
+    store.close()
 
     with sqlite3.connect(store.path) as connection:
         mode = connection.execute("PRAGMA journal_mode").fetchone()[0]

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.models import Identity, Profile
-from lookup.store import EmbeddedProfileStore
 from lookup.store.merge import MergePolicy
 
 EMAIL = {"Email": [{"id": "ada@example.com"}]}
@@ -69,13 +68,9 @@ def test_timestamp_order_lets_the_newest_fragment_win(store):
 @settings(max_examples=20, deadline=None)
 @given(order=st.permutations([CRM, LOYALTY, WEB, SUPPORT]),
        policy=st.sampled_from(["timestamp_ordered", "dataset_precedence"]))
-def test_the_merge_does_not_depend_on_arrival_order(tmp_path_factory, order, policy):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("merge") / "store.db",
-                                 merge_policy=policy, dataset_order=("crm", "loyalty"))
-    try:
+def test_the_merge_does_not_depend_on_arrival_order(kit, order, policy):
+    with kit.made(merge_policy=policy, dataset_order=("crm", "loyalty")) as store:
         attributes = merged(store, *order)
-    finally:
-        store.close()
 
     expected = {"timestamp_ordered": "web", "dataset_precedence": "crm"}[policy]
     assert (expected, "Paris", 7, "phone") == (
@@ -83,24 +78,19 @@ def test_the_merge_does_not_depend_on_arrival_order(tmp_path_factory, order, pol
     )
 
 
-def reopened(store, **settings):
-    store.close()
-    return EmbeddedProfileStore(store.path, **settings)
-
-
-def test_a_changed_policy_needs_a_rebuild(store):
+def test_a_changed_policy_needs_a_rebuild(kit, store):
     merged(store, CRM, WEB)
 
-    again = reopened(store, merge_policy="dataset_precedence", dataset_order=("crm",))
+    again = kit.reopen(store, merge_policy="dataset_precedence", dataset_order=("crm",))
     try:
         assert again.needs_rebuild()
     finally:
         again.close()
 
 
-def test_a_rebuild_merges_every_profile_under_the_new_policy(store):
+def test_a_rebuild_merges_every_profile_under_the_new_policy(kit, store):
     merged(store, CRM, WEB)
-    again = reopened(store, merge_policy="dataset_precedence", dataset_order=("crm",))
+    again = kit.reopen(store, merge_policy="dataset_precedence", dataset_order=("crm",))
     try:
         rebuilt = again.rebuild()
         attributes, stale = merged(again), again.needs_rebuild()
@@ -110,9 +100,9 @@ def test_a_rebuild_merges_every_profile_under_the_new_policy(store):
     assert (1, "crm", False) == (rebuilt, attributes["tier"], stale)
 
 
-def test_an_ingest_rebuilds_first_when_the_policy_changed(store):
+def test_an_ingest_rebuilds_first_when_the_policy_changed(kit, store):
     merged(store, CRM, WEB)
-    again = reopened(store, merge_policy="dataset_precedence", dataset_order=("crm",))
+    again = kit.reopen(store, merge_policy="dataset_precedence", dataset_order=("crm",))
     try:
         other = {"identityMap": {"Email": [{"id": "x@example.com"}]}}
         again.ingest("profiles", [json.dumps(other)])
@@ -123,10 +113,10 @@ def test_an_ingest_rebuilds_first_when_the_policy_changed(store):
     assert "crm" == attributes["tier"]
 
 
-def test_lookups_serve_the_previous_merge_until_a_rebuild(store):
+def test_lookups_serve_the_previous_merge_until_a_rebuild(kit, store):
     merged(store, CRM, WEB)
 
-    again = reopened(store, merge_policy="dataset_precedence", dataset_order=("crm",))
+    again = kit.reopen(store, merge_policy="dataset_precedence", dataset_order=("crm",))
     try:
         attributes = merged(again)
     finally:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.models import AmbiguousMatch, Identity, Profile
-from lookup.store import EmbeddedProfileStore, Rejection
+from lookup.store import Rejection
 
 LANDLINE = "+12125550199"
 MARIA = {
@@ -226,8 +226,8 @@ RECORDS = [
 
 @settings(max_examples=30, deadline=None)
 @given(order=st.permutations(RECORDS), together=st.booleans())
-def test_the_family_comes_out_the_same_in_every_arrival_order(tmp_path_factory, order, together):
-    store = EmbeddedProfileStore(tmp_path_factory.mktemp("order") / "store.db")
+def test_the_family_comes_out_the_same_in_every_arrival_order(kit, order, together):
+    store = kit.make()
     try:
         if together:  # one chunk, one transaction
             for kind in ("profiles", "events"):
@@ -238,7 +238,7 @@ def test_the_family_comes_out_the_same_in_every_arrival_order(tmp_path_factory, 
         match = store.lookup([Identity(namespace="Phone", id=LANDLINE)], time.monotonic() + 5)
         persons = store.counts()["persons"]
     finally:
-        store.close()
+        kit.discard(store)
 
     assert isinstance(match, AmbiguousMatch)
     outcome = [(c.attributes["person"]["name"]["firstName"], c.attributes.get("loyalty"),

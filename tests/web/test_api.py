@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from flask.testing import FlaskClient
 from app import close_app, create_app
 from hub.models import Identity, Profile
 from tests.fakes import FailingProvider, InMemoryProfileProvider
-from tests.support import ADA_PHONE, call_form, make_settings, signed_post
+from tests.standins.twilio import TwilioStandIn
+from tests.support import ADA_PHONE, AUTH_TOKEN, call_form, make_settings, signed_post
+from web.api import HEALTH_BUDGET_S
 
 AUTH = {"Authorization": "Bearer test-api-key"}
 ADA = Profile(source="memory", profile_id="ada",
@@ -79,6 +82,31 @@ def test_healthz_is_degraded_but_up_when_one_of_several_providers_fails(tmp_path
     finally:
         close_app(app)
     assert (200, "degraded") == (reply.status_code, reply.get_json()["status"])
+
+
+def test_healthz_answers_within_its_budget_while_a_sink_does_not_answer(tmp_path: Path) -> None:
+    """A load balancer's check has a timeout of its own (HAProxy's ``timeout check``): a CRM or
+    Twilio slow to answer a ping must not make every server look dead to it."""
+    account = "AC" + "1" * 32
+    with TwilioStandIn(account, AUTH_TOKEN) as twilio:
+        twilio.latencies["account"] = 8.0  # the SMS sink's ping
+        app = create_app(make_settings(tmp_path, sms_from="+18005550123",
+                                       twilio_account_sid=account,
+                                       twilio_base_url=twilio.base_url, sink_timeout_s=10),
+                         providers=[InMemoryProfileProvider()])
+        try:
+            started = time.perf_counter()
+            reply = app.test_client().get("/healthz")
+            took = time.perf_counter() - started
+        finally:
+            close_app(app)
+    body = reply.get_json()
+    assert (200, "degraded", True) == (reply.status_code, body["status"], body["state"]["ok"])
+    assert {"ok": False, "error": f"no answer within {int(HEALTH_BUDGET_S * 1000)} ms"} == \
+        body["sinks"]["sms"]
+    # It waited out its budget, and not the ping: well before the ping's 8 s, with room for
+    # this shared machine's scheduling (the wait itself is the budget, as the report says).
+    assert HEALTH_BUDGET_S <= took < HEALTH_BUDGET_S + 3.0, (took, body)
 
 
 def test_metrics_count_calls_and_latencies(client: FlaskClient) -> None:

@@ -1,0 +1,2 @@
+"""The profile store on PostgreSQL: its schema (``schema``), pooled connections
+(``connections``), SQL dialect (``dialect``) and store class (``store``)."""
