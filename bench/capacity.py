@@ -4,8 +4,8 @@ Two hub servers (two gunicorn masters on two ports, as two hosts would be; each 
 the README's production command ``gunicorn -c python:web.gunicorn_conf --bind
 127.0.0.1:PORT``) share Redis (``CAHUB_REDIS_URL``, a key prefix of the run's own, deleted
 afterwards) and PostgreSQL (``CAHUB_DATABASE_URL``, a database ``cahub_capacity_<random>``
-made for the run and dropped afterwards), and a data directory holding the demo customers
-(the embedded profile store). No CRM and no SMS sender is configured: no delivery leaves the
+made for the run and dropped afterwards), which also holds the profile store, loaded with
+the demo customers. No CRM and no SMS sender is configured: no delivery leaves the
 machine. Each console is signed in as an agent of its own (one agent per console, each with
 its own Twilio number); agent ``i``'s console is opened on server ``i % 2``.
 
@@ -56,7 +56,7 @@ from bench.report import machine, percentile, record
 from bench.slow_clients import free_port
 from bench.webhook import demo_numbers, stop_server
 from lookup.demo import load_demo
-from lookup.store import EmbeddedProfileStore
+from lookup.store.postgres.store import PostgresProfileStore
 from tests.backends import fresh_database, fresh_prefix
 
 SECTION = "Capacity: consoles and calls on two servers"
@@ -345,6 +345,9 @@ def run_configuration(kind: str, data_dir: Path, agents: list[Agent], callers: l
     with fresh_prefix(args.redis, "cahub-capacity") as prefix, \
             fresh_database(args.postgres, "cahub_capacity") as database:
         env = hub_environment(data_dir, args.redis, prefix, database)
+        store = PostgresProfileStore(database)  # with a database URL, the servers' store
+        load_demo(store)
+        store.close()
         ports = [free_port(), free_port()]
         servers: list[subprocess.Popen[bytes]] = []
         logs = [data_dir / f"{kind}-{n + 1}.log" for n in range(len(ports))]
@@ -646,9 +649,6 @@ def main() -> None:
     runs: dict[str, list[ConfigRun]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="cahub-capacity-") as tmp:
         data_dir = Path(tmp)
-        store = EmbeddedProfileStore(data_dir / "profiles.sqlite3")
-        load_demo(store)
-        store.close()
         agents = make_agents(max(most, 2))
         (data_dir / "hub.toml").write_text(hub_toml(agents))
         callers = demo_numbers()

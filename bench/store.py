@@ -31,6 +31,7 @@ from bench.report import describe, machine, percentile, record
 from bench.synthetic import Dataset, email_of, ensure_dataset, phone_of
 from hub.models import Identity, Profile
 from lookup.store import EmbeddedProfileStore
+from lookup.store.core import ProfileStore
 from lookup.store.ingest import Kind
 
 SECTION = "Embedded store: ingest and lookup at scale"
@@ -91,7 +92,7 @@ class Progress:
               f"{rate:>9,.0f}/s  ~{left:5.0f} s left", end=end, file=sys.stderr, flush=True)
 
 
-def ingest(store: EmbeddedProfileStore, kind: Kind, path: Path, total: int) -> float:
+def ingest(store: ProfileStore, kind: Kind, path: Path, total: int) -> float:
     """Load ``path``; the seconds it took. Any rejected line is a generator bug."""
     progress = Progress(kind, total)
     started = time.perf_counter()
@@ -112,7 +113,7 @@ def caller(e164: str) -> list[Identity]:
 
 
 def time_lookups(
-    store: EmbeddedProfileStore, callers: list[list[Identity]]
+    store: ProfileStore, callers: list[list[Identity]]
 ) -> tuple[list[float], list[int]]:
     """Per-lookup milliseconds, one call at a time, and each answer's event count.
 

@@ -81,9 +81,12 @@ def start_server(
     env = {**os.environ, "CAHUB_DATA_DIR": str(data_dir), "CAHUB_CONFIG": str(config),
            "CAHUB_TWILIO_AUTH_TOKEN": TOKEN, "CAHUB_SECRET_KEY": "bench", **(extra_env or {})}
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"]
-    server = subprocess.Popen(command, env=env, start_new_session=True)
+    # The README's production command (web/gunicorn_conf.py: gunicorn's gevent worker); its
+    # access log on standard output is left out of the benchmark's own output.
+    command = [str(gunicorn), "-c", "python:web.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+               "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL)
     for _ in range(200):
         if server.poll() is not None:
             raise RuntimeError(f"the hub exited with {server.returncode}")
@@ -219,8 +222,9 @@ def measure(base: str, calls: int, rate: float) -> None:
     ratio = statistics.median(twiml) / statistics.median(health)
     ratio_back = statistics.median(twiml_hot) / statistics.median(back_to_back)
     body = f"""`.venv/bin/python -m bench.webhook --calls {calls} --rate {rate:g}` — {machine()}.
-The hub runs under gunicorn (1 worker, 32 threads) on the demo data; {calls} signed webhooks
-from {len(numbers)} demo callers at {rate:g} calls/s, one agent console on server-sent events.
+The hub runs under the production command (`gunicorn -c python:web.gunicorn_conf`: gevent)
+on the demo data; {calls} signed webhooks from {len(numbers)} demo callers at {rate:g} calls/s,
+one agent console on server-sent events.
 
 | figure (ms) | median / p99 / max | bar (PRODUCT.md §9) |
 |---|---|---|

@@ -15,6 +15,7 @@ from cli.command_app import command_app
 from cli.demo import demo
 from cli.forget import forget
 from cli.outbox import outbox
+from cli.store_copy import store
 from cli.voice_sdk import voice_sdk
 from cli.worker import worker
 from hub.models import CallerKind
@@ -155,5 +156,6 @@ main.add_command(demo)
 main.add_command(forget)
 main.add_command(outbox)
 main.add_command(simulate_call)
+main.add_command(store)
 main.add_command(voice_sdk)
 main.add_command(worker)

@@ -153,8 +153,17 @@ class ProfileStore:
             self.purge_expired()
             options = Options(self._rules, self.policy, self._max_identities,
                               self._events_since(), self._workers)
-            return ingest_lines(self._connections, kind, lines, dataset=dataset,
-                                options=options, progress=progress, note=note)
+            return self._load(kind, lines, dataset, options, progress, note, bulk)
+
+    def _load(
+        self, kind: Kind, lines: Iterable[Line], dataset: str, options: Options,
+        progress: Callable[[int], None] | None, note: Callable[[str], None] | None,
+        bulk: bool,
+    ) -> IngestReport:
+        """Write a load (``bulk``: more than ``ingest.BULK_AFTER`` lines); a backend may
+        write bulk loads its own way (PostgreSQL: ``postgres.bulk``)."""
+        return ingest_lines(self._connections, kind, lines, dataset=dataset,
+                            options=options, progress=progress, note=note)
 
     def needs_rebuild(self) -> bool:
         """Whether profiles were merged under another policy than this store's."""

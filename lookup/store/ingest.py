@@ -322,6 +322,15 @@ def _holds_no_events(connections: Connections) -> bool:
         return connection.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
 
 
+def write_records(
+    connection: Connection, records: list[Record], dataset: str, options: Options,
+    held: HeldEvents | None = None,
+) -> None:
+    """Write one chunk's records row by row in the caller's write transaction (what a
+    PostgreSQL bulk load does with a batch it cannot write with COPY)."""
+    _write(connection, records, dataset, options, held)
+
+
 def _write(
     connection: Connection,
     records: list[Record],

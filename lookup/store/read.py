@@ -136,7 +136,7 @@ def _events(
 ) -> tuple[ExperienceEvent, ...]:
     rows = connection.execute(
         "SELECT event_id, ts, type, body FROM events WHERE person_id = ? AND ts >= ?"
-        " ORDER BY ts DESC LIMIT ?",
+        " ORDER BY ts DESC, rowid LIMIT ?",  # events of one instant: in the order stored
         (person, -(2**63) if since is None else since, limit),
     )
     return tuple(

@@ -15,7 +15,7 @@ the store's own transactions are short (a lookup's is bounded by its deadline).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,8 +23,12 @@ import psycopg
 
 from hub.ports import HubError, PermanentError, TransientError
 from lookup.store.core import ProfileStore
+from lookup.store.ingest import Kind, Options
+from lookup.store.parsing import Line
+from lookup.store.postgres.bulk import bulk_ingest
 from lookup.store.postgres.connections import PoolConnections
 from lookup.store.postgres.schema import DEFAULT_SCHEMA
+from lookup.store.report import IngestReport
 
 TRANSIENT = (psycopg.OperationalError, psycopg.errors.QueryCanceled,
              psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected,
@@ -45,6 +49,17 @@ class PostgresProfileStore(ProfileStore):
 
     def __repr__(self) -> str:  # the URL may hold a password: never shown
         return f"PostgresProfileStore(schema={self.schema!r}, region={self.region!r})"
+
+    def _load(
+        self, kind: Kind, lines: Iterable[Line], dataset: str, options: Options,
+        progress: Callable[[int], None] | None, note: Callable[[str], None] | None,
+        bulk: bool,
+    ) -> IngestReport:
+        """A bulk load of profiles or events is written with COPY (``bulk``)."""
+        if bulk and kind in ("profiles", "events"):
+            return bulk_ingest(self._pools, kind, lines, dataset=dataset, options=options,
+                               progress=progress, note=note)
+        return super()._load(kind, lines, dataset, options, progress, note, bulk)
 
 
 @contextmanager
