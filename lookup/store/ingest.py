@@ -6,7 +6,8 @@ upserted (or events inserted) and each touched person's profile row is rebuilt o
 (``materialise``). A transaction holds the chunks of ``COMMIT_EVERY`` seconds. A bad line
 is rejected with its number and reason and never stops the load.
 
-A load of profiles of more than ``WHOLE_LOAD_AFTER`` lines is a whole load instead: its
+A load of profiles of more than ``WHOLE_LOAD_AFTER`` lines (SQLite's bulk loads:
+PostgreSQL writes its own with ``postgres.bulk``) is a whole load instead: its
 lines are all parsed first (this process parsing a share beside the workers), then
 linked at once in memory (``load_graph``) and written table by table in key order
 (``bulk_write``), in one transaction per ``WHOLE_LOAD_MAX`` records. Lookups see none of
