@@ -357,6 +357,9 @@ class TcpProxy:
     Cut, it closes every connection it carries and closes each new one as soon as it is
     made: to a client, the server has stopped (a connection lost mid-query, then no
     connection at all), whatever runs behind it.
+
+    ``round_trips`` counts, over every connection it carried, the times a client spoke
+    after the server had answered (or first): the round trips the client waited for.
     """
 
     def __init__(self, target: tuple[str, int]) -> None:
@@ -366,6 +369,7 @@ class TcpProxy:
         self._cut, self._closed = threading.Event(), False
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.round_trips = 0
         threading.Thread(target=self._accept, name="test-tcp-proxy", daemon=True).start()
 
     def cut(self) -> None:
@@ -400,14 +404,26 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._open |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            answered = [True]  # whether the server spoke last on this connection
+
+            def heard(from_client: bool, answered: list[bool] = answered) -> None:
+                with self._lock:
+                    if from_client and answered[0]:
+                        self.round_trips += 1
+                    answered[0] = not from_client
+
+            for source, sink, from_client in ((client, upstream, True),
+                                              (upstream, client, False)):
+                threading.Thread(target=_pump, args=(source, sink, heard, from_client),
+                                 daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket,
+          heard: Callable[[bool], None] = lambda _: None, from_client: bool = True) -> None:
     try:
         with contextlib.suppress(OSError):  # a cut, or either side closing
             while data := source.recv(65536):
+                heard(from_client)  # before the other side can hear it
                 sink.sendall(data)
     finally:
         _shut(source)

@@ -35,7 +35,19 @@ from lookup.store.materialise import rebuild_batches, record_policy, remerge, st
 from lookup.store.merge import MergePolicy, PolicyName
 from lookup.store.numbering import person_of_profile_id
 from lookup.store.parsing import Line
-from lookup.store.read import PERSON, SOURCE, Derivation, find, profile_of, read_profile
+from lookup.store.read import (
+    PERSON,
+    SOURCE,
+    UNANSWERED,
+    Bundle,
+    Derivation,
+    Unanswered,
+    bundled_profile,
+    find,
+    lookup_key,
+    profile_of,
+    read_profile,
+)
 from lookup.store.records import Rules
 from lookup.store.report import IngestReport
 from lookup.store.validation import FieldMap
@@ -102,13 +114,27 @@ class ProfileStore:
         self, identities: Sequence[Identity], deadline: float
     ) -> Profile | AmbiguousMatch | None:
         """The person known by the first of ``identities`` that resolves, or None; an
-        ``AmbiguousMatch`` with every person it touches when that identity is shared."""
+        ``AmbiguousMatch`` with every person it touches when that identity is shared.
+
+        Without computed attributes the backend may answer in one statement
+        (``read_bundle``); a shared identity, or a backend that does not, reads in one
+        read transaction."""
+        since = self._events_since()
+        if not self._derivation.computed:
+            with self._translated("lookup"):
+                _check(deadline)
+                keys = [key[:2] for key in (lookup_key(i.namespace, i.id, self.region)
+                                            for i in identities) if key is not None]
+                bundle = self.read_bundle(keys, since, deadline) if keys else None
+            if bundle is None:
+                return None
+            if bundle is not UNANSWERED:
+                return bundled_profile(bundle, self._derivation)
         with self._translated("lookup"), self._connections.reading(deadline) as connection:
             _check(deadline)
             found = find(connection, identities, self.region)
             if found is None:
                 return None
-            since = self._events_since()
             if found.row is not None:
                 return profile_of(connection, found.row, self.event_limit, since,
                                   self._derivation)
@@ -118,6 +144,14 @@ class ProfileStore:
             candidates = tuple(profile for profile in profiles if profile is not None)
             return AmbiguousMatch(source=SOURCE, identity=found.identity,
                                   count=len(candidates), candidates=candidates)
+
+    def read_bundle(self, keys: Sequence[tuple[str, str]], since: int | None,
+                    deadline: float) -> Bundle | Unanswered | None:
+        """The person of the first of ``keys`` (keyspace, value) the store knows, read in
+        one statement by ``deadline``: a ``Bundle``, None when no key resolves, or
+        ``UNANSWERED`` when the lookup must read the usual way (a shared identity; a
+        backend without this path, as SQLite's, where separate reads cost nothing)."""
+        return UNANSWERED
 
     def get_profile(self, profile_id: str) -> Profile | None:
         """The person whose ``Profile.profile_id`` is ``profile_id``, or None."""

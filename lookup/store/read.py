@@ -5,14 +5,20 @@ and identities); the newest events come from the (person, time) index; audience 
 are joined last. All of it in one read transaction, so a merge running meanwhile is
 either seen whole or not at all. A shared identity reads its links, then each person it
 touches the same way.
+
+A backend may instead read the common case (the first identity that resolves leads to
+one person) in one statement of its own, a ``Bundle`` of the person's row, newest events
+and audience names (PostgreSQL: ``postgres.bundle``); ``bundled_profile`` builds the
+``Profile`` from it with the same code as ``profile_of``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +44,7 @@ FIND = (
 )
 PERSON = f"SELECT {COLUMNS} FROM persons AS p WHERE p.person_id = ?"  # noqa: S608 - constants
 Row = tuple[int, int, str, str, str]  # a persons row, as FIND and PERSON read it
+EventRow = tuple[str, int, str, str]  # event_id, ts, type, body
 
 
 @dataclass(frozen=True)
@@ -87,10 +94,13 @@ class Derivation:
     computed: Sequence[ComputedAttribute] = ()
     rules: Sequence[AudienceRule] = ()
 
-    def apply(self, connection: Connection, person: int,
+    def apply(self, connection: Connection | None, person: int,
               attributes: dict[str, Any]) -> list[AudienceMembership]:
-        """Add ``_computed`` to ``attributes``; the rule audiences the person is in."""
+        """Add ``_computed`` to ``attributes``; the rule audiences the person is in.
+        Computed attributes read the person's events: they need ``connection``."""
         if self.computed:
+            if connection is None:
+                raise ValueError("computed attributes are read over a connection")
             now = datetime.now(UTC)
             attributes["_computed"] = compute(connection, person, self.computed, now)
         return evaluate(self.rules, attributes) if self.rules else []
@@ -115,10 +125,53 @@ def profile_of(
     derivation: Derivation = NOTHING_DERIVED,
 ) -> Profile:
     """The ``Profile`` of a persons row, with its events from ``since`` (microseconds)."""
-    person, _, uid, attributes_json, identities_json = row
-    attributes = orjson.loads(attributes_json)
+    attributes = _attributes(row)
+    by_rule = derivation.apply(connection, row[0], attributes)
+    memberships = _platform_memberships(attributes)
+    return _profile(row, attributes, _events(connection, row[0], event_limit, since),
+                    _audience_names(connection, memberships), memberships, by_rule)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What a backend read of a person in one statement: its persons row, its newest
+    events (as ``profile_of`` selects them) and the names of audiences (at least of those
+    its attributes say it is in)."""
+
+    row: Row
+    events: Sequence[EventRow]
+    names: Mapping[str, str]
+
+
+class Unanswered(Enum):
+    """A backend's answer when it reads no bundle: the lookup reads the usual way."""
+
+    UNANSWERED = "unanswered"
+
+
+UNANSWERED = Unanswered.UNANSWERED
+
+
+def bundled_profile(bundle: Bundle, derivation: Derivation = NOTHING_DERIVED) -> Profile:
+    """The ``Profile`` of a ``Bundle``, as ``profile_of`` builds it (no computed attributes:
+    they need a connection)."""
+    attributes = _attributes(bundle.row)
+    by_rule = derivation.apply(None, bundle.row[0], attributes)
+    memberships = _platform_memberships(attributes)
+    return _profile(bundle.row, attributes, bundle.events, bundle.names, memberships, by_rule)
+
+
+def _attributes(row: Row) -> dict[str, Any]:
+    attributes: dict[str, Any] = orjson.loads(row[3])
     attributes.pop("identityMap", None)  # a fragment's own, kept in the stored JSON
-    by_rule = derivation.apply(connection, person, attributes)
+    return attributes
+
+
+def _profile(
+    row: Row, attributes: dict[str, Any], events: Sequence[EventRow], names: Mapping[str, str],
+    memberships: dict[str, str], by_rule: list[AudienceMembership],
+) -> Profile:
+    _, _, uid, _, identities_json = row
     return Profile(
         source=SOURCE,
         profile_id=uid,
@@ -126,46 +179,39 @@ def profile_of(
         identities=tuple(
             Identity(namespace=ns, id=value) for ns, value in orjson.loads(identities_json)
         ),
-        audiences=(*_audiences(connection, attributes), *by_rule),
-        events=_events(connection, person, event_limit, since),
+        audiences=(*(AudienceMembership(id=audience, name=names.get(audience), status=status)
+                     for audience, status in memberships.items()), *by_rule),
+        events=tuple(
+            ExperienceEvent(
+                id=event_id,
+                timestamp=EPOCH + timedelta(microseconds=ts),
+                type=event_type,
+                data=orjson.loads(body),
+            )
+            for event_id, ts, event_type, body in events
+        ),
     )
 
 
 def _events(
     connection: Connection, person: int, limit: int, since: int | None
-) -> tuple[ExperienceEvent, ...]:
-    rows = connection.execute(
+) -> list[EventRow]:
+    return connection.execute(
         "SELECT event_id, ts, type, body FROM events WHERE person_id = ? AND ts >= ?"
         " ORDER BY ts DESC, rowid LIMIT ?",  # events of one instant: in the order stored
         (person, -(2**63) if since is None else since, limit),
-    )
-    return tuple(
-        ExperienceEvent(
-            id=event_id,
-            timestamp=EPOCH + timedelta(microseconds=ts),
-            type=event_type,
-            data=orjson.loads(body),
-        )
-        for event_id, ts, event_type, body in rows
-    )
+    ).fetchall()
 
 
-def _audiences(
-    connection: Connection, attributes: dict[str, Any]
-) -> tuple[AudienceMembership, ...]:
-    """Memberships of ``segmentMembership.ups``, whatever their status, with names."""
-    memberships = _platform_memberships(attributes)
+def _audience_names(connection: Connection, memberships: dict[str, str]) -> dict[str, str]:
+    """The names of ``memberships``' audiences the store knows."""
     if not memberships:
-        return ()
-    names = dict(
+        return {}
+    return dict(
         connection.execute(
             "SELECT id, name FROM audiences WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(memberships)),),
         ).fetchall()
-    )
-    return tuple(
-        AudienceMembership(id=audience, name=names.get(audience), status=status)
-        for audience, status in memberships.items()
     )
 
 

@@ -54,6 +54,8 @@ WRITER_WAIT_MS = 5000
 # pg_advisory_xact_lock(WRITER_CLASS, <the schema's oid>): one writer per store.
 WRITER_CLASS = int.from_bytes(b"cahw", "big") & 0x7FFFFFFF
 # Forgotten rows' old versions stay in the pages until VACUUM removes them.
+# The statement timeout of the rest of an implicit transaction (``read_one``).
+TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
 STORE_TABLES = ("persons", "identities", "shared_links", "fragments", "events", "audiences",
                 "meta")
 
@@ -93,6 +95,24 @@ class PoolConnections:
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
                         f" SET LOCAL statement_timeout = {left_ms}")
             yield from _transaction(raw)
+
+    def read_one(self, query: str, params: dict[str, Any], deadline: float) -> Any:
+        """The first row of one read-only ``query`` (None if none), bounded by
+        ``deadline`` as ``reading`` bounds a read, in one round trip: the statement's
+        timeout and the query (prepared on the connection, its results binary: no text to
+        parse) are sent together (psycopg's pipeline mode) and run in one implicit
+        transaction, whose end ends the timeout too. One statement reads one snapshot: no
+        BEGIN or COMMIT to wait for."""
+        deadline = min(deadline, time.monotonic() + MAX_READ_S)
+        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
+        if timeout <= 0:
+            raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
+        with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
+            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
+            with raw.pipeline():
+                raw.execute(TIMEOUT, (str(left_ms),), prepare=True)
+                cursor = raw.cursor(binary=True).execute(query, params, prepare=True)
+            return cursor.fetchone()
 
     @contextmanager
     def writing(self) -> Iterator[PgConnection]:

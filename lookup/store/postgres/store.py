@@ -15,7 +15,7 @@ the store's own transactions are short (a lookup's is bounded by its deadline).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,8 +26,10 @@ from lookup.store.core import ProfileStore
 from lookup.store.ingest import Kind, Options
 from lookup.store.parsing import Line
 from lookup.store.postgres.bulk import bulk_ingest
+from lookup.store.postgres.bundle import read_bundle
 from lookup.store.postgres.connections import PoolConnections
 from lookup.store.postgres.schema import DEFAULT_SCHEMA
+from lookup.store.read import Bundle, Unanswered
 from lookup.store.report import IngestReport
 
 TRANSIENT = (psycopg.OperationalError, psycopg.errors.QueryCanceled,
@@ -46,6 +48,11 @@ class PostgresProfileStore(ProfileStore):
         self.schema = schema
         self._pools = PoolConnections(url, schema, lookups=lookups, writes=writes)
         super().__init__(self._pools, translated, **settings)
+
+    def read_bundle(self, keys: Sequence[tuple[str, str]], since: int | None,
+                    deadline: float) -> Bundle | Unanswered | None:
+        """The lookup's common case in one round trip (``postgres.bundle``)."""
+        return read_bundle(self._pools, keys, since, self.event_limit, deadline)
 
     def __repr__(self) -> str:  # the URL may hold a password: never shown
         return f"PostgresProfileStore(schema={self.schema!r}, region={self.region!r})"

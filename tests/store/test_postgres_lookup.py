@@ -1,0 +1,144 @@
+"""A lookup on PostgreSQL in one round trip (``postgres.bundle``), answering as the usual
+reads do; the round trips are counted by a TCP proxy between the store and the server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+
+from hub.models import AmbiguousMatch, Identity, Profile
+from hub.ports import TransientError
+from lookup.store.computed import ComputedAttribute
+from lookup.store.postgres.store import PostgresProfileStore
+from lookup.store.read import UNANSWERED
+from tests.backends import TcpProxy
+
+PHONE = "+14155550134"
+ADA = {
+    "identityMap": {"Phone": [{"id": PHONE}], "Email": [{"id": "ada@example.com"}]},
+    "person": {"name": {"firstName": "Ada"}},
+    "segmentMembership": {"ups": {"a1": {"status": "realized"}, "a9": {"status": "exited"}}},
+}
+SHARED = {"identityMap": {"Phone": [{"id": "+14155550199"}], "CRMID": [{"id": "c1"}]}}
+SHARED_TOO = {"identityMap": {"Phone": [{"id": "+14155550199"}], "CRMID": [{"id": "c2"}]}}
+
+
+def lines(*records: object) -> list[str]:
+    return [json.dumps(record) for record in records]
+
+
+def events() -> list[str]:
+    """Twelve events of Ada, two of them at one instant."""
+    return lines(*({"_id": f"e{n}", "eventType": "call", "timestamp":
+                    f"2026-11-{min(n, 11) + 1:02d}T10:00:00Z", "n": n,
+                    "identityMap": {"Email": [{"id": "ada@example.com"}]}} for n in range(12)))
+
+
+def make(url: str, **settings: object) -> PostgresProfileStore:
+    store = PostgresProfileStore(url, **settings)  # type: ignore[arg-type]
+    store.ingest("audiences", lines({"id": "a1", "name": "High value"}))
+    store.ingest("profiles", lines(ADA, SHARED, SHARED_TOO))
+    store.ingest("events", events())
+    return store
+
+
+def lookup(store: PostgresProfileStore, *identities: Identity) -> Profile | AmbiguousMatch | None:
+    return store.lookup(identities, time.monotonic() + 5)
+
+
+def round_trips(proxy: TcpProxy, store: PostgresProfileStore, *identities: Identity) -> int:
+    lookup(store, *identities)  # the pool's connection made, the statement prepared
+    before = proxy.round_trips
+    lookup(store, *identities)
+    return proxy.round_trips - before
+
+
+def test_a_lookup_of_a_person_or_of_nobody_is_one_round_trip(postgres_proxy):
+    proxy, url = postgres_proxy
+    store = make(url)
+    try:
+        assert 1 == round_trips(proxy, store, Identity(namespace="Phone", id=PHONE))
+        assert 1 == round_trips(proxy, store, Identity(namespace="Phone", id="+14155550000"))
+        assert 1 == round_trips(proxy, store, Identity(namespace="Phone", id="+14155550000"),
+                                Identity(namespace="Email", id="ada@example.com"))
+    finally:
+        store.close()
+
+
+def test_shared_identities_and_computed_attributes_read_the_usual_way(postgres_proxy):
+    proxy, url = postgres_proxy
+    store = make(url, computed=(ComputedAttribute(name="calls", function="count"),))
+    try:
+        assert 5 <= round_trips(proxy, store, Identity(namespace="Phone", id=PHONE))
+    finally:
+        store.close()
+    store = make(url)
+    try:
+        assert 4 <= round_trips(proxy, store, Identity(namespace="Phone", id="+14155550199"))
+        found = lookup(store, Identity(namespace="Phone", id="+14155550199"))
+        assert isinstance(found, AmbiguousMatch)
+        assert 2 == found.count
+    finally:
+        store.close()
+
+
+def test_the_one_statement_answers_as_the_usual_reads(postgres_url, monkeypatch):
+    store = make(postgres_url, event_limit=10)
+    try:
+        callers = [(Identity(namespace="Phone", id=PHONE),),
+                   (Identity(namespace="Email", id="nobody@example.com"),
+                    Identity(namespace="Email", id="ada@example.com")),
+                   (Identity(namespace="Phone", id="+14155550000"),)]
+        quick = [lookup(store, *caller) for caller in callers]
+        monkeypatch.setattr(store, "read_bundle", lambda *_: UNANSWERED)
+        usual = [lookup(store, *caller) for caller in callers]
+    finally:
+        store.close()
+    assert usual == quick
+    ada = quick[0]
+    assert isinstance(ada, Profile)
+    with psycopg.connect(postgres_url) as connection:  # e10 and e11: in the order stored
+        stored = connection.execute("SELECT event_id FROM profile_store.events"
+                                    " ORDER BY ts DESC, seq LIMIT 10").fetchall()
+    assert [event_id for (event_id,) in stored] == [e.id for e in ada.events]
+    assert {"e10", "e11"} == {e.id for e in ada.events[:2]}
+    assert [("a1", "High value", "realized"), ("a9", None, "exited")] == [
+        (a.id, a.name, a.status) for a in ada.audiences]
+    assert quick[2] is None
+
+
+def test_attributes_jsonb_refuses_are_read_the_usual_way(postgres_url):
+    store = make(postgres_url)
+    try:
+        store.ingest("profiles", lines({"identityMap": {"Phone": [{"id": "+14155550177"}]},
+                                        "note": "a\u0000b",
+                                        "segmentMembership": {"ups": {"a1": {}}}}))
+        found = lookup(store, Identity(namespace="Phone", id="+14155550177"))
+    finally:
+        store.close()
+    assert isinstance(found, Profile)
+    assert "a\u0000b" == found.attributes["note"]
+    assert [("a1", "High value")] == [(a.id, a.name) for a in found.audiences]
+
+
+def test_the_one_statement_is_cancelled_at_the_deadline_and_leaves_no_timeout(postgres_url):
+    store = make(postgres_url)
+    ada = Identity(namespace="Phone", id=PHONE)
+    try:
+        assert isinstance(lookup(store, ada), Profile)
+        with psycopg.connect(postgres_url) as other:  # holds persons until it rolls back
+            other.execute("LOCK TABLE profile_store.persons IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(TransientError):
+                store.lookup([ada], started + 0.3)
+            waited = time.monotonic() - started
+            other.rollback()
+        assert 0.25 < waited < 1.0
+        with store._pools._pool("lookups").connection() as raw:
+            assert ("0",) == raw.execute("SHOW statement_timeout").fetchone()
+        assert isinstance(lookup(store, ada), Profile)
+    finally:
+        store.close()
