@@ -90,9 +90,9 @@ def resolve(
     identity that became shared taken from its person): rows held back elsewhere (a first
     load's events, see ``ingest``) must be stored by then, or they would not move."""
     keys = [tuple(dict.fromkeys(key[:2] for key in item)) for item in items]
-    known, stored = _known(connection, keys, unique)
+    known, stored = read_known(connection, keys, unique)
     linking = link(keys, known, unique)
-    if before_moving is not None and _moves_rows(linking):
+    if before_moving is not None and moves_rows(linking):
         before_moving()
     writer = _Writer(connection, linking, known, now)
     writer.assign_persons()
@@ -102,13 +102,13 @@ def resolve(
     return writer.resolution()
 
 
-def _moves_rows(linking: Linking) -> bool:
+def moves_rows(linking: Linking) -> bool:
     """Whether writing ``linking`` relabels stored rows (see ``_merge`` and ``share``)."""
     return any(len(persons) > 1 for persons in linking.persons_of.values()) or any(
         owner is not None for owner in linking.newly_shared.values())
 
 
-def _known(
+def read_known(
     connection: Connection, items: list[tuple[Key, ...]], unique: frozenset[str]
 ) -> tuple[Known, set[IdentityKey]]:
     """The node of every stored key, which nodes are shared, the unique values of the

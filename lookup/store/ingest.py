@@ -6,6 +6,14 @@ upserted (or events inserted) and each touched person's profile row is rebuilt o
 (``materialise``). A transaction holds the chunks of ``COMMIT_EVERY`` seconds. A bad line
 is rejected with its number and reason and never stops the load.
 
+A load of profiles of more than ``WHOLE_LOAD_AFTER`` lines (SQLite's bulk loads:
+PostgreSQL writes its own with ``postgres.bulk``) is a whole load instead: its
+lines are all parsed first (this process parsing a share beside the workers), then
+linked at once in memory (``load_graph``) and written table by table in key order
+(``bulk_write``), in one transaction per ``WHOLE_LOAD_MAX`` records. Lookups see none of
+it until that transaction ends. A load that would move stored rows (merge stored
+persons) is written by the chunk writer instead, as one chunk.
+
 Loading the same data again changes nothing: events are keyed by ``_id``, fragments by
 person, dataset and primary identity, and a fragment's content is only replaced by a
 version at least as new. (One exception: a data set holding several versions of one
@@ -40,11 +48,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lookup.store.backend import Connection, Connections
+from lookup.store.bulk_write import UPSERT_FRAGMENT, write_whole_load
 from lookup.store.graph import Resolution, resolve, sole_key
 from lookup.store.materialise import Touched, materialise
 from lookup.store.merge import MergePolicy
 from lookup.store.numbering import take_sequence
-from lookup.store.parsing import Line, Record, parsed_chunks
+from lookup.store.parsing import Chunk, Line, Record, parsed_chunks
 from lookup.store.records import AudienceRecord, EventRecord, ProfileRecord, Rules
 from lookup.store.report import IngestReport, IngestWarning, Rejection
 
@@ -55,15 +64,6 @@ KINDS = ("profiles", "events", "audiences")
 # chunk would cost more than the writing itself.
 COMMIT_EVERY = 2.0
 
-UPSERT_FRAGMENT = """
-INSERT INTO fragments (person_id, dataset, key_space, key_value, modified_at, ingested_seq,
-                       sole, attributes)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (person_id, dataset, key_space, key_value) DO UPDATE SET
-    modified_at = excluded.modified_at, ingested_seq = excluded.ingested_seq,
-    sole = excluded.sole, attributes = excluded.attributes
-WHERE excluded.modified_at >= fragments.modified_at
-"""
 FRAGMENT_HOME = (
     "SELECT f.person_id FROM shared_links AS s JOIN fragments AS f ON f.person_id = s.person_id"
     " WHERE s.shared_id = ? AND f.dataset = ? AND f.key_space = ? AND f.key_value = ?"
@@ -81,6 +81,14 @@ BULK_AFTER = 1000
 # records and rows hold no reference cycles, yet the collector keeps scanning them, which
 # costs about a tenth of the load's time.
 GC_PAUSE_AFTER = 8
+# A load of profiles of more lines than this is linked whole, in memory (``load_graph``),
+# and written table by table in key order (``bulk_write``); a smaller one (a call's
+# write-back, a few records through the API) chunk by chunk.
+WHOLE_LOAD_AFTER = BULK_AFTER
+# Records linked at once: a longer load is linked in successive whole loads of this many,
+# each one transaction, so that memory stays bounded (a record holds 1-2 KiB).
+WHOLE_LOAD_MAX = 250_000
+NOTE_WHOLE = 100_000  # records of a whole load worth telling the operator about
 NOTE_HELD = 100_000  # held-back events worth telling the operator about before storing them
 HEARTBEAT_S = 15.0  # how often the operator hears that storing them goes on
 HEARTBEAT_STEPS = 100_000  # SQLite virtual machine steps between two looks at the clock
@@ -120,12 +128,20 @@ def ingest_lines(
     progress: Callable[[int], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Load ``lines`` of ``kind`` in chunks; see the module docstring. ``note`` is told of
-    a long step that reading lines does not show (storing a first load's events)."""
+    """Load ``lines`` of ``kind`` in chunks, or profiles as a whole load; see the module
+    docstring. ``note`` is told of a long step that reading lines does not show (storing
+    a first load's events, writing a whole load)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    loaded, rejected, warnings = 0, list[Rejection](), list[IngestWarning]()
-    chunks = parsed_chunks(kind, lines, options.rules, options.workers)
+    tally = _Tally(progress)
+    whole = False
+    if kind == "profiles":
+        lines, whole = more_than(lines, WHOLE_LOAD_AFTER)
+    # A whole load is written once every line is parsed: this process helps parse.
+    chunks = parsed_chunks(kind, lines, options.rules, options.workers, share=whole)
+    if whole:
+        _ingest_whole(connections, chunks, dataset, options, tally, note)
+        return tally.report(kind)
     first_events = kind == "events" and _holds_no_events(connections)
     finished, written = False, 0
     with ExitStack() as bulk:
@@ -138,25 +154,87 @@ def ingest_lines(
                     written += 1
                     if written == GC_PAUSE_AFTER:
                         bulk.enter_context(collector_paused())
-                    loaded += len(chunk.records)
-                    rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
-                    warnings += [IngestWarning(line=line, reason=why)
-                                 for line, why in chunk.warnings()]
-                    if progress is not None:
-                        progress(chunk.lines)
+                    tally.add(chunk)
                     if held is None and time.monotonic() - started >= COMMIT_EVERY:
                         finished = False
                         break
-    return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
-                        warnings=tuple(warnings))
+    return tally.report(kind)
+
+
+class _Tally:
+    """What a load's chunks came to so far; ``progress`` hears of each chunk's lines."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.loaded = 0
+        self.rejected: list[Rejection] = []
+        self.warnings: list[IngestWarning] = []
+
+    def add(self, chunk: Chunk) -> None:
+        self.loaded += len(chunk.records)
+        self.rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
+        self.warnings += [IngestWarning(line=line, reason=why) for line, why in chunk.warnings()]
+        if self.progress is not None:
+            self.progress(chunk.lines)
+
+    def report(self, kind: Kind) -> IngestReport:
+        return IngestReport(kind=kind, loaded=self.loaded, rejected=tuple(self.rejected),
+                            warnings=tuple(self.warnings))
+
+
+def _ingest_whole(
+    connections: Connections,
+    chunks: Iterator[Chunk],
+    dataset: str,
+    options: Options,
+    tally: _Tally,
+    note: Callable[[str], None] | None,
+) -> None:
+    """Profiles linked and written as whole loads of up to ``WHOLE_LOAD_MAX`` records,
+    each in one transaction (``load_graph``, ``bulk_write``)."""
+    with ExitStack() as bulk:
+        batch: list[ProfileRecord] = []
+        for read, chunk in enumerate(chunks, start=1):
+            if read == GC_PAUSE_AFTER:
+                bulk.enter_context(collector_paused())
+            batch += [r for r in chunk.records if isinstance(r, ProfileRecord)]
+            tally.add(chunk)
+            if len(batch) >= WHOLE_LOAD_MAX:
+                _write_whole(connections, batch, dataset, options, note)
+                batch = []
+        if batch:
+            _write_whole(connections, batch, dataset, options, note)
+
+
+def _write_whole(
+    connections: Connections,
+    records: list[ProfileRecord],
+    dataset: str,
+    options: Options,
+    note: Callable[[str], None] | None,
+) -> None:
+    if note is not None and len(records) >= NOTE_WHOLE:
+        note(f"linking and storing {len(records):,} profile records")
+    with connections.writing() as connection:
+        now = time.time_ns() // 1000
+        if not write_whole_load(connection, records, dataset=dataset,
+                                unique=options.rules.unique, policy=options.policy,
+                                max_identities=options.max_identities, now=now,
+                                defer_indexes=isinstance(connection, sqlite3.Connection)):
+            _write_profiles(connection, records, dataset, options, now)
 
 
 def is_bulk(lines: Iterable[Line]) -> tuple[Iterator[Line], bool]:
-    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``);
-    the first ``BULK_AFTER + 1`` are read ahead to tell."""
+    """``lines`` as they were, and whether they make a bulk load (see ``BULK_AFTER``)."""
+    return more_than(lines, BULK_AFTER)
+
+
+def more_than(lines: Iterable[Line], count: int) -> tuple[Iterator[Line], bool]:
+    """``lines`` as they were, and whether there are more than ``count``; the first
+    ``count + 1`` are read ahead to tell."""
     iterator = iter(lines)
-    head = list(itertools.islice(iterator, BULK_AFTER + 1))
-    return itertools.chain(head, iterator), len(head) > BULK_AFTER
+    head = list(itertools.islice(iterator, count + 1))
+    return itertools.chain(head, iterator), len(head) > count
 
 
 @contextmanager

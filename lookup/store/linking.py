@@ -73,7 +73,7 @@ class Linker:
 
     def place(self, keys: tuple[Key, ...]) -> None:
         """Link one record's identities (primary first) and remember its group."""
-        if not any(key in self.known.node_of or key in self.seen for key in keys):
+        if self.seen.isdisjoint(keys) and self.known.node_of.keys().isdisjoint(keys):
             self._place_new(keys)  # the bulk of a first load: nothing to look up
             return
         own = [key for key in keys if not self.is_shared(key)]

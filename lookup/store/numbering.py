@@ -20,6 +20,12 @@ def new_profile_id(person: int) -> str:
     return f"{person:012x}{secrets.token_hex(10)}"
 
 
+def new_profile_ids(first: int, count: int) -> list[str]:
+    """``new_profile_id`` of ``count`` persons from ``first`` on, the random bits drawn at once."""
+    bits = secrets.token_hex(10 * count)
+    return [f"{first + n:012x}{bits[20 * n:20 * n + 20]}" for n in range(count)]
+
+
 def person_of_profile_id(profile_id: str) -> int | None:
     """The person number a profile id starts with, or None for a malformed id."""
     if len(profile_id) != 32:

@@ -112,25 +112,29 @@ def parse_packed(kind: str, first: int, lines: list[Line], rules: Rules) -> Pack
     return pack(chunk.records, chunk.rejected, first, lines)
 
 
-def parsed_chunks(kind: str, lines: Iterable[Line], rules: Rules, workers: int) -> Iterator[Chunk]:
+def parsed_chunks(
+    kind: str, lines: Iterable[Line], rules: Rules, workers: int, *, share: bool = False
+) -> Iterator[Chunk]:
     """The chunks of ``lines``, parsed, in order; by ``workers`` processes too when
-    there are more than ``POOL_AFTER`` chunks."""
+    there are more than ``POOL_AFTER`` chunks. With ``share`` (the caller does nothing
+    else meanwhile, and would only wait for the workers) this process parses one chunk
+    in ``workers + 1`` itself."""
     raw = _numbered_chunks(lines)
     for first, chunk in itertools.islice(raw, POOL_AFTER) if workers else raw:
         yield parse_chunk(kind, first, chunk, rules)
     following = next(raw, None) if workers else None
     if following is not None:
-        yield from _pooled(kind, itertools.chain([following], raw), rules, workers)
+        yield from _pooled(kind, itertools.chain([following], raw), rules, workers, share)
 
 
 def _pooled(
-    kind: str, raw: Iterator[tuple[int, list[Line]]], rules: Rules, workers: int
+    kind: str, raw: Iterator[tuple[int, list[Line]]], rules: Rules, workers: int, share: bool
 ) -> Iterator[Chunk]:
     """Chunks parsed by a pool, once its workers have started (until then, here); if the
     pool cannot start or dies (a script without a ``__main__`` guard, say), the rest is
-    parsed here."""
+    parsed here. With ``share``, every ``workers + 1``-th chunk is parsed here."""
     pending: deque[tuple[int, list[Line]]] = deque()  # submitted, not yet yielded
-    futures: deque[Future[Packed]] = deque()
+    futures: deque[Future[Packed] | Chunk] = deque()  # a Chunk: parsed here
     # spawn: never fork a process that may be running a server's threads.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=start_worker)
@@ -141,13 +145,15 @@ def _pooled(
                 raw = itertools.chain([(first, lines)], raw)
                 break
             yield parse_chunk(kind, first, lines, rules)
-        for first, lines in raw:
+        for n, (first, lines) in enumerate(raw):
             pending.append((first, lines))
-            futures.append(pool.submit(parse_packed, kind, first, lines, rules))
-            while len(futures) >= workers * AHEAD or (futures and futures[0].done()):
-                yield _received(kind, futures.popleft().result(), *pending.popleft())
+            here = share and n % (workers + 1) == workers
+            futures.append(parse_chunk(kind, first, lines, rules) if here
+                           else pool.submit(parse_packed, kind, first, lines, rules))
+            while len(futures) >= workers * AHEAD or (futures and _done(futures[0])):
+                yield _received(kind, futures, pending)
         while futures:
-            yield _received(kind, futures.popleft().result(), *pending.popleft())
+            yield _received(kind, futures, pending)
     except BrokenProcessPool:
         for first, lines in itertools.chain(pending, raw):
             yield parse_chunk(kind, first, lines, rules)
@@ -155,8 +161,25 @@ def _pooled(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _received(kind: str, packed: Packed, first: int, lines: list[Line]) -> Chunk:
-    return Chunk(packed[0], unpack(kind, packed, first, lines), packed[1])
+def _done(parsing: Future[Packed] | Chunk) -> bool:
+    return isinstance(parsing, Chunk) or parsing.done()
+
+
+def _received(
+    kind: str, futures: deque[Future[Packed] | Chunk], pending: deque[tuple[int, list[Line]]]
+) -> Chunk:
+    """The first chunk in flight, taken off both queues once it is parsed (a pool that
+    broke meanwhile leaves it pending, to be parsed here)."""
+    parsing = futures[0]
+    if isinstance(parsing, Chunk):
+        chunk = parsing
+    else:
+        packed = parsing.result()
+        first, lines = pending[0]
+        chunk = Chunk(packed[0], unpack(kind, packed, first, lines), packed[1])
+    futures.popleft()
+    pending.popleft()
+    return chunk
 
 
 def _numbered_chunks(lines: Iterable[Line]) -> Iterator[tuple[int, list[Line]]]:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from hub.models import AmbiguousMatch, Identity, Profile
-from lookup.store import EmbeddedProfileStore, IngestReport, ProfileStore
+from lookup.store import EmbeddedProfileStore, IngestReport, ProfileStore, ingest
 from lookup.store.backend import Connection
 from tests.backends import fresh_database, row_versions_holding
 
@@ -35,18 +35,15 @@ BACKENDS = ("sqlite", "postgresql")
 class StoreKit:
     """Makes, reopens, reads and discards stores of one backend.
 
-    On PostgreSQL a discarded store's tables are emptied (DELETE: a few milliseconds, where
-    TRUNCATE takes about 80 and making the tables again more) and the store, its pools still
-    open, is handed to the next ``make`` with the same settings (a property test makes one
-    per example); the dead row versions that leaves are any forget's VACUUM's to remove."""
+    On PostgreSQL a discarded store's schema is emptied (DELETE: a few milliseconds,
+    where TRUNCATE takes about 80 and making the tables again more) and handed to the next
+    store; the dead row versions that leaves are any forget's VACUUM's to remove."""
 
     def __init__(self, backend: str, folder: Callable[[], Path], url: str | None) -> None:
         self.backend = backend
         self._folder = folder
         self._url = url
-        self._idle: dict[str, list[ProfileStore]] = {}  # emptied stores, by their settings
-        self._settings: dict[int, str] = {}  # id(store) -> its settings' key
-        self._admin: Any = None  # a connection of the kit's own, to empty stores
+        self._free: list[str] = []  # emptied schemas, ready for another store
 
     def make(self, **settings: Any) -> ProfileStore:
         """A new, empty store."""
@@ -54,14 +51,8 @@ class StoreKit:
             return EmbeddedProfileStore(self._folder() / "store.db", **settings)
         from lookup.store.postgres.store import PostgresProfileStore
 
-        key = repr(sorted(settings.items()))
-        idle = self._idle.get(key)
-        if idle:
-            return idle.pop()
-        store = PostgresProfileStore(self._url, schema=f"store_{secrets.token_hex(6)}",
-                                     **settings)
-        self._settings[id(store)] = key
-        return store
+        schema = self._free.pop() if self._free else f"store_{secrets.token_hex(6)}"
+        return PostgresProfileStore(self._url, schema=schema, **settings)
 
     def reopen(self, store: ProfileStore, **settings: Any) -> ProfileStore:
         """``store`` closed, and its data opened again with ``settings``."""
@@ -74,29 +65,20 @@ class StoreKit:
         return PostgresProfileStore(store.url, schema=store.schema, **settings)
 
     def discard(self, store: ProfileStore) -> None:
-        """Close ``store``, or on PostgreSQL empty it for the next ``make``."""
-        key = self._settings.get(id(store))
-        if self._url is None or key is None:
-            store.close()
-            return
-        import psycopg
+        """Close ``store`` and remove what it stored (its PostgreSQL schema)."""
+        store.close()
+        if self._url is not None:
+            import psycopg
 
-        if self._admin is None or self._admin.closed:
-            self._admin = psycopg.connect(self._url, autocommit=True)
-        schema = self._schema(store)
-        exists = self._admin.execute("SELECT to_regclass(%s)", (f"{schema}.persons",)).fetchone()
-        if exists is not None and exists[0] is not None:  # else never opened: nothing made
-            self._admin.execute("; ".join(f"DELETE FROM {schema}.{table}"  # noqa: S608 - constants
-                                          for table in TABLES))
-        self._idle.setdefault(key, []).append(store)
-
-    def close(self) -> None:
-        """Close every store kept for reuse (the session's end)."""
-        for stores in self._idle.values():
-            for store in stores:
-                store.close()
-        if self._admin is not None:
-            self._admin.close()
+            schema = self._schema(store)
+            with psycopg.connect(self._url, autocommit=True) as connection:
+                exists = connection.execute("SELECT to_regclass(%s)",
+                                            (f"{schema}.persons",)).fetchone()
+                if exists is None or exists[0] is None:  # never opened: nothing made
+                    return
+                connection.execute("; ".join(f"DELETE FROM {schema}.{table}"  # noqa: S608 - constants
+                                             for table in TABLES))
+            self._free.append(schema)
 
     @contextmanager
     def made(self, **settings: Any) -> Iterator[ProfileStore]:
@@ -113,7 +95,8 @@ class StoreKit:
 
     def rows_of(self, store: ProfileStore) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table of the store, read as the database holds it (events in
-        the order they were stored: SQLite's rowid, PostgreSQL's seq, which is left out)."""
+        the order they were stored: SQLite's rowid, PostgreSQL's seq, which is left out;
+        the tables SQLite keeps in key order, in that order on PostgreSQL too)."""
         store.ping()  # a store that was never used is created empty first
         if isinstance(store, EmbeddedProfileStore):
             uri = f"{store.path.as_uri()}?mode=ro"
@@ -125,7 +108,10 @@ class StoreKit:
         import psycopg
 
         columns = {"events": "event_id, person_id, ts, type, dataset, sole_key, body"}
-        order = {"events": " ORDER BY seq"}
+        order = {"events": " ORDER BY seq",  # and the others in SQLite's order: by key
+                 "persons": " ORDER BY person_id", "meta": " ORDER BY key",
+                 "identities": " ORDER BY keyspace, value, namespace",
+                 "shared_links": " ORDER BY shared_id, person_id", "audiences": " ORDER BY id"}
         with psycopg.connect(self._pg_url(store)) as connection:
             connection.execute(f"SET search_path TO {self._schema(store)}")
             return {
@@ -172,9 +158,17 @@ def kit(request: pytest.FixtureRequest,
             name = connection.execute("SELECT current_database()").fetchone()
             assert name is not None
             connection.execute(f'ALTER DATABASE "{name[0]}" SET synchronous_commit = off')
-        kit = StoreKit("postgresql", lambda: tmp_path_factory.mktemp("store"), url)
-        yield kit
-        kit.close()
+        yield StoreKit("postgresql", lambda: tmp_path_factory.mktemp("store"), url)
+
+
+@pytest.fixture(autouse=True, params=["whole loads", "chunks"])
+def profile_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of the store runs twice: its loads of profiles linked and written as
+    whole loads (``load_graph``, ``bulk_write``), however few lines they hold, then
+    chunk by chunk, as loads of up to ``ingest.WHOLE_LOAD_AFTER`` lines are."""
+    whole = request.param == "whole loads"
+    monkeypatch.setattr(ingest, "WHOLE_LOAD_AFTER", 0 if whole else 1 << 62)
+    return str(request.param)
 
 
 @pytest.fixture

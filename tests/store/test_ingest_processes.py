@@ -22,6 +22,7 @@ import pytest
 from hub.models import Delivery, DeliveryAction
 from hub.settings import Settings
 from lookup.store import EmbeddedProfileStore, parsing
+from lookup.store.records import Rules
 from lookup.writeback import ProfileWriteBackSink
 
 
@@ -174,3 +175,17 @@ def test_no_worker_outlives_a_parent_killed_mid_load(tmp_path):
 
     assert workers
     assert set() == survivors
+
+
+def test_sharing_the_parsing_with_the_workers_keeps_every_chunk_in_order(monkeypatch):
+    monkeypatch.setattr(parsing, "CHUNK_LINES", 10)
+    monkeypatch.setattr(parsing, "POOL_AFTER", 1)
+    lines = profile_lines(300)
+    lines[123] = "not json"
+
+    chunks = list(parsing.parsed_chunks("profiles", lines, Rules("US"), 1, share=True))
+
+    assert [chunk.lines for chunk in chunks] == [10] * 30
+    assert [record.line for chunk in chunks for record in chunk.records] == [
+        n for n in range(1, 301) if n != 124]
+    assert [line for chunk in chunks for line, _ in chunk.rejected] == [124]

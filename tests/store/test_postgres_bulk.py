@@ -38,6 +38,14 @@ record = st.tuples(
 records = st.lists(record, max_size=14)
 
 
+@pytest.fixture(autouse=True)
+def profile_writer() -> str:
+    """Not run once per SQLite writer (as the store's other tests are): the row-by-row
+    loads compared here are the chunk writer's."""
+    return "chunks"
+
+
+
 def line(kind: str, n: int, identities: list[tuple[str, str]], modified: str | None,
          colour: int) -> str:
     identity_map = {ns: [{"id": value}] for ns, value in identities}
