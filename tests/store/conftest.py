@@ -240,3 +240,19 @@ def find_in() -> Callable[[ProfileStore], Find]:
 def rows_of(kit: StoreKit) -> Callable[[ProfileStore], dict[str, list[tuple[Any, ...]]]]:
     """``rows_of(store)``: every row of every table of the store, read from the database."""
     return kit.rows_of
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Whole loads are SQLite's bulk loads only (PostgreSQL's go by COPY, ``postgres.bulk``;
+    its loads of up to ``WHOLE_LOAD_AFTER`` lines go chunk by chunk): a store test on
+    PostgreSQL runs with the chunk writer alone."""
+    kept, left_out = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("kit") == "postgresql" and params.get("profile_writer") == "whole loads":
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
