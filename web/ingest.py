@@ -95,7 +95,8 @@ def ingest(kind: Kind) -> Answer:
         lines, rejected = _records(_body())
         store = services().store
         with current_app.extensions[TURNS_KEY].turn():
-            report = off_the_loop(lambda: store.ingest(kind, lines, dataset=dataset))
+            report = off_the_loop(lambda: store.ingest(kind, lines, dataset=dataset,
+                                                        whole_loads=False))
     except RequestEntityTooLarge:  # a body without Content-Length, past the limit
         return _too_large()
     except BadBody as exc:

@@ -176,17 +176,20 @@ class ProfileStore:
         dataset: str = "default",
         progress: Callable[[int], None] | None = None,
         note: Callable[[str], None] | None = None,
+        whole_loads: bool = True,
     ) -> IngestReport:
         """Load JSON Lines of ``kind`` (text, or bytes read as UTF-8); bad lines are
         reported, never fatal. ``note`` hears of long steps after the last line is read.
         Only a bulk load runs with the bulk settings (``ingest.BULK_AFTER``) and may
-        start worker processes (``parsing.POOL_AFTER``)."""
+        start worker processes (``parsing.POOL_AFTER``). ``whole_loads=False`` writes
+        profiles chunk by chunk however many (the real-time API: under gevent, a whole
+        load's writing held the event loop for about half its time)."""
         lines, bulk = is_bulk(lines)
         with self._translated("ingest"), self._connections.bulk() if bulk else nullcontext():
             self._merge_as_configured()
             self.purge_expired()
             options = Options(self._rules, self.policy, self._max_identities,
-                              self._events_since(), self._workers)
+                              self._events_since(), self._workers, whole_loads)
             return self._load(kind, lines, dataset, options, progress, note, bulk)
 
     def _load(

@@ -116,6 +116,9 @@ class Options:
     max_identities: int
     events_since: int | None = None  # microseconds; older events are not stored
     workers: int = 0  # processes parsing lines while this one writes (0: none)
+    # Profiles of a long load linked whole (``WHOLE_LOAD_AFTER``); False: chunk by chunk, as
+    # the real-time API writes, whose loads are short and whose server must keep answering.
+    whole_loads: bool = True
 
 
 def ingest_lines(
@@ -135,7 +138,7 @@ def ingest_lines(
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     tally = _Tally(progress)
     whole = False
-    if kind == "profiles":
+    if kind == "profiles" and options.whole_loads:
         lines, whole = more_than(lines, WHOLE_LOAD_AFTER)
     # A whole load is written once every line is parsed: this process helps parse.
     chunks = parsed_chunks(kind, lines, options.rules, options.workers, share=whole)
