@@ -310,7 +310,8 @@ class HeldStore:
     def __init__(self) -> None:
         self.entered, self.go_on = threading.Event(), threading.Event()
 
-    def ingest(self, kind: str, lines: Any, *, dataset: str = "default") -> Any:
+    def ingest(self, kind: str, lines: Any, *, dataset: str = "default",
+               whole_loads: bool = True) -> Any:
         from lookup.store import IngestReport
 
         self.entered.set()
@@ -369,7 +370,8 @@ class BusyStore:
 
     tries = 0
 
-    def ingest(self, kind: str, lines: Any, *, dataset: str = "default") -> Any:
+    def ingest(self, kind: str, lines: Any, *, dataset: str = "default",
+               whole_loads: bool = True) -> Any:
         self.tries += 1
         raise TransientError("embedded store ingest: database is locked")
 
