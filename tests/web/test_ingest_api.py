@@ -353,7 +353,9 @@ def test_past_the_requests_that_may_wait_the_next_is_refused_at_once(held) -> No
     for thread in waiting:
         thread.start()
     turns = app.extensions[TURNS_KEY]
+    give_up = time.monotonic() + 10
     while turns.admitted <= WAITING:  # until they are all waiting
+        assert time.monotonic() < give_up, f"{turns.admitted} of {WAITING + 1} admitted"
         time.sleep(0.01)
     started = time.monotonic()
 
