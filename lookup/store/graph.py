@@ -12,7 +12,7 @@ Everything runs inside the caller's write transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lookup.store.backend import Connection
@@ -256,12 +256,8 @@ class _Writer:
         ]
 
     def _node_of_key(self, key: Key, record_node: int) -> int:
-        if key in self.shared_node:
-            return self.shared_node[key]
-        if key not in self.linking.detached:
-            return record_node
-        stored = self.known.node_of.get(key)
-        return self.person_of[self.linking.root_of(key if stored is None else stored)]
+        return node_of_key(key, record_node, self.shared_node, self.linking, self.known,
+                           self.person_of)
 
     def resolution(self) -> Resolution:
         shared = set(self.shared_node.values())
@@ -288,3 +284,15 @@ def _size(connection: Connection, person: int) -> int:
 
 def _json_list(values: Iterable[object]) -> str:
     return json.dumps(list(values))
+
+
+def node_of_key(key: Key, record_node: int, shared_node: Mapping[Key, int], linking: Linking,
+                known: Known, person_of: Mapping[Node, int]) -> int:
+    """The node an identity of a record on ``record_node`` belongs to: its shared
+    identity's, the record's, or (detached from it) the person its group was given."""
+    if key in shared_node:
+        return shared_node[key]
+    if key not in linking.detached:
+        return record_node
+    stored = known.node_of.get(key)
+    return person_of[linking.root_of(key if stored is None else stored)]

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from lookup.store.graph import IdentityRow, moves_rows
+from lookup.store.graph import IdentityRow, moves_rows, node_of_key
 from lookup.store.linking import Key, Known, Linking, Node, link
 from lookup.store.merge import Fragment, MergePolicy
 from lookup.store.numbering import new_profile_id, new_profile_ids
@@ -95,12 +95,8 @@ class _Plan:
 
     def node_of_key(self, key: Key, record_node: int) -> int:
         """The node an identity of a record on ``record_node`` belongs to."""
-        if key in self.shared_node:
-            return self.shared_node[key]
-        if key not in self.linking.detached:
-            return record_node
-        stored = self.known.node_of.get(key)
-        return self.person_of[self.linking.root_of(key if stored is None else stored)]
+        return node_of_key(key, record_node, self.shared_node, self.linking, self.known,
+                           self.person_of)
 
 
 def plan(
