@@ -14,6 +14,7 @@ operator who relied on a group's access what changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -38,7 +39,9 @@ def private_database(path: Path, *, new: bool) -> None:
     opened (and so created) the file, before the first statement. ``new``: SQLite has just
     created it (0644, as it always does), which needs no warning."""
     for companion in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
-        if companion.exists():
+        # Another connection's transaction may remove its -journal at any moment: a
+        # companion gone before it is read needs no tightening.
+        with contextlib.suppress(FileNotFoundError):
             _tighten(companion, warn=not new)
 
 

@@ -119,3 +119,26 @@ def test_making_a_connection_private_keeps_the_locks_of_the_others(tmp_path: Pat
         assert path.with_name("hub.sqlite3-wal").exists()  # the hub still holds it open
     finally:
         db.close()
+
+
+def test_a_companion_file_that_goes_away_while_a_connection_opens_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread's first transaction removes its -journal at any moment: opening a
+    connection meanwhile must not fail on it (seen with 8 threads opening a new file)."""
+    database = tmp_path / "hub.sqlite3"
+    journal = tmp_path / "hub.sqlite3-journal"
+    journal.write_text("")
+    real_stat = Path.stat
+
+    def vanishing(self: Path, **kwargs: object) -> os.stat_result:
+        if self == journal:
+            journal.unlink(missing_ok=True)  # gone between looking for it and reading it
+        return real_stat(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "stat", vanishing)
+    db = ThreadLocalDatabase(database, "CREATE TABLE t (x);")
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    db.close()
+    assert not journal.exists()
