@@ -59,6 +59,8 @@ def _tighten(path: Path, *, warn: bool = True) -> None:
         return
     try:
         path.chmod(mode & ~OPEN_TO_OTHERS)
+    except FileNotFoundError:
+        return  # removed meanwhile (a -journal at the end of a transaction)
     except OSError as exc:
         log.warning("%s is readable by others (mode %o) and could not be tightened (%s): "
                     "it holds personal data; make it owner-only", path, mode, exc.strerror)

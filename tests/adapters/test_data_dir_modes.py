@@ -122,23 +122,29 @@ def test_making_a_connection_private_keeps_the_locks_of_the_others(tmp_path: Pat
 
 
 def test_a_companion_file_that_goes_away_while_a_connection_opens_is_no_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another thread's first transaction removes its -journal at any moment: opening a
     connection meanwhile must not fail on it (seen with 8 threads opening a new file)."""
     database = tmp_path / "hub.sqlite3"
     journal = tmp_path / "hub.sqlite3-journal"
     journal.write_text("")
+    journal.chmod(0o644)  # as SQLite makes it
     real_stat = Path.stat
+    looks: list[Path] = []
 
     def vanishing(self: Path, **kwargs: object) -> os.stat_result:
+        found = real_stat(self, **kwargs)  # type: ignore[arg-type]
         if self == journal:
-            journal.unlink(missing_ok=True)  # gone between looking for it and reading it
-        return real_stat(self, **kwargs)  # type: ignore[arg-type]
+            looks.append(self)
+            journal.unlink()  # gone right after it was seen
+        return found
 
     monkeypatch.setattr(Path, "stat", vanishing)
     db = ThreadLocalDatabase(database, "CREATE TABLE t (x);")
     with db.transaction() as conn:
         conn.execute("INSERT INTO t VALUES (1)")
     db.close()
+    assert len(looks) == 1
     assert not journal.exists()
+    assert [] == [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
