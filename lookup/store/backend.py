@@ -9,11 +9,14 @@ meets ``Connection`` as it is (``connection.ThreadConnections`` hands them out),
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
+# A named parameter of the store's SQL (``:name``, SQLite's spelling), not a ``::cast``.
+NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class Cursor(Protocol):

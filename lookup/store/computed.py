@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from typing import Any, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from hub.models import Frozen
-from lookup.store.backend import Connection
+from lookup.store.backend import NAMED, Connection
 from lookup.store.records import EPOCH, to_micros
 
 Function = Literal["count", "sum", "min", "max", "most_recent"]
@@ -135,6 +136,7 @@ class Query:
     sql: str
     params: dict[str, Any]
     collects: bool  # a most_recent over a [] path: a list of the newest event's values
+    lists: int = 0  # its [] steps (a most_recent selects each one's item key last)
 
 
 def compute(
@@ -159,6 +161,61 @@ def _evaluate(
     if definition.function != "most_recent":
         return _number(rows.fetchone()[0])
     return _most_recent(iter(rows), query.collects, dialect)
+
+
+def person_columns(definitions: Sequence[ComputedAttribute], person: str) -> str:
+    """On PostgreSQL, ``definitions`` as columns of a statement that reads a person (one
+    value each, ``person`` the SQL of its person_id), so that a lookup computes them in
+    the statement that reads the profile: their parameters are ``:c<n>_<name>``
+    (``column_params``), their values read back by ``column_values``. An aggregate is its
+    query as a scalar subquery; a MOST_RECENT is its rows as a ``jsonb`` array (of the
+    one newest row, or of every row of a ``[]`` path, in the query's order)."""
+    return ", ".join(_column(n, definition, person) for n, definition in enumerate(definitions))
+
+
+def _column(n: int, definition: ComputedAttribute, person: str) -> str:
+    query = query_of(definition, POSTGRESQL)
+
+    def named(match: re.Match[str]) -> str:
+        return person if match.group(1) == "person" else f":c{n}_{match.group(1)}"
+
+    sql = NAMED.sub(named, query.sql)
+    if definition.function != "most_recent":
+        return f"({sql})"
+    keys = [f"k{step}" for step in range(query.lists)]
+    names = ", ".join(["c0", "c1", "c2", "c3", *keys])
+    row = "jsonb_build_array(q.c0, q.c1, q.c2, q.c3)"
+    gathered = row if not query.collects else (  # in the query's order: newest, then items
+        f"jsonb_agg({row} ORDER BY q.c1 DESC, q.c0 DESC{''.join(f', q.{k}' for k in keys)})")
+    return f"(SELECT {gathered} FROM ({sql}) AS q({names}))"  # noqa: S608 - the store's own SQL
+
+
+def column_params(definitions: Sequence[ComputedAttribute], now: datetime) -> dict[str, Any]:
+    """The parameters of ``person_columns`` at ``now`` (timezone-aware)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    at, params = to_micros(now), {}
+    for n, definition in enumerate(definitions):
+        query = query_of(definition, POSTGRESQL)
+        bounds = _bounds(0, definition, at)
+        del bounds["person"]
+        params.update({f"c{n}_{name}": value for name, value in {**query.params, **bounds}.items()})
+    return params
+
+
+def column_values(
+    definitions: Sequence[ComputedAttribute], values: Sequence[Any]
+) -> dict[str, Any]:
+    """The computed attributes from the values of ``person_columns``, as ``compute`` gives them."""
+    found: dict[str, Any] = {}
+    for definition, value in zip(definitions, values, strict=True):
+        if definition.function != "most_recent":
+            found[definition.name] = _number(value)
+            continue
+        collects = query_of(definition, POSTGRESQL).collects
+        rows = [] if value is None else value if collects else [value]
+        found[definition.name] = _most_recent(iter(rows), collects, POSTGRESQL)
+    return found
 
 
 def _bounds(person_id: int, definition: ComputedAttribute, at: int) -> dict[str, int]:
@@ -187,12 +244,13 @@ def query_of(definition: ComputedAttribute, dialect: Dialect = SQLITE) -> Query:
         f" WHERE {' AND '.join(where)}{_order(definition.function, selector, dialect)}"
     )
     collects = definition.function == "most_recent" and selector.lists > 0
-    return Query(sql, params, collects)
+    return Query(sql, params, collects, selector.lists)
 
 
 def _select(function: str, selector: _Selector, dialect: Dialect) -> str:
-    if function == "most_recent":
-        return f"SELECT e.{dialect.order_column}, e.ts, {selector.value}, {selector.kind}"
+    if function == "most_recent":  # and each list item's key, which orders a collection
+        keys = "".join(f", j{n}.key" for n in range(selector.lists))
+        return f"SELECT e.{dialect.order_column}, e.ts, {selector.value}, {selector.kind}{keys}"
     value = selector.value if function == "count" else dialect.number.format(v=selector.value)
     return "SELECT " + AGGREGATES[function].format(value=value)
 

@@ -116,20 +116,19 @@ class ProfileStore:
         """The person known by the first of ``identities`` that resolves, or None; an
         ``AmbiguousMatch`` with every person it touches when that identity is shared.
 
-        Without computed attributes the backend may answer in one statement
-        (``read_bundle``); a shared identity, or a backend that does not, reads in one
-        read transaction."""
+        The backend may answer in one statement (``read_bundle``); a shared identity, or
+        a backend that does not, reads in one read transaction."""
         since = self._events_since()
-        if not self._derivation.computed:
-            with self._translated("lookup"):
-                _check(deadline)
-                keys = [key[:2] for key in (lookup_key(i.namespace, i.id, self.region)
-                                            for i in identities) if key is not None]
-                bundle = self.read_bundle(keys, since, deadline) if keys else None
-            if bundle is None:
-                return None
-            if bundle is not UNANSWERED:
-                return bundled_profile(bundle, self._derivation)
+        computed = self._derivation.computed
+        with self._translated("lookup"):
+            _check(deadline)
+            keys = [key[:2] for key in (lookup_key(i.namespace, i.id, self.region)
+                                        for i in identities) if key is not None]
+            bundle = self.read_bundle(keys, since, deadline, computed) if keys else None
+        if bundle is None:
+            return None
+        if bundle is not UNANSWERED:
+            return bundled_profile(bundle, self._derivation)
         with self._translated("lookup"), self._connections.reading(deadline) as connection:
             _check(deadline)
             found = find(connection, identities, self.region)
@@ -146,9 +145,11 @@ class ProfileStore:
                                   count=len(candidates), candidates=candidates)
 
     def read_bundle(self, keys: Sequence[tuple[str, str]], since: int | None,
-                    deadline: float) -> Bundle | Unanswered | None:
-        """The person of the first of ``keys`` (keyspace, value) the store knows, read in
-        one statement by ``deadline``: a ``Bundle``, None when no key resolves, or
+                    deadline: float, computed: Sequence[ComputedAttribute] = (),
+                    ) -> Bundle | Unanswered | None:
+        """The person of the first of ``keys`` (keyspace, value) the store knows, with the
+        values of ``computed``, read in one statement by ``deadline``: a ``Bundle``, None
+        when no key resolves, or
         ``UNANSWERED`` when the lookup must read the usual way (a shared identity; a
         backend without this path, as SQLite's, where separate reads cost nothing)."""
         return UNANSWERED

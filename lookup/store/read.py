@@ -94,15 +94,17 @@ class Derivation:
     computed: Sequence[ComputedAttribute] = ()
     rules: Sequence[AudienceRule] = ()
 
-    def apply(self, connection: Connection | None, person: int,
-              attributes: dict[str, Any]) -> list[AudienceMembership]:
+    def apply(self, connection: Connection | None, person: int, attributes: dict[str, Any],
+              computed: Mapping[str, Any] | None = None) -> list[AudienceMembership]:
         """Add ``_computed`` to ``attributes``; the rule audiences the person is in.
-        Computed attributes read the person's events: they need ``connection``."""
+        Computed attributes read the person's events over ``connection``, unless they
+        were read already (``computed``, as a backend's one statement reads them)."""
         if self.computed:
-            if connection is None:
-                raise ValueError("computed attributes are read over a connection")
-            now = datetime.now(UTC)
-            attributes["_computed"] = compute(connection, person, self.computed, now)
+            if computed is None:
+                if connection is None:
+                    raise ValueError("computed attributes are read over a connection")
+                computed = compute(connection, person, self.computed, datetime.now(UTC))
+            attributes["_computed"] = dict(computed)
         return evaluate(self.rules, attributes) if self.rules else []
 
 
@@ -135,12 +137,14 @@ def profile_of(
 @dataclass(frozen=True)
 class Bundle:
     """What a backend read of a person in one statement: its persons row, its newest
-    events (as ``profile_of`` selects them) and the names of audiences (at least of those
-    its attributes say it is in)."""
+    events (as ``profile_of`` selects them), the names of audiences (at least of those
+    its attributes say it is in), and the values of the store's computed attributes
+    (None: the store has none)."""
 
     row: Row
     events: Sequence[EventRow]
     names: Mapping[str, str]
+    computed: Mapping[str, Any] | None = None
 
 
 class Unanswered(Enum):
@@ -153,10 +157,9 @@ UNANSWERED = Unanswered.UNANSWERED
 
 
 def bundled_profile(bundle: Bundle, derivation: Derivation = NOTHING_DERIVED) -> Profile:
-    """The ``Profile`` of a ``Bundle``, as ``profile_of`` builds it (no computed attributes:
-    they need a connection)."""
+    """The ``Profile`` of a ``Bundle``, as ``profile_of`` builds it."""
     attributes = _attributes(bundle.row)
-    by_rule = derivation.apply(None, bundle.row[0], attributes)
+    by_rule = derivation.apply(None, bundle.row[0], attributes, bundle.computed)
     memberships = _platform_memberships(attributes)
     return _profile(bundle.row, attributes, bundle.events, bundle.names, memberships, by_rule)
 

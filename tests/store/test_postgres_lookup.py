@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -56,6 +57,21 @@ def round_trips(proxy: TcpProxy, store: PostgresProfileStore, *identities: Ident
     return proxy.round_trips - before
 
 
+def both_ways(
+    store: PostgresProfileStore, monkeypatch: pytest.MonkeyPatch, *callers: tuple[Identity, ...]
+) -> list[Profile | AmbiguousMatch | None]:
+    """What ``callers`` find in one statement, checked equal to what the usual reads
+    find; the store is closed after."""
+    try:
+        quick = [lookup(store, *caller) for caller in callers]
+        monkeypatch.setattr(store, "read_bundle", lambda *_: UNANSWERED)
+        usual = [lookup(store, *caller) for caller in callers]
+    finally:
+        store.close()
+    assert usual == quick
+    return quick
+
+
 def test_a_lookup_of_a_person_or_of_nobody_is_one_round_trip(postgres_proxy):
     proxy, url = postgres_proxy
     store = make(url)
@@ -68,13 +84,24 @@ def test_a_lookup_of_a_person_or_of_nobody_is_one_round_trip(postgres_proxy):
         store.close()
 
 
-def test_shared_identities_and_computed_attributes_read_the_usual_way(postgres_proxy):
+def test_a_lookup_with_computed_attributes_is_one_round_trip_too(postgres_proxy):
     proxy, url = postgres_proxy
-    store = make(url, computed=(ComputedAttribute(name="calls", function="count"),))
+    store = make(url, computed=(
+        ComputedAttribute(name="calls", function="count"),
+        ComputedAttribute(name="last_n", function="most_recent", field="n"),
+        ComputedAttribute(name="biggest", function="max", field="n", window_days=30)))
     try:
-        assert 5 <= round_trips(proxy, store, Identity(namespace="Phone", id=PHONE))
+        assert 1 == round_trips(proxy, store, Identity(namespace="Phone", id=PHONE))
+        found = lookup(store, Identity(namespace="Phone", id=PHONE))
     finally:
         store.close()
+    assert isinstance(found, Profile)
+    assert 12 == found.attributes["_computed"]["calls"]
+    assert 11 == found.attributes["_computed"]["last_n"]["value"]
+
+
+def test_shared_identities_read_the_usual_way(postgres_proxy):
+    proxy, url = postgres_proxy
     store = make(url)
     try:
         assert 4 <= round_trips(proxy, store, Identity(namespace="Phone", id="+14155550199"))
@@ -87,17 +114,10 @@ def test_shared_identities_and_computed_attributes_read_the_usual_way(postgres_p
 
 def test_the_one_statement_answers_as_the_usual_reads(postgres_url, monkeypatch):
     store = make(postgres_url, event_limit=10)
-    try:
-        callers = [(Identity(namespace="Phone", id=PHONE),),
-                   (Identity(namespace="Email", id="nobody@example.com"),
-                    Identity(namespace="Email", id="ada@example.com")),
-                   (Identity(namespace="Phone", id="+14155550000"),)]
-        quick = [lookup(store, *caller) for caller in callers]
-        monkeypatch.setattr(store, "read_bundle", lambda *_: UNANSWERED)
-        usual = [lookup(store, *caller) for caller in callers]
-    finally:
-        store.close()
-    assert usual == quick
+    quick = both_ways(store, monkeypatch, (Identity(namespace="Phone", id=PHONE),),
+                      (Identity(namespace="Email", id="nobody@example.com"),
+                       Identity(namespace="Email", id="ada@example.com")),
+                      (Identity(namespace="Phone", id="+14155550000"),))
     ada = quick[0]
     assert isinstance(ada, Profile)
     with psycopg.connect(postgres_url) as connection:  # e10 and e11: in the order stored
@@ -108,6 +128,67 @@ def test_the_one_statement_answers_as_the_usual_reads(postgres_url, monkeypatch)
     assert [("a1", "High value", "realized"), ("a9", None, "exited")] == [
         (a.id, a.name, a.status) for a in ada.audiences]
     assert quick[2] is None
+
+
+def recent(days: float, n: int, **fields: object) -> dict[str, object]:
+    """An event of Ada's ``days`` ago (negative: ahead of the clock)."""
+    at = datetime.now(UTC) - timedelta(days=days)
+    return {"_id": f"r{n}", "eventType": fields.pop("event_type", "commerce.purchases"),
+            "timestamp": at.isoformat(), "identityMap": {"Email": [{"id": "ada@example.com"}]},
+            **fields}
+
+
+def every_kind_of_definition() -> tuple[ComputedAttribute, ...]:
+    """One of each function, with windows, event types, list steps and odd values."""
+    order = "commerce.order.priceTotal"
+    return tuple(ComputedAttribute(name=f"d{n}", **settings) for n, settings in enumerate([
+        {"function": "count"},
+        {"function": "count", "event_type": "call"},
+        {"function": "count", "field": "tags[]"},
+        {"function": "sum", "field": order},
+        {"function": "sum", "field": order, "window_days": 30},
+        {"function": "sum", "field": "productListItems[].priceTotal"},
+        {"function": "sum", "field": "nothing.here"},
+        {"function": "min", "field": order},
+        {"function": "max", "field": "productListItems[].priceTotal", "window_days": 365},
+        {"function": "max", "field": order, "event_type": "no.such.type"},
+        {"function": "most_recent", "field": order},
+        {"function": "most_recent", "field": "flag"},
+        {"function": "most_recent", "field": "detail"},
+        {"function": "most_recent", "field": "productListItems[].priceTotal"},
+        {"function": "most_recent", "field": "tags[]"},
+        {"function": "most_recent", "field": "nothing.here"},
+        {"function": "most_recent", "field": "orders[].items[].sku"},
+    ]))
+
+
+def test_computed_attributes_in_the_one_statement_are_those_the_usual_reads_compute(
+    postgres_url, monkeypatch
+):
+    definitions = every_kind_of_definition()
+    store = make(postgres_url, computed=definitions)
+    store.ingest("events", lines(
+        recent(1, 1, commerce={"order": {"priceTotal": 12.5}}, flag=True, tags=["a", "b"]),
+        recent(2, 2, commerce={"order": {"priceTotal": 7}}, detail={"k": [1, None]}),
+        recent(40, 3, commerce={"order": {"priceTotal": "n/a"}},
+               productListItems=[{"priceTotal": 3}, {"priceTotal": 4.25}, {"x": 1}]),
+        recent(0.5, 4, productListItems=[{"priceTotal": 9}, {"priceTotal": 1}],
+               orders=[{"items": [{"sku": "s1"}, {"sku": "s2"}]}, {"items": [{"sku": "s3"}]}]),
+        recent(-0.001, 5, event_type="call", flag=False),
+        recent(-30, 6, commerce={"order": {"priceTotal": 1000}}),  # too far ahead
+        recent(400, 7, productListItems=[{"priceTotal": 99}]),
+    ))
+    quick = both_ways(store, monkeypatch, (Identity(namespace="Phone", id=PHONE),),
+                      (Identity(namespace="Email", id="ada@example.com"),))
+    ada = quick[0]
+    assert isinstance(ada, Profile)
+    computed = ada.attributes["_computed"]
+    assert set(computed) == {d.name for d in definitions}
+    assert 19.5 == computed["d4"]  # 12.5 + 7 in the last 30 days
+    assert ["s1", "s2", "s3"] == computed["d16"]["value"]
+    assert [9, 1] == computed["d13"]["value"]
+    assert computed["d15"] is None
+    assert computed["d9"] is None
 
 
 def test_attributes_jsonb_refuses_are_read_the_usual_way(postgres_url):

@@ -9,6 +9,10 @@ query, as arrays in its order) and the names of the audiences its attributes'
 sends it with its statement timeout in one round trip (one statement reads one snapshot:
 no BEGIN or COMMIT).
 
+Computed attributes are read in the same statement: each definition's query is one more
+column, computed once for the person found (``computed.person_columns``), so that a lookup
+with computed attributes is one round trip too.
+
 When the first key that resolves is a shared identity, the lookup reads the usual way
 (``UNANSWERED``), and also when the attributes are JSON that ``jsonb`` refuses (a
 ``\\u0000`` escape: PostgreSQL's text holds no NUL), which the usual reads never parse.
@@ -17,17 +21,21 @@ When the first key that resolves is a shared identity, the lookup reads the usua
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
 
 import psycopg
 
+from lookup.store.computed import ComputedAttribute, column_params, column_values, person_columns
 from lookup.store.postgres.connections import PoolConnections
+from lookup.store.postgres.dialect import translate
 from lookup.store.read import COLUMNS, UNANSWERED, Bundle, Unanswered
 
 EARLIEST = -(2**63)
 BUNDLE = f"""
 SELECT h.person_id, h.shared, h.uid, h.attributes, h.identities,
        ev.ids, ev.stamps, ev.types, ev.bodies, au.ids, au.names
-FROM unnest(%(keyspaces)s::text[], %(values)s::text[]) WITH ORDINALITY AS k(keyspace, value, n)
+FROM unnest(:keyspaces::text[], :values::text[]) WITH ORDINALITY AS k(keyspace, value, n)
 CROSS JOIN LATERAL (
     SELECT {COLUMNS} FROM identities AS i JOIN persons AS p ON p.person_id = i.person_id
     WHERE i.keyspace = k.keyspace AND i.value = k.value LIMIT 1
@@ -35,8 +43,8 @@ CROSS JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT array_agg(e.event_id), array_agg(e.ts), array_agg(e.type), array_agg(e.body)
     FROM (SELECT event_id, ts, type, body FROM events
-          WHERE person_id = h.person_id AND h.shared = 0 AND ts >= %(since)s
-          ORDER BY ts DESC, seq LIMIT %(limit)s) AS e
+          WHERE person_id = h.person_id AND h.shared = 0 AND ts >= :since
+          ORDER BY ts DESC, seq LIMIT :limit) AS e
 ) AS ev(ids, stamps, types, bodies) ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(a.id), array_agg(a.name) FROM audiences AS a
@@ -50,21 +58,41 @@ LIMIT 1
 """  # noqa: S608 - constants
 
 
+BUNDLED = ("person_id, shared, uid, attributes, identities, event_ids, stamps, types, bodies,"
+           " audience_ids, audience_names")
+
+
+@lru_cache(maxsize=16)
+def statement(computed: tuple[ComputedAttribute, ...]) -> str:
+    """``BUNDLE``, and a column for each of ``computed``, worked out once for the row it
+    found; in psycopg's spelling of parameters."""
+    text = BUNDLE if not computed else (
+        f"SELECT b.*, {person_columns(computed, 'b.person_id')}"  # noqa: S608 - the store's own SQL
+        f" FROM ({BUNDLE}) AS b({BUNDLED})")
+    (translated,) = translate(text)
+    return translated.text
+
+
 def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: int | None,
-                limit: int, deadline: float) -> Bundle | Unanswered | None:
-    """The ``Bundle`` of the first of ``keys`` that resolves (see the module docstring)."""
+                limit: int, deadline: float, computed: Sequence[ComputedAttribute] = (),
+                ) -> Bundle | Unanswered | None:
+    """The ``Bundle`` of the first of ``keys`` that resolves, with the values of
+    ``computed`` for it (see the module docstring)."""
     params = {"keyspaces": [key[0] for key in keys], "values": [key[1] for key in keys],
               "since": EARLIEST if since is None else since, "limit": limit}
+    if computed:
+        params |= column_params(computed, datetime.now(UTC))
     try:
-        row = pools.read_one(BUNDLE, params, deadline)
+        row = pools.read_one(statement(tuple(computed)), params, deadline)
     except psycopg.DataError:  # attributes jsonb refuses: read the usual way
         return UNANSWERED
     if row is None:
         return None
-    person, shared, uid, attributes, identities, *events, ids, names = row
+    person, shared, uid, attributes, identities, *events, ids, names = row[:11]
     if shared:
         return UNANSWERED
     event_ids, stamps, types, bodies = ((), (), (), ()) if events[0] is None else events
     return Bundle(row=(person, shared, uid, attributes, identities),
                   events=list(zip(event_ids, stamps, types, bodies, strict=True)),
-                  names=dict(zip(ids or (), names or (), strict=True)))
+                  names=dict(zip(ids or (), names or (), strict=True)),
+                  computed=column_values(computed, row[11:]) if computed else None)

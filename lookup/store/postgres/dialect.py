@@ -31,10 +31,11 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
+from lookup.store.backend import NAMED
+
 Params = Sequence[Any] | Mapping[str, Any]
 JSON_LIST = re.compile(r"IN \(SELECT value FROM json_each\(\?\)\)")
 JSON_TABLE = re.compile(r"json_each\(\?\) AS (\w+)")
-NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 SQLITE_ONLY = re.compile(
     r"\b(PRAGMA|json_each|json_extract|json_type|rowid|OR IGNORE|OR REPLACE|WITHOUT ROWID)\b"
     r"|\btemp\.", re.IGNORECASE)

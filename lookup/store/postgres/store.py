@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from hub.ports import HubError, PermanentError, TransientError
+from lookup.store.computed import ComputedAttribute
 from lookup.store.core import ProfileStore
 from lookup.store.ingest import Kind, Options
 from lookup.store.parsing import Line
@@ -50,9 +51,10 @@ class PostgresProfileStore(ProfileStore):
         super().__init__(self._pools, translated, **settings)
 
     def read_bundle(self, keys: Sequence[tuple[str, str]], since: int | None,
-                    deadline: float) -> Bundle | Unanswered | None:
+                    deadline: float, computed: Sequence[ComputedAttribute] = (),
+                    ) -> Bundle | Unanswered | None:
         """The lookup's common case in one round trip (``postgres.bundle``)."""
-        return read_bundle(self._pools, keys, since, self.event_limit, deadline)
+        return read_bundle(self._pools, keys, since, self.event_limit, deadline, computed)
 
     def __repr__(self) -> str:  # the URL may hold a password: never shown
         return f"PostgresProfileStore(schema={self.schema!r}, region={self.region!r})"
