@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from bench.report import describe, machine, percentile, record
 from bench.synthetic import Dataset, email_of, ensure_dataset, phone_of
 from hub.models import Identity, Profile
 from lookup.store import EmbeddedProfileStore
+from lookup.store.computed import ComputedAttribute
 from lookup.store.core import ProfileStore
 from lookup.store.ingest import Kind
 
@@ -173,12 +175,14 @@ def read_into_cache(path: Path) -> None:
 
 
 def run_size(
-    dataset: Dataset, lookups: int, seed: int, workdir: Path, arrival: bool = False
+    dataset: Dataset, lookups: int, seed: int, workdir: Path, arrival: bool = False,
+    computed: Sequence[ComputedAttribute] = (),
 ) -> Result:
     size = dataset.n_profiles
     path = workdir / f"store-{size}.sqlite3"
     event_limit = 10
-    store = EmbeddedProfileStore(path, region="US", event_limit=event_limit, ingest_workers=1)
+    store = EmbeddedProfileStore(path, region="US", event_limit=event_limit, ingest_workers=1,
+                                 computed=computed)
     try:
         ingest(store, "audiences", dataset.audiences, dataset.n_audiences)
         profiles_s = ingest(store, "profiles", dataset.profiles, size)

@@ -6,9 +6,10 @@ fresh SQLite store (exactly as ``bench.store`` does) and into a fresh PostgreSQL
 the other: audiences, then profiles and events, each timed through ``store.ingest`` (the
 path ``cahub ingest`` takes; on PostgreSQL a load that large goes through ``COPY``,
 ``lookup.store.postgres.bulk``). Then the hub's call path — ``lookup([Phone_E.164,
-Phone])``: profile + 10 newest events + audiences — is timed one
-call at a time on one thread, for random known callers after a warm-up, and for unknown
-numbers. PostgreSQL is reached over local TCP (127.0.0.1) and runs on the same cores.
+Phone])``: profile + 10 newest events + audiences + the computed attributes of
+``COMPUTED`` — is timed one call at a time on one thread, for random known callers after
+a warm-up, and for unknown numbers. PostgreSQL is reached over local TCP (127.0.0.1) and
+runs on the same cores.
 
     .venv/bin/python -m bench.store_postgres [--sizes 10000,100000,1000000]
         [--events-per-profile 10] [--lookups 5000] [--server postgresql://127.0.0.1:5432/postgres]
@@ -45,9 +46,20 @@ from bench.store import (
     verdict,
 )
 from bench.synthetic import Dataset, ensure_dataset, phone_of
+from lookup.store.computed import ComputedAttribute
 from lookup.store.postgres.store import PostgresProfileStore
 
 SECTION = "Profile store on SQLite and PostgreSQL, side by side"
+# The stores' computed attributes while lookups are timed (the bar is for a lookup with
+# them): a count and a sum over a window and an event type, and the newest of a list's items.
+COMPUTED = (
+    ComputedAttribute(name="purchases_90d", function="count", event_type="commerce.purchases",
+                      window_days=90),
+    ComputedAttribute(name="spend_90d", function="sum", field="commerce.order.priceTotal",
+                      event_type="commerce.purchases", window_days=90),
+    ComputedAttribute(name="last_product", function="most_recent",
+                      field="productListItems[].name"),
+)
 SERVER = "postgresql://127.0.0.1:5432/postgres"
 
 
@@ -73,7 +85,7 @@ def run_postgres(dataset: Dataset, lookups: int, seed: int, server: str, workers
     url = database_url(server, name)
     size, event_limit = dataset.n_profiles, 10
     try:
-        store = PostgresProfileStore(url, region="US", event_limit=event_limit,
+        store = PostgresProfileStore(url, region="US", event_limit=event_limit, computed=COMPUTED,
                                      ingest_workers=workers)
         try:
             ingest(store, "audiences", dataset.audiences, dataset.n_audiences)
@@ -159,8 +171,9 @@ into a fresh SQLite store and a fresh PostgreSQL database, one after the other, 
 `store.ingest` (`cahub ingest`'s path) with one parsing worker process on SQLite (as
 `bench.store`) and {workers} on PostgreSQL (ingest times include reading the files and
 the progress reports; on PostgreSQL, a bulk load through `COPY`). Lookups are the hub's
-call path — `lookup([Phone_E.164, Phone])`, profile + 10 newest events + audiences, no
-computed attribute configured (as in `bench.store`) — one at a time, in-process on one
+call path — `lookup([Phone_E.164, Phone])`, profile + 10 newest events + audiences + three
+computed attributes (`COMPUTED`: purchases and spend over 90 days, the newest product
+seen; on PostgreSQL in the lookup's one statement) — one at a time, in-process on one
 thread, for {lookups:,} random known
 callers after {WARM_UP} warm-up lookups, then {lookups:,} unknown numbers. SQLite's are
 timed with its file read into the page cache (`bench.store`'s second timing); PostgreSQL's
@@ -205,7 +218,7 @@ def main() -> None:
             dataset = ensure_dataset(size, args.events_per_profile, args.seed,
                                      log=lambda text: print(f"  {text}", file=sys.stderr))
             print(f"{label(size)} profiles, SQLite:", file=sys.stderr, flush=True)
-            sqlite = run_size(dataset, args.lookups, args.seed, Path(tmp))
+            sqlite = run_size(dataset, args.lookups, args.seed, Path(tmp), computed=COMPUTED)
             print(f"{label(size)} profiles, PostgreSQL:", file=sys.stderr, flush=True)
             started = time.perf_counter()
             postgres = run_postgres(dataset, args.lookups, args.seed, args.server, args.workers)
