@@ -158,14 +158,14 @@ this process with its parsing workers; the server's processes (its postmaster an
 child of it: backends, WAL writer, checkpointer, autovacuum), before and after; and the
 machine's busy time, all cores.
 
-| product path, {n:,} lines | figure |
-|---|---|
-| **records/s** (bar ≥ {BAR:,}) | **{n / p.wall:,.0f}** |
-| wall s | {p.wall:.2f} |
-| CPU µs/record: this process + parsing workers | {us.here:.1f} |
-| — PostgreSQL's processes | {us.server:.1f} |
-| — the machine, all cores (busy {p.machine / (at.cores * p.wall):.0%} of \
-{at.cores} × wall) | {us.machine:.1f} |
+| product path, {n:,} lines | s | µs/record |
+|---|---|---|
+| **records/s** (bar ≥ {BAR:,}) | **{n / p.wall:,.0f}** | |
+| wall | {p.wall:.2f} | {us.wall:.1f} |
+| CPU: this process + parsing workers | {p.here:.2f} | {us.here:.1f} |
+| CPU: PostgreSQL's processes | {p.server:.2f} | {us.server:.1f} |
+| CPU: the machine, all cores (busy {p.machine / (at.cores * p.wall):.0%} of \
+{at.cores} × wall) | {p.machine:.2f} | {us.machine:.1f} |
 
 **2. The floor**: the rows that load left in `persons`, `identities` and `fragments`,
 dumped once with `COPY … TO STDOUT` into memory, then loaded into the empty tables of a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.cpu import TICK, Sample, Spent, machine_busy, median_of, stat_fields
-from bench.ingest_floor_report import Verdict, plural, verdict_lines
+from bench.ingest_floor_report import Figures, Setting, Verdict, plural, report, verdict_lines
 
 STAT = ("4242 (postgres) S 2187 4242 4242 0 -1 4194560 900 0 0 0 "
         "150 25 0 0 20 0 1 0 1234 123456789 4000 18446744073709551615")
@@ -72,3 +72,18 @@ def test_the_arithmetic_is_said_with_its_figures() -> None:
 def test_counts_are_said_in_words() -> None:
     assert ["1 repeat", "3 repeats", "2 parsing processes"] == [
         plural(1, "repeat"), plural(3, "repeat"), plural(2, "parsing process")]
+
+
+def test_the_section_takes_the_floor_from_its_cheaper_way_and_names_the_settings() -> None:
+    step = Spent(0.1, 0.01, 0.05, 0.2)
+    cheap, dear = Spent(0.25, 0.02, 0.2, 0.5), Spent(0.3, 0.02, 0.3, 0.6)
+    floors = {"a": {"COPY persons": step, "in all": dear},
+              "b": {"DROP INDEX": step, "CREATE INDEX": step, "in all": cheap}}
+    figures = Figures(10_000, {"persons": 10_000, "identities": 30_000, "fragments": 10_000},
+                      Spent(2.0, 1.5, 0.5, 3.6), floors, 0.3, ["identities_person"])
+
+    text = report(figures, Setting("cmd", "127.0.0.1:5432", "15.20", {"fsync": "on"}, 1, 3, 2))
+
+    assert "`fsync` = on" in text
+    assert "| COPY persons (10,000 rows) | 0.10 | 5.0 | — | — |" in text
+    assert "(20.0 µs/record) + parsing alone (30.0 µs/record) = **50.0 µs/record**" in text
