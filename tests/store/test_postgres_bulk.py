@@ -5,11 +5,13 @@ loading again changes nothing. Against the real PostgreSQL server."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -186,3 +188,27 @@ def test_a_large_load_goes_the_bulk_way_rejects_bad_lines_and_loads_again_to_no_
         assert answers(postgres, phones) == expected
     finally:
         sqlite.close()
+
+
+def test_a_copy_that_fails_on_its_thread_fails_the_load_and_leaves_nothing(stores, monkeypatch):
+    monkeypatch.setattr(bulk, "BATCH_RECORDS", 2)
+    copies: list[str] = []
+    real_copy = bulk._copy
+
+    def failing(raw: Any, table: str, columns: str, rows: Any) -> None:
+        copies.append(threading.current_thread().name)
+        if len(copies) > 3:  # the second batch's first table
+            raise psycopg.errors.DiskFull("no room left")
+        real_copy(raw, table, columns, rows)
+
+    monkeypatch.setattr(bulk, "_copy", failing)
+    lines = [line("profiles", n, [("Phone", f"+1415555010{n}")], None, n) for n in range(6)]
+    store = stores()
+    with pytest.raises(psycopg.errors.DiskFull):
+        bulk_load(store, "profiles", lines)
+    assert 0 == store.counts()["persons"]  # the batch copied before went with the transaction
+    assert all(name.startswith("cahub-bulk-copy") for name in copies)
+
+    monkeypatch.setattr(bulk, "_copy", real_copy)
+    assert 6 == bulk_load(store, "profiles", lines).loaded
+    assert 6 == store.counts()["persons"]

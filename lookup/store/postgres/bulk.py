@@ -28,6 +28,11 @@ batches of ``BATCH_RECORDS``. For each batch:
    or adds fragments or identities to stored persons: a load repeated, an update) is
    written by the row-by-row writer (``ingest.write_records``), in the same transaction.
 
+A batch's COPY runs on a thread of the load's own while the next batch is received and
+linked (PostgreSQL works in its own process meanwhile): the loading thread waits for it
+before it uses the connection itself (``_Load.settle``): to look identities up, to write
+row by row, to commit.
+
 So the graph is the same as the row-by-row path gives, in any arrival order and
 batching: the same rules decide, on the same records; only where the outcome is plain
 are its rows written another way. Transactions last ``ingest.COMMIT_EVERY`` seconds of
@@ -40,12 +45,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import psycopg
 
+from hub.greenlets import cooperative
 from lookup.store.backend import Connections
 from lookup.store.graph import sole_key
 from lookup.store.ingest import COMMIT_EVERY, NOTE_HELD, HeldEvents, Options, write_records
@@ -98,11 +106,33 @@ class _Load:
     last_person: int = 0  # 0: read it from the store
     left_at: tuple[object, ...] | None = None  # the store's counters when the load committed
     ways: Counter[str] = field(default_factory=Counter)  # batches written with COPY, or not
+    copying: ThreadPoolExecutor | None = None  # the thread a batch's COPY runs on
+    copy: Future[None] | None = None  # the batch being written on it
 
     @property
     def db(self) -> Raw:
         assert self.raw is not None, "used inside a transaction only"
         return self.raw
+
+    def settle(self) -> None:
+        """Wait for the batch being written with COPY (its error raised here): after
+        this, the connection is the loading thread's."""
+        copy, self.copy = self.copy, None
+        if copy is not None:
+            copy.result()
+
+    def start_copy(self, write: Callable[[], None]) -> None:
+        """Write a batch with ``write`` on the copying thread, once the one before is
+        written. Under gevent's monkey-patching (a load through the ingest API, on a
+        thread of gevent's pool) threads are greenlets, which would not run side by side:
+        the batch is written here."""
+        self.settle()
+        if cooperative():
+            write()
+            return
+        if self.copying is None:
+            self.copying = ThreadPoolExecutor(1, thread_name_prefix="cahub-bulk-copy")
+        self.copy = self.copying.submit(write)
 
 
 def bulk_ingest(
@@ -129,35 +159,54 @@ def bulk_ingest(
     loaded, rejected, warnings = 0, list[Rejection](), list[IngestWarning]()
     batches = _batches(parsed_chunks(kind, lines, options.rules, options.workers))
     finished = False
-    while not finished:
-        with connections.writing() as connection:
-            load.raw = raw = connection.raw  # type: ignore[attr-defined]
-            first_events = _begin(load)
-            load.held = held = HeldEvents(connection) if first_events else None
-            load.write = partial(write_records, connection, dataset=dataset, options=options,
-                                 held=held)
-            started, finished = time.monotonic(), True
-            for records, read in batches:
-                for chunk in read:
-                    rejected += [Rejection(line=line, reason=why) for line, why in chunk.rejected]
-                    warnings += [IngestWarning(line=line, reason=why)
-                                 for line, why in chunk.warnings()]
-                _write_batch(load, records)
-                loaded += len(records)
-                if progress is not None:  # chunk by chunk, as any load reports
+    try:
+        while not finished:
+            with connections.writing() as connection, _settled(load):
+                load.raw = raw = connection.raw  # type: ignore[attr-defined]
+                first_events = _begin(load)
+                load.held = held = HeldEvents(connection) if first_events else None
+                load.write = partial(write_records, connection, dataset=dataset,
+                                     options=options, held=held)
+                started, finished = time.monotonic(), True
+                for records, read in batches:
                     for chunk in read:
-                        progress(chunk.lines)
-                if held is None and time.monotonic() - started >= COMMIT_EVERY:
-                    finished = False
-                    break
-            if held is not None:
-                if note is not None and held.count >= NOTE_HELD:
-                    note(f"storing {held.count:,} events in person order (a first load of "
-                         "events)")
-                held.store()
-            load.left_at = _counters(raw)
+                        rejected += [Rejection(line=line, reason=why)
+                                     for line, why in chunk.rejected]
+                        warnings += [IngestWarning(line=line, reason=why)
+                                     for line, why in chunk.warnings()]
+                    _write_batch(load, records)
+                    loaded += len(records)
+                    if progress is not None:  # chunk by chunk, as any load reports
+                        for chunk in read:
+                            progress(chunk.lines)
+                    if held is None and time.monotonic() - started >= COMMIT_EVERY:
+                        finished = False
+                        break
+                load.settle()
+                if held is not None:
+                    if note is not None and held.count >= NOTE_HELD:
+                        note(f"storing {held.count:,} events in person order (a first load"
+                             " of events)")
+                    held.store()
+                load.left_at = _counters(raw)
+    finally:
+        if load.copying is not None:
+            load.copying.shutdown(wait=True)
     return IngestReport(kind=kind, loaded=loaded, rejected=tuple(rejected),
                         warnings=tuple(warnings))
+
+
+@contextmanager
+def _settled(load: _Load) -> Iterator[None]:
+    """The batch being copied written (or failed) before the transaction ends: on an
+    error of the loading thread, the copy's own error does not hide it."""
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):
+            load.settle()
+        raise
+    load.settle()
 
 
 def _begin(load: _Load) -> bool:
@@ -214,6 +263,7 @@ def _write_batch(load: _Load, records: list[Any]) -> None:
     planned = _plan(load, records, keys, known)
     if planned is None:
         assert load.write is not None
+        load.settle()
         load.write(records)
         load.ways["row_by_row"] += 1
         load.unsure = True  # it may have written identities this load does not know of
@@ -221,10 +271,9 @@ def _write_batch(load: _Load, records: list[Any]) -> None:
         return
     nodes, created = planned
     now = time.time_ns() // 1000
-    if load.kind == "profiles":
-        _copy_profiles(load, records, nodes, created, now)
-    else:
-        _copy_events(load, records, nodes, created, now)
+    kept = _kept(load, created)
+    write = _copy_profiles if load.kind == "profiles" else _copy_events
+    load.start_copy(partial(write, load, records, nodes, created, kept, now))
     load.ways["copy"] += 1
 
 
@@ -245,6 +294,7 @@ def _known(load: _Load, keys: list[tuple[Key, ...]]) -> Known:
     if not distinct:
         return Known()
     keyspaces, values = zip(*distinct, strict=True)
+    load.settle()
     rows = load.db.execute(KNOWN, (list(keyspaces), list(values))).fetchall()
     known = Known(node_of={(keyspace, value): person for keyspace, value, person, _ in rows})
     known.shared = {person for *_, person, shared in rows if shared}
@@ -265,6 +315,7 @@ def _plan(
     if linking.newly_shared or linking.detached or linking.links:
         return None
     if load.last_person == 0:
+        load.settle()
         row = load.db.execute("SELECT coalesce(max(person_id), 0) FROM persons").fetchone()
         load.last_person = int(row[0]) if row else 0
     created = _Created()
@@ -304,32 +355,43 @@ def _take(raw: Raw, name: str, count: int) -> int:
     return int(row[0]) - count + 1
 
 
-def _identity_rows(
-    load: _Load, created: _Created
-) -> tuple[list[tuple[str, str, str, int, int]], dict[int, str]]:
-    """The identity rows of the new persons, numbered in first-seen order, each person
-    kept to the identity cap (the oldest dropped first); and each one's identity list."""
-    total = sum(len(found) for found in created.identities.values())
-    seq = _take(load.db, "identity_seq", total) if total else 0
+Kept = tuple[int, dict[int, list[tuple[int, IdentityKey]]]]
+
+
+def _kept(load: _Load, created: _Created) -> Kept:
+    """How many identities the new persons bring, and the ones each keeps under the
+    identity cap (the oldest dropped first), each with its place in first-seen order;
+    they are the load's own from here on (``_Load.written``)."""
     limit = load.options.max_identities
+    total, kept = 0, {}
+    for person, found in created.identities.items():
+        mine = list(enumerate(found, start=total))[-limit:]
+        total += len(found)
+        kept[person] = mine
+        load.written.update(hash(key[:2]) for _, key in mine)
+    return total, kept
+
+
+def _identity_rows(
+    load: _Load, kept: Kept
+) -> tuple[list[tuple[str, str, str, int, int]], dict[int, str]]:
+    """The identity rows of the new persons, numbered in first-seen order; and each
+    one's identity list."""
+    total, mine = kept
+    seq = _take(load.db, "identity_seq", total) if total else 0
     rows: list[tuple[str, str, str, int, int]] = []
     listed: dict[int, str] = {}
-    written = load.written
-    for person, found in created.identities.items():
-        mine = [(*key, person, seq + n) for n, key in enumerate(found)]
-        seq += len(mine)
-        if len(mine) > limit:
-            mine = mine[len(mine) - limit:]
-        rows += mine
-        listed[person] = dump_json([[row[2], row[1]] for row in mine])
-        written.update(hash(row[:2]) for row in mine)
+    for person, keys in mine.items():
+        these = [(*key, person, seq + n) for n, key in keys]
+        rows += these
+        listed[person] = dump_json([[row[2], row[1]] for row in these])
     rows.sort()  # in the primary key's order: cheaper for its index
     return rows, listed
 
 
 def _copy_profiles(
     load: _Load, records: Sequence[ProfileRecord], nodes: list[int], created: _Created,
-    now: int,
+    kept: Kept, now: int,
 ) -> None:
     raw, dataset = load.db, load.dataset
     first = _take(raw, "ingested_seq", len(records))
@@ -342,7 +404,7 @@ def _copy_profiles(
         if held is None or modified >= held[4]:  # the upsert's rule: newer or as new
             fragments[slot] = (dataset, keyspace, value, person, modified, first + offset,
                                int(len(record.identities) == 1), record.attributes)
-    identity_rows, listed = _identity_rows(load, created)
+    identity_rows, listed = _identity_rows(load, kept)
     counts = Counter(nodes)
     parts: dict[int, list[Fragment]] = {}
     for row in fragments.values():
@@ -363,11 +425,11 @@ def _copy_profiles(
 
 def _copy_events(
     load: _Load, records: Sequence[EventRecord], nodes: list[int], created: _Created,
-    now: int,
+    kept: Kept, now: int,
 ) -> None:
     raw, dataset = load.db, load.dataset
     if created.identities:
-        identity_rows, listed = _identity_rows(load, created)
+        identity_rows, listed = _identity_rows(load, kept)
         persons = [(person, new_profile_id(person), 0, now, "{}", listed[person], now)
                    for person in created.identities]
         _copy(raw, "persons", "person_id, uid, shared, created_at, attributes, identities,"
