@@ -16,27 +16,25 @@ from __future__ import annotations
 
 import argparse
 import random
-import secrets
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench.postgres import scratch_url
 from bench.report import machine, percentile, record
 from bench.store import caller, code_revision, ingest, time_lookups
 from bench.synthetic import Dataset, ensure_dataset, phone_of
 from hub.models import Identity
 from lookup.store import EmbeddedProfileStore, ProfileStore
+from lookup.store.computed import ComputedAttribute
 from lookup.store.postgres.store import PostgresProfileStore
 from lookup.store.read import UNANSWERED, Bundle, Unanswered
 
 SECTION = "PostgreSQL store: a call's lookup in one round trip"
-SERVER_URL = "postgresql://127.0.0.1:5432/postgres"
 ROUNDS = 6
 WARM_UP = 300
 
@@ -45,20 +43,9 @@ class UsualReads(PostgresProfileStore):
     """The store reading every lookup in a read transaction, as before the one statement."""
 
     def read_bundle(self, keys: Sequence[tuple[str, str]], since: int | None,
-                    deadline: float) -> Bundle | Unanswered | None:
+                    deadline: float, computed: Sequence[ComputedAttribute] = (),
+                    ) -> Bundle | Unanswered | None:
         return UNANSWERED
-
-
-@contextmanager
-def scratch_url() -> Iterator[str]:
-    name = f"cahub_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(**{**conninfo_to_dict(SERVER_URL), "dbname": name})
-    finally:
-        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def load(store: ProfileStore, dataset: Dataset) -> float:

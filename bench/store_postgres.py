@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.postgres import SERVER_URL, scratch_url
 from bench.report import describe, machine, percentile, record
 from bench.store import (
     INGEST_BAR,
@@ -60,7 +60,6 @@ COMPUTED = (
     ComputedAttribute(name="last_product", function="most_recent",
                       field="productListItems[].name"),
 )
-SERVER = "postgresql://127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True)
@@ -71,20 +70,10 @@ class Run:
     postgres: Result
 
 
-def database_url(server: str, name: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(server)
-    params["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
-
-
 def run_postgres(dataset: Dataset, lookups: int, seed: int, server: str, workers: int) -> Result:
     """``dataset`` loaded into a new database, its lookups timed; the database dropped."""
-    name = f"cahub_bench_{secrets.token_hex(5)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = database_url(server, name)
     size, event_limit = dataset.n_profiles, 10
-    try:
+    with scratch_url(server) as url:
         store = PostgresProfileStore(url, region="US", event_limit=event_limit, computed=COMPUTED,
                                      ingest_workers=workers)
         try:
@@ -96,8 +85,8 @@ def run_postgres(dataset: Dataset, lookups: int, seed: int, server: str, workers
                 raise RuntimeError(f"unexpected store counts {counts}")
             with psycopg.connect(url, autocommit=True) as conn:  # as autovacuum would, soon
                 conn.execute("VACUUM ANALYZE")
-            bytes_row = psycopg.connect(url, autocommit=True).execute(
-                "SELECT pg_database_size(current_database())").fetchone()
+                bytes_row = conn.execute(
+                    "SELECT pg_database_size(current_database())").fetchone()
             store_bytes = int(bytes_row[0]) if bytes_row else 0
             rng = random.Random(seed)
             warm = [caller(phone_of(rng.randrange(size))) for _ in range(WARM_UP)]
@@ -111,9 +100,6 @@ def run_postgres(dataset: Dataset, lookups: int, seed: int, server: str, workers
                 raise RuntimeError("a known caller was not found, or an unknown one was")
         finally:
             store.close()
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return Result(size, dataset.n_events, size / profiles_s, dataset.n_events / events_s,
                   profiles_s, events_s, hits_ms, hits_ms, None, None, misses_ms,
                   found.count(event_limit), store_bytes)
@@ -198,7 +184,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1,
                         help="parsing worker processes of each load (default: %(default)s)")
-    parser.add_argument("--server", default=SERVER,
+    parser.add_argument("--server", default=SERVER_URL,
                         help="PostgreSQL server (maintenance database URL) to create the "
                              "run's database on (default: %(default)s)")
     parser.add_argument("--others", default="not recorded",
