@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -115,14 +116,20 @@ def test_a_store_whose_database_is_away_at_first_use_fails_transiently_then_reco
         store.close()
 
 
+def hold_writer_lock(other: psycopg.Connection[Any]) -> None:
+    """Take the store's writer lock on ``other`` until its transaction ends, as another
+    writer (a bulk load on another server) would."""
+    key = other.execute("SELECT 'profile_store'::regnamespace::oid::bigint").fetchone()
+    assert key is not None
+    other.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                  (connections.WRITER_CLASS, key[0] & 0x7FFFFFFF))
+
+
 def test_a_lookup_does_not_wait_behind_a_write(pg_store, postgres_url):
     pg_store.ingest("profiles", [ADA])
     # Another writer (a bulk load on another server) holds the store's writer lock.
     with psycopg.connect(postgres_url) as other:
-        key = other.execute("SELECT 'profile_store'::regnamespace::oid::bigint").fetchone()
-        assert key is not None
-        other.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                      (connections.WRITER_CLASS, key[0] & 0x7FFFFFFF))
+        hold_writer_lock(other)
         started = time.monotonic()
         found = pg_store.lookup(ADA_EMAIL, time.monotonic() + 1)
         looked_up = time.monotonic() - started
@@ -135,10 +142,7 @@ def test_a_write_waits_for_another_writer_a_bounded_time(pg_store, postgres_url,
     monkeypatch.setattr(connections, "WRITER_WAIT_MS", 200)
     pg_store.ingest("profiles", [ADA])
     with psycopg.connect(postgres_url) as other:
-        key = other.execute("SELECT 'profile_store'::regnamespace::oid::bigint").fetchone()
-        assert key is not None
-        other.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                      (connections.WRITER_CLASS, key[0] & 0x7FFFFFFF))
+        hold_writer_lock(other)
         started = time.monotonic()
         with pytest.raises(TransientError):
             pg_store.ingest("profiles", [ADA])
