@@ -4,6 +4,7 @@ reads do; the round trips are counted by a TCP proxy between the store and the s
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -205,11 +206,14 @@ def test_attributes_jsonb_refuses_are_read_the_usual_way(postgres_url):
     assert [("a1", "High value")] == [(a.id, a.name) for a in found.audiences]
 
 
-def test_the_one_statement_is_cancelled_at_the_deadline_and_leaves_no_timeout(postgres_url):
-    store = make(postgres_url)
+def test_the_one_statement_is_cancelled_at_the_deadline_of_each_lookup(postgres_url):
+    """A lookups connection keeps its statement timeout from one lookup to the next
+    (``PoolConnections.read_one``); a lookup with less time left is still cancelled at
+    its own deadline, and one with more is not cancelled at an earlier one's."""
+    store = make(postgres_url, lookups=1)  # every lookup on the one connection
     ada = Identity(namespace="Phone", id=PHONE)
     try:
-        assert isinstance(lookup(store, ada), Profile)
+        assert isinstance(lookup(store, ada), Profile)  # the connection keeps about 5 s
         with psycopg.connect(postgres_url) as other:  # holds persons until it rolls back
             other.execute("LOCK TABLE profile_store.persons IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
@@ -218,8 +222,16 @@ def test_the_one_statement_is_cancelled_at_the_deadline_and_leaves_no_timeout(po
             waited = time.monotonic() - started
             other.rollback()
         assert 0.25 < waited < 1.0
-        with store._pools._pool("lookups").connection() as raw:
-            assert ("0",) == raw.execute("SHOW statement_timeout").fetchone()
+        assert isinstance(store.lookup([ada], time.monotonic() + 0.3), Profile)  # keeps 0.3 s
+        with psycopg.connect(postgres_url) as other:
+            other.execute("LOCK TABLE profile_store.persons IN ACCESS EXCLUSIVE MODE")
+            releasing = threading.Timer(0.8, other.rollback)
+            releasing.start()
+            started = time.monotonic()
+            assert isinstance(store.lookup([ada], started + 5), Profile)
+            waited = time.monotonic() - started
+            releasing.join()
+        assert 0.7 < waited < 4.0
         assert isinstance(lookup(store, ada), Profile)
     finally:
         store.close()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,8 +55,11 @@ WRITER_WAIT_MS = 5000
 # pg_advisory_xact_lock(WRITER_CLASS, <the schema's oid>): one writer per store.
 WRITER_CLASS = int.from_bytes(b"cahw", "big") & 0x7FFFFFFF
 # Forgotten rows' old versions stay in the pages until VACUUM removes them.
-# The statement timeout of the rest of an implicit transaction (``read_one``).
-TIMEOUT = "SELECT set_config('statement_timeout', %s, true)"
+# The statement timeout a lookups connection keeps for the statements after it (``read_one``).
+TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
+# ``read_one`` keeps a connection's timeout while it ends the statement at most this share
+# of the time left before the deadline, never after it.
+TIMEOUT_SLACK = 0.1
 STORE_TABLES = ("persons", "identities", "shared_links", "fragments", "events", "audiences",
                 "meta")
 
@@ -81,6 +85,9 @@ class PoolConnections:
         self._opening = threading.Lock()
         self._attempt: _Attempt | None = None  # the first use's opening, while it runs
         self._writer_key: int | None = None
+        # The statement timeout (ms) each lookups connection keeps (``read_one``).
+        self._timeouts: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
+            weakref.WeakKeyDictionary())
 
     @contextmanager
     def reading(self, deadline: float | None = None) -> Iterator[PgConnection]:
@@ -98,21 +105,34 @@ class PoolConnections:
 
     def read_one(self, query: str, params: dict[str, Any], deadline: float) -> Any:
         """The first row of one read-only ``query`` (None if none), bounded by
-        ``deadline`` as ``reading`` bounds a read, in one round trip: the statement's
-        timeout and the query (prepared on the connection, its results binary: no text to
-        parse) are sent together (psycopg's pipeline mode) and run in one implicit
-        transaction, whose end ends the timeout too. One statement reads one snapshot: no
-        BEGIN or COMMIT to wait for."""
+        ``deadline`` as ``reading`` bounds a read, mostly in one round trip of one
+        statement (prepared on the connection, its results binary: no text to parse).
+
+        The statement runs in an implicit transaction of its own, under the connection's
+        statement timeout. A lookups connection keeps the timeout it was last given: while
+        it ends the statement before the deadline and no more than ``TIMEOUT_SLACK`` of the
+        time left earlier, the statement goes alone; otherwise the new timeout is sent with
+        it (psycopg's pipeline mode: the two together cost about one more round trip, a
+        sixth of a lookup). One statement reads one snapshot: no BEGIN or COMMIT to wait
+        for. ``reading`` sets its own timeout for its transaction alone."""
         deadline = min(deadline, time.monotonic() + MAX_READ_S)
         timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
         if timeout <= 0:
             raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
         with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
             left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
-            with raw.pipeline():
-                raw.execute(TIMEOUT, (str(left_ms),), prepare=True)
-                cursor = raw.cursor(binary=True).execute(query, params, prepare=True)
-            return cursor.fetchone()
+            kept = self._timeouts.pop(raw, None)
+            cursor = raw.cursor(binary=True)
+            if kept is not None and left_ms * (1 - TIMEOUT_SLACK) <= kept <= left_ms:
+                cursor.execute(query, params, prepare=True)
+            else:  # a failure rolls the new timeout back, and then none is kept
+                kept = left_ms
+                with raw.pipeline():
+                    raw.execute(TIMEOUT, (str(kept),), prepare=True)
+                    cursor.execute(query, params, prepare=True)
+            row = cursor.fetchone()
+            self._timeouts[raw] = kept
+            return row
 
     @contextmanager
     def writing(self) -> Iterator[PgConnection]:
