@@ -39,6 +39,7 @@ from lookup.store.records import EPOCH, to_micros
 Function = Literal["count", "sum", "min", "max", "most_recent"]
 CLOCK_SKEW = timedelta(minutes=5)
 DAY_MICROS = 86_400_000_000
+MAX_WINDOW_DAYS = 100_000  # about 270 years; microseconds still fit 64 bits
 EARLIEST = -(2**63)  # the lower bound of an unbounded window
 _STEP = r"[A-Za-z_@$][\w@$:-]*(\[\])?"
 FIELD_PATTERN = rf"^{_STEP}(\.{_STEP})*$"
@@ -113,7 +114,7 @@ class ComputedAttribute(Frozen):
     function: Function
     event_type: str | None = Field(default=None, min_length=1)
     field: str | None = Field(default=None, pattern=FIELD_PATTERN)
-    window_days: int | None = Field(default=None, gt=0)
+    window_days: int | None = Field(default=None, gt=0, le=MAX_WINDOW_DAYS)
 
     @model_validator(mode="after")
     def _field_unless_count(self) -> Self:
@@ -170,18 +171,26 @@ def _evaluate(
 def person_columns(definitions: Sequence[ComputedAttribute], person: str) -> str:
     """On PostgreSQL, ``definitions`` as columns of a statement that reads a person (one
     value each, ``person`` the SQL of its person_id), so that a lookup computes them in
-    the statement that reads the profile: their parameters are ``:c<n>_<name>``
-    (``column_params``), their values read back by ``column_values``. An aggregate is its
-    query as a scalar subquery; a MOST_RECENT is its rows as a ``jsonb`` array (of the
+    the statement that reads the profile. Their windows are worked out from one parameter,
+    ``:computed_now`` (``column_params``); the rest of their parameters, the same at every
+    lookup, are ``:c<n>_<name>`` (``column_constants``), for the caller to send or to write
+    into the statement. Their values are read back by ``column_values``. An aggregate is
+    its query as a scalar subquery; a MOST_RECENT is its rows as a ``jsonb`` array (of the
     one newest row, or of every row of a ``[]`` path, in the query's order)."""
     return ", ".join(_column(n, definition, person) for n, definition in enumerate(definitions))
 
 
 def _column(n: int, definition: ComputedAttribute, person: str) -> str:
     query = query_of(definition, POSTGRESQL)
+    days = definition.window_days
+    window = {
+        "person": person,
+        "since": str(EARLIEST) if days is None else f"(:computed_now - {days * DAY_MICROS})",
+        "until": f"(:computed_now + {CLOCK_SKEW // timedelta(microseconds=1)})",
+    }
 
     def named(match: re.Match[str]) -> str:
-        return person if match.group(1) == "person" else f":c{n}_{match.group(1)}"
+        return window.get(match.group(1), f":c{n}_{match.group(1)}")
 
     sql = NAMED.sub(named, query.sql)
     if definition.function != "most_recent":
@@ -194,17 +203,17 @@ def _column(n: int, definition: ComputedAttribute, person: str) -> str:
     return f"(SELECT {gathered} FROM ({sql}) AS q({names}))"  # noqa: S608 - the store's own SQL
 
 
-def column_params(definitions: Sequence[ComputedAttribute], now: datetime) -> dict[str, Any]:
-    """The parameters of ``person_columns`` at ``now`` (timezone-aware)."""
+def column_constants(definitions: Sequence[ComputedAttribute]) -> dict[str, Any]:
+    """The parameters of ``person_columns`` that are the same at every lookup."""
+    return {f"c{n}_{name}": value for n, definition in enumerate(definitions)
+            for name, value in query_of(definition, POSTGRESQL).params.items()}
+
+
+def column_params(now: datetime) -> dict[str, Any]:
+    """The parameter of ``person_columns`` that changes, at ``now`` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    at, params = to_micros(now), {}
-    for n, definition in enumerate(definitions):
-        query = query_of(definition, POSTGRESQL)
-        bounds = _bounds(0, definition, at)
-        del bounds["person"]
-        params.update({f"c{n}_{name}": value for name, value in {**query.params, **bounds}.items()})
-    return params
+    return {"computed_now": to_micros(now)}
 
 
 def column_values(

@@ -290,6 +290,7 @@ def test_queries_read_the_persons_events_through_an_index(kit, store, load, defi
         ({"name": "spend", "function": "avg"}, "function"),
         ({"name": "spend", "function": "sum"}, "sum needs a field"),
         ({"name": "spend", "function": "count", "window_days": 0}, "window_days"),
+        ({"name": "spend", "function": "count", "window_days": 100_001}, "window_days"),
         ({"name": "spend", "function": "sum", "field": "commerce..total"}, "field"),
         ({"name": "spend", "function": "sum", "field": "items[]]"}, "field"),
         ({"name": "spend", "function": "count", "event_type": ""}, "event_type"),

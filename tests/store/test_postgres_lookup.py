@@ -13,7 +13,8 @@ import pytest
 
 from hub.models import AmbiguousMatch, Identity, Profile
 from hub.ports import TransientError
-from lookup.store.computed import ComputedAttribute
+from lookup.store.computed import ComputedAttribute, column_params
+from lookup.store.postgres import bundle
 from lookup.store.postgres.store import PostgresProfileStore
 from lookup.store.read import UNANSWERED
 from tests.backends import TcpProxy
@@ -190,6 +191,33 @@ def test_computed_attributes_in_the_one_statement_are_those_the_usual_reads_comp
     assert [9, 1] == computed["d13"]["value"]
     assert computed["d15"] is None
     assert computed["d9"] is None
+
+
+def test_the_one_statement_bounds_each_definitions_window_in_the_events_index(postgres_url):
+    """The windows of the computed attributes, worked out in the statement from the instant
+    of the lookup (``computed.person_columns``), bound the scan of the (person, time) index:
+    none is compared as another type (which would read all the person's events)."""
+    definitions = (ComputedAttribute(name="calls", function="count"),
+                   ComputedAttribute(name="recent", function="count", window_days=30),
+                   ComputedAttribute(name="last_n", function="most_recent", field="n",
+                                     window_days=100_000))
+    store = make(postgres_url, computed=definitions)
+    try:
+        found = lookup(store, Identity(namespace="Phone", id=PHONE))
+        params = {"keyspaces": ["phone"], "values": [PHONE], "since": bundle.EARLIEST,
+                  "limit": 10} | column_params(datetime.now(UTC))
+        with store._pools._pool("lookups").connection() as raw:
+            raw.execute("SET enable_seqscan = off")
+            plan = "\n".join(row[0] for row in raw.execute(
+                "EXPLAIN " + bundle.statement(definitions), params))
+    finally:
+        store.close()
+    assert isinstance(found, Profile)
+    assert 12 == found.attributes["_computed"]["calls"]
+    scans = [line for line in plan.splitlines() if "Index Cond: ((person_id = b.person_id)" in line]
+    assert 3 == len(scans), plan
+    assert all("ts >=" in line and "ts <=" in line for line in scans), plan
+    assert "numeric" not in plan.replace("::numeric", ""), plan
 
 
 def test_attributes_jsonb_refuses_are_read_the_usual_way(postgres_url):

@@ -11,7 +11,9 @@ no BEGIN or COMMIT).
 
 Computed attributes are read in the same statement: each definition's query is one more
 column, computed once for the person found (``computed.person_columns``), so that a lookup
-with computed attributes is one round trip too.
+with computed attributes is one round trip too. What the definitions fix (event types,
+paths) is written into the statement, quoted by psycopg, rather than sent at each lookup:
+a lookup sends the instant its windows end at, and its keys.
 
 When the first key that resolves is a shared identity, the lookup reads the usual way
 (``UNANSWERED``), and also when the attributes are JSON that ``jsonb`` refuses (a
@@ -25,8 +27,15 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import psycopg
+from psycopg import sql
 
-from lookup.store.computed import ComputedAttribute, column_params, column_values, person_columns
+from lookup.store.computed import (
+    ComputedAttribute,
+    column_constants,
+    column_params,
+    column_values,
+    person_columns,
+)
 from lookup.store.postgres.connections import PoolConnections
 from lookup.store.postgres.dialect import translate
 from lookup.store.read import COLUMNS, UNANSWERED, Bundle, Unanswered
@@ -65,12 +74,21 @@ BUNDLED = ("person_id, shared, uid, attributes, identities, event_ids, stamps, t
 @lru_cache(maxsize=16)
 def statement(computed: tuple[ComputedAttribute, ...]) -> str:
     """``BUNDLE``, and a column for each of ``computed``, worked out once for the row it
-    found; in psycopg's spelling of parameters."""
+    found; in psycopg's spelling of parameters, the definitions' constants written in."""
     text = BUNDLE if not computed else (
         f"SELECT b.*, {person_columns(computed, 'b.person_id')}"  # noqa: S608 - the store's own SQL
         f" FROM ({BUNDLE}) AS b({BUNDLED})")
     (translated,) = translate(text)
-    return translated.text
+    text = translated.text
+    for name, value in column_constants(computed).items():
+        text = text.replace(f"%({name})s", _literal(value))
+    return text
+
+
+def _literal(value: str | list[str]) -> str:
+    """``value`` as SQL, with its ``%`` doubled as psycopg's parameters need."""
+    literal = sql.Literal(value).as_string(None) + ("::text[]" if isinstance(value, list) else "")
+    return literal.replace("%", "%%")
 
 
 def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: int | None,
@@ -81,7 +99,7 @@ def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: 
     params = {"keyspaces": [key[0] for key in keys], "values": [key[1] for key in keys],
               "since": EARLIEST if since is None else since, "limit": limit}
     if computed:
-        params |= column_params(computed, datetime.now(UTC))
+        params |= column_params(datetime.now(UTC))
     try:
         row = pools.read_one(statement(tuple(computed)), params, deadline)
     except psycopg.DataError:  # attributes jsonb refuses: read the usual way
