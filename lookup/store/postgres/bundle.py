@@ -5,9 +5,10 @@ and person, the events, the audiences, COMMIT). ``BUNDLE`` reads what the usual 
 at once: the first of the keys that resolves (in the order given, as ``read.find``
 tries them), its person's row (``read.COLUMNS``), the newest events (``read._events``'s
 query, as arrays in its order) and the names of the audiences its attributes'
-``segmentMembership.ups`` holds (``read._audience_names``). ``PoolConnections.read_one``
-sends it with its statement timeout in one round trip (one statement reads one snapshot:
-no BEGIN or COMMIT).
+``segmentMembership.ups`` holds (``read._audience_names``; the attributes parsed once:
+OFFSET 0 keeps the planner from parsing them again for each use).
+``PoolConnections.read_one`` sends it in one round trip, under the statement timeout of
+the lookup's deadline (one statement reads one snapshot: no BEGIN or COMMIT).
 
 Computed attributes are read in the same statement: each definition's query is one more
 column, computed once for the person found (``computed.person_columns``), so that a lookup
@@ -59,7 +60,7 @@ LEFT JOIN LATERAL (
     SELECT array_agg(a.id), array_agg(a.name) FROM audiences AS a
     WHERE h.shared = 0 AND a.id IN (
         SELECT jsonb_object_keys(s.ups)
-        FROM (SELECT h.attributes::jsonb #> '{{segmentMembership,ups}}') AS s(ups)
+        FROM (SELECT h.attributes::jsonb #> '{{segmentMembership,ups}}' OFFSET 0) AS s(ups)
         WHERE jsonb_typeof(s.ups) = 'object')
 ) AS au(ids, names) ON true
 ORDER BY k.n
