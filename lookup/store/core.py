@@ -122,8 +122,9 @@ class ProfileStore:
         computed = self._derivation.computed
         with self._translated("lookup"):
             _check(deadline)
-            keys = [key[:2] for key in (lookup_key(i.namespace, i.id, self.region)
-                                        for i in identities) if key is not None]
+            keys = list(dict.fromkeys(  # Phone and Phone_E.164 of a caller: one key
+                key[:2] for key in (lookup_key(i.namespace, i.id, self.region)
+                                    for i in identities) if key is not None))
             bundle = self.read_bundle(keys, since, deadline, computed) if keys else None
         if bundle is None:
             return None

@@ -114,22 +114,26 @@ def test_shared_identities_read_the_usual_way(postgres_proxy):
         store.close()
 
 
-def test_the_one_statement_answers_as_the_usual_reads(postgres_url, monkeypatch):
-    store = make(postgres_url, event_limit=10)
+@pytest.mark.parametrize("limit", [10, 3])
+def test_the_one_statement_answers_as_the_usual_reads(postgres_url, monkeypatch, limit):
+    store = make(postgres_url, event_limit=limit)
     quick = both_ways(store, monkeypatch, (Identity(namespace="Phone", id=PHONE),),
                       (Identity(namespace="Email", id="nobody@example.com"),
                        Identity(namespace="Email", id="ada@example.com")),
-                      (Identity(namespace="Phone", id="+14155550000"),))
+                      (Identity(namespace="Phone", id="+14155550000"),),
+                      (Identity(namespace="Phone_E.164", id=PHONE),
+                       Identity(namespace="Phone", id=PHONE)))
     ada = quick[0]
     assert isinstance(ada, Profile)
     with psycopg.connect(postgres_url) as connection:  # e10 and e11: in the order stored
         stored = connection.execute("SELECT event_id FROM profile_store.events"
-                                    " ORDER BY ts DESC, seq LIMIT 10").fetchall()
+                                    " ORDER BY ts DESC, seq LIMIT %s", (limit,)).fetchall()
     assert [event_id for (event_id,) in stored] == [e.id for e in ada.events]
     assert {"e10", "e11"} == {e.id for e in ada.events[:2]}
     assert [("a1", "High value", "realized"), ("a9", None, "exited")] == [
         (a.id, a.name, a.status) for a in ada.audiences]
     assert quick[2] is None
+    assert ada == quick[3]  # a caller's number in two namespaces: one key
 
 
 def recent(days: float, n: int, **fields: object) -> dict[str, object]:
@@ -204,12 +208,12 @@ def test_the_one_statement_bounds_each_definitions_window_in_the_events_index(po
     store = make(postgres_url, computed=definitions)
     try:
         found = lookup(store, Identity(namespace="Phone", id=PHONE))
-        params = {"keyspaces": ["phone"], "values": [PHONE], "since": bundle.EARLIEST,
-                  "limit": 10} | column_params(datetime.now(UTC))
+        params = ({"keyspaces": ["phone"], "values": [PHONE], "since": bundle.EARLIEST}
+                  | column_params(datetime.now(UTC)))
         with store._pools._pool("lookups").connection() as raw:
             raw.execute("SET enable_seqscan = off")
             plan = "\n".join(row[0] for row in raw.execute(
-                "EXPLAIN " + bundle.statement(definitions), params))
+                "EXPLAIN " + bundle.statement(definitions, 10), params))
     finally:
         store.close()
     assert isinstance(found, Profile)

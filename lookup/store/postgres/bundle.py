@@ -73,20 +73,21 @@ BUNDLED = ("person_id, shared, uid, attributes, identities, event_ids, stamps, t
 
 
 @lru_cache(maxsize=16)
-def statement(computed: tuple[ComputedAttribute, ...]) -> str:
-    """``BUNDLE``, and a column for each of ``computed``, worked out once for the row it
-    found; in psycopg's spelling of parameters, the definitions' constants written in."""
+def statement(computed: tuple[ComputedAttribute, ...], limit: int) -> str:
+    """``BUNDLE`` reading up to ``limit`` events, and a column for each of ``computed``,
+    worked out once for the row it found; in psycopg's spelling of parameters, with what
+    is the same at every lookup (the limit, the definitions' constants) written in."""
     text = BUNDLE if not computed else (
         f"SELECT b.*, {person_columns(computed, 'b.person_id')}"  # noqa: S608 - the store's own SQL
         f" FROM ({BUNDLE}) AS b({BUNDLED})")
     (translated,) = translate(text)
     text = translated.text
-    for name, value in column_constants(computed).items():
+    for name, value in (column_constants(computed) | {"limit": limit}).items():
         text = text.replace(f"%({name})s", _literal(value))
     return text
 
 
-def _literal(value: str | list[str]) -> str:
+def _literal(value: int | str | list[str]) -> str:
     """``value`` as SQL, with its ``%`` doubled as psycopg's parameters need."""
     literal = sql.Literal(value).as_string(None) + ("::text[]" if isinstance(value, list) else "")
     return literal.replace("%", "%%")
@@ -98,11 +99,11 @@ def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: 
     """The ``Bundle`` of the first of ``keys`` that resolves, with the values of
     ``computed`` for it (see the module docstring)."""
     params = {"keyspaces": [key[0] for key in keys], "values": [key[1] for key in keys],
-              "since": EARLIEST if since is None else since, "limit": limit}
+              "since": EARLIEST if since is None else since}
     if computed:
         params |= column_params(datetime.now(UTC))
     try:
-        row = pools.read_one(statement(tuple(computed)), params, deadline)
+        row = pools.read_one(statement(tuple(computed), limit), params, deadline)
     except psycopg.DataError:  # attributes jsonb refuses: read the usual way
         return UNANSWERED
     if row is None:
