@@ -224,6 +224,48 @@ def test_the_one_statement_bounds_each_definitions_window_in_the_events_index(po
     assert "numeric" not in plan.replace("::numeric", ""), plan
 
 
+def drop_connections(url: str) -> int:
+    """Close every other connection to the database at ``url``, as a restart does; how many."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        dropped = [pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")]
+        for pid in dropped:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                            (dropped,)).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the connections were not dropped"
+            time.sleep(0.02)
+    return len(dropped)
+
+
+def test_reads_after_the_database_dropped_every_connection_find_the_caller(postgres_url):
+    """After a database restart, the pooled connections of the lookups are dead; a read
+    that meets one tries the next rather than going without the profile: the one
+    statement, the usual reads (a shared identity) and the ping alike."""
+    store = make(postgres_url, lookups=3)
+    ada = Identity(namespace="Phone", id=PHONE)
+    shared = Identity(namespace="Phone", id="+14155550199")
+    pool = store._pools._pool("lookups")
+
+    def fill() -> None:
+        with pool.connection(), pool.connection(), pool.connection():
+            pass  # three connections in the pool
+
+    try:
+        fill()
+        assert isinstance(lookup(store, ada), Profile)
+        assert drop_connections(postgres_url) >= 3
+        assert [True] * 4 == [isinstance(lookup(store, ada), Profile) for _ in range(4)]
+        fill()
+        assert drop_connections(postgres_url) >= 3
+        store.ping()
+        assert isinstance(lookup(store, shared), AmbiguousMatch)
+    finally:
+        store.close()
+
+
 def test_attributes_jsonb_refuses_are_read_the_usual_way(postgres_url):
     store = make(postgres_url)
     try:

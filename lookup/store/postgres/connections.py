@@ -16,9 +16,10 @@ waits for it at most ``WRITER_WAIT_MS`` (SQLite's busy timeout), then fails as b
 Reads take no lock and never wait for it.
 
 The lookups pool hands out its connections without checking them first (a round trip,
-about a sixth of a lookup's time here): after the database restarts, each stale connection
-fails one lookup (a ``TransientError``: the call goes on without the profile) and is
-replaced; the writes pool checks its connections.
+about a sixth of a lookup's time here). After the database restarts, a read that meets a
+connection it dropped (its first statement fails at once) tries the next one, as long as
+its deadline allows, and the pool replaces the dropped ones: no caller goes without a
+profile for it. The writes pool checks its connections.
 
 Nothing is opened until first use; the first use creates or migrates the schema
 (``schema.migrate_store``). A database that is away makes that use fail (the caller
@@ -31,9 +32,9 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -60,6 +61,7 @@ TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
 # ``read_one`` keeps a connection's timeout while it ends the statement at most this share
 # of the time left before the deadline, never after it.
 TIMEOUT_SLACK = 0.1
+T = TypeVar("T")
 STORE_TABLES = ("persons", "identities", "shared_links", "fragments", "events", "audiences",
                 "meta")
 
@@ -94,13 +96,13 @@ class PoolConnections:
         """A read-only transaction on one snapshot, ending by ``deadline`` (monotonic)."""
         deadline = min(deadline if deadline is not None else math.inf,
                        time.monotonic() + MAX_READ_S)
-        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
-        if timeout <= 0:
-            raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
-        with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
+
+        def begin(raw: psycopg.Connection[Any]) -> None:
             left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
                         f" SET LOCAL statement_timeout = {left_ms}")
+
+        with self._alive(deadline, begin) as (raw, _):
             yield from _transaction(raw)
 
     def read_one(self, query: str, params: dict[str, Any], deadline: float) -> Any:
@@ -116,23 +118,46 @@ class PoolConnections:
         sixth of a lookup). One statement reads one snapshot: no BEGIN or COMMIT to wait
         for. ``reading`` sets its own timeout for its transaction alone."""
         deadline = min(deadline, time.monotonic() + MAX_READ_S)
-        timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
-        if timeout <= 0:
-            raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
-        with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
-            left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
-            kept = self._timeouts.pop(raw, None)
-            cursor = raw.cursor(binary=True)
-            if kept is not None and left_ms * (1 - TIMEOUT_SLACK) <= kept <= left_ms:
-                cursor.execute(query, params, prepare=True)
-            else:  # a failure rolls the new timeout back, and then none is kept
-                kept = left_ms
-                with raw.pipeline():
-                    raw.execute(TIMEOUT, (str(kept),), prepare=True)
-                    cursor.execute(query, params, prepare=True)
-            row = cursor.fetchone()
-            self._timeouts[raw] = kept
+        with self._alive(deadline, lambda raw: self._read_one(raw, query, params, deadline)) \
+                as (_, row):
             return row
+
+    @contextmanager
+    def _alive(self, deadline: float, start: Callable[[psycopg.Connection[Any]], T],
+               ) -> Iterator[tuple[psycopg.Connection[Any], T]]:
+        """A lookups connection on which ``start`` ran, and what it returned, by
+        ``deadline``. A connection the database dropped (a restart) fails ``start`` at
+        once: the pool replaces it, and the next is tried (see the module docstring)."""
+        for left in reversed(range(self._sizes["lookups"] + 1)):  # each may be dropped
+            timeout = min(deadline - time.monotonic(), CHECKOUT_TIMEOUT_S)
+            if timeout <= 0:
+                raise psycopg.errors.QueryCanceled("the lookup's deadline has passed")
+            with self._pool("lookups", timeout).connection(timeout=timeout) as raw:
+                try:
+                    started = start(raw)
+                except psycopg.OperationalError:
+                    if not raw.broken or not left:  # the statement failed, not the connection
+                        raise
+                    continue
+                yield raw, started
+                return
+        raise psycopg.OperationalError("every connection of the lookups pool was dropped")
+
+    def _read_one(self, raw: psycopg.Connection[Any], query: str, params: dict[str, Any],
+                  deadline: float) -> Any:
+        left_ms = max(MIN_STATEMENT_MS, int((deadline - time.monotonic()) * 1000))
+        kept = self._timeouts.pop(raw, None)
+        cursor = raw.cursor(binary=True)
+        if kept is not None and left_ms * (1 - TIMEOUT_SLACK) <= kept <= left_ms:
+            cursor.execute(query, params, prepare=True)
+        else:  # a failure rolls the new timeout back, and then none is kept
+            kept = left_ms
+            with raw.pipeline():
+                raw.execute(TIMEOUT, (str(kept),), prepare=True)
+                cursor.execute(query, params, prepare=True)
+        row = cursor.fetchone()
+        self._timeouts[raw] = kept
+        return row
 
     @contextmanager
     def writing(self) -> Iterator[PgConnection]:
