@@ -142,6 +142,10 @@ class Query:
     params: dict[str, Any]
     collects: bool  # a most_recent over a [] path: a list of the newest event's values
     lists: int = 0  # its [] steps (a most_recent selects each one's item key last)
+    # On PostgreSQL, for a collecting MOST_RECENT: the rows of ``sql`` of its newest event
+    # only, found reading the events newest first up to the first with a value (``sql``
+    # reads every event in the window).
+    newest: str = ""
 
 
 def compute(
@@ -192,7 +196,7 @@ def _column(n: int, definition: ComputedAttribute, person: str) -> str:
     def named(match: re.Match[str]) -> str:
         return window.get(match.group(1), f":c{n}_{match.group(1)}")
 
-    sql = NAMED.sub(named, query.sql)
+    sql = NAMED.sub(named, query.newest or query.sql)
     if definition.function != "most_recent":
         return f"({sql})"
     keys = [f"k{step}" for step in range(query.lists)]
@@ -259,7 +263,21 @@ def query_of(definition: ComputedAttribute, dialect: Dialect = SQLITE) -> Query:
         f" WHERE {' AND '.join(where)}{_order(definition.function, selector, dialect)}"
     )
     collects = definition.function == "most_recent" and selector.lists > 0
-    return Query(sql, params, collects, selector.lists)
+    newest = _newest(source, where, selector) if collects and dialect.parse else ""
+    return Query(sql, params, collects, selector.lists, newest)
+
+
+def _newest(source: str, where: list[str], selector: _Selector) -> str:
+    """A collecting MOST_RECENT's rows of its newest event with a value (``Query.newest``):
+    that event (its body parsed, as ``d.doc``), then the values in it. ``where`` ends with
+    the condition on a value."""
+    *event, present = where
+    found = f"EXISTS (SELECT FROM (SELECT) AS one{selector.joins} WHERE {present})"
+    keys = ", ".join(f"j{n}.key" for n in range(selector.lists))
+    newest = (f"SELECT e.seq, e.ts, d.doc FROM {source} WHERE {' AND '.join([*event, found])}"  # noqa: S608 - the store's own SQL
+              " ORDER BY e.ts DESC, e.seq DESC LIMIT 1")
+    return (f"SELECT d.seq, d.ts, {selector.value}, {selector.kind}, {keys}"  # noqa: S608 - the store's own SQL
+            f" FROM ({newest}) AS d(seq, ts, doc){selector.joins} WHERE {present} ORDER BY {keys}")
 
 
 def _select(function: str, selector: _Selector, dialect: Dialect) -> str:
