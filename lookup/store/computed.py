@@ -186,11 +186,11 @@ def person_columns(definitions: Sequence[ComputedAttribute], person: str) -> str
 
 def _column(n: int, definition: ComputedAttribute, person: str) -> str:
     query = query_of(definition, POSTGRESQL)
-    days = definition.window_days
+    back, ahead = _reach(definition)
     window = {
         "person": person,
-        "since": str(EARLIEST) if days is None else f"(:computed_now - {days * DAY_MICROS})",
-        "until": f"(:computed_now + {CLOCK_SKEW // timedelta(microseconds=1)})",
+        "since": str(EARLIEST) if back is None else f"(:computed_now - {back})",
+        "until": f"(:computed_now + {ahead})",
     }
 
     def named(match: re.Match[str]) -> str:
@@ -236,10 +236,16 @@ def column_values(
 
 
 def _bounds(person_id: int, definition: ComputedAttribute, at: int) -> dict[str, int]:
+    back, ahead = _reach(definition)
+    since = EARLIEST if back is None else at - back
+    return {"person": person_id, "since": since, "until": at + ahead}
+
+
+def _reach(definition: ComputedAttribute) -> tuple[int | None, int]:
+    """How far ``definition``'s window reaches back from now (None: without a bound) and
+    ahead of it, in microseconds (see the module docstring)."""
     days = definition.window_days
-    since = EARLIEST if days is None else at - days * DAY_MICROS
-    until = at + CLOCK_SKEW // timedelta(microseconds=1)
-    return {"person": person_id, "since": since, "until": until}
+    return (None if days is None else days * DAY_MICROS), CLOCK_SKEW // timedelta(microseconds=1)
 
 
 @lru_cache(maxsize=256)
