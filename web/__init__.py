@@ -48,6 +48,7 @@ def init_app(app: Flask) -> None:
     from web import body_limits, limits, sessions, simulator
     from web.api import bp as api_bp
     from web.console import bp as console_bp
+    from web.console import init_app as count_console_streams
     from web.desk import bp as desk_bp
     from web.ingest import bp as ingest_bp
     from web.openapi import bp as openapi_bp
@@ -56,6 +57,7 @@ def init_app(app: Flask) -> None:
 
     settings = services(app).settings
     body_limits.init_app(app, settings)
+    count_console_streams(app)
     for blueprint in (twilio_bp, api_bp, ingest_bp, openapi_bp, console_bp, softphone_bp,
                       desk_bp):
         app.register_blueprint(blueprint)

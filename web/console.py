@@ -7,17 +7,25 @@ string signs nobody in: a GET cannot carry the CSRF token, and the URL would be 
 access logs, proxies' logs and the browser's history. ``web.sessions`` owns the session;
 ``/console/events`` streams only the agent's pops from the ``ScreenPopBroker``, honours
 ``Last-Event-ID``, and ends with a ``signedout`` event once the session has ended.
+
+A server that is told to stop ends its open streams at once (``end_streams``, from the
+gunicorn worker's SIGTERM): the consoles reconnect, through the load balancer to a server
+that stays, with ``Last-Event-ID``, so no pop is lost. Otherwise each would hang on a
+stopping server, popping nothing new there, until its graceful timeout cut it.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     jsonify,
@@ -40,6 +48,10 @@ from web import sessions
 from web.desk import desk_config
 from web.limits import remember_browser, retry_after_s
 from web.softphone import BASE_POLICY, phone_for
+
+logger = logging.getLogger(__name__)
+
+STREAMS_KEY = "cahub.console_streams"
 
 bp = Blueprint(
     "console",
@@ -112,17 +124,74 @@ def events() -> HttpResponse:
     console = sessions.current()
     if console is None:
         return _unauthorized()
+    open_streams: OpenStreams = current_app.extensions[STREAMS_KEY]
     stream = services().broker.subscribe(console.agent.id, _last_event_id())
+    if not open_streams.add(stream):
+        stream.close()
+        response = jsonify({"error": {"code": "stopping",
+                                      "message": "this server is stopping: connect again"}})
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"
+        return response
     keepalive = float(current_app.config.get("CAHUB_SSE_KEEPALIVE", 15.0))
     response = Response(
         stream_with_context(_event_stream(
-            stream, keepalive, lambda: sessions.is_open(console, keepalive=True))),
+            stream, keepalive, lambda: sessions.is_open(console, keepalive=True),
+            lambda: open_streams.draining)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
     # Covers a client that leaves before the generator first runs (its finally never would).
-    response.call_on_close(stream.close)
+    response.call_on_close(lambda: open_streams.discard(stream))
     return response
+
+
+class OpenStreams:
+    """The console streams this process serves, which ``drain`` ends at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: set[PopStream] = set()
+        self.draining = False
+
+    def add(self, stream: PopStream) -> bool:
+        """Count ``stream`` in; False once draining (the caller refuses the console)."""
+        with self._lock:
+            if not self.draining:
+                self._streams.add(stream)
+            return not self.draining
+
+    def discard(self, stream: PopStream) -> None:
+        """Close ``stream`` and count it out; twice is harmless."""
+        with self._lock:
+            self._streams.discard(stream)
+        stream.close()
+
+    def drain(self) -> int:
+        """End every open stream (their ``next`` returns at once) and refuse new ones;
+        how many were open."""
+        with self._lock:
+            self.draining = True
+            streams, self._streams = list(self._streams), set()
+        for stream in streams:
+            stream.close()
+        return len(streams)
+
+
+def init_app(app: Flask) -> None:
+    """Keep count of the app's open console streams (``end_streams``)."""
+    app.extensions[STREAMS_KEY] = OpenStreams()
+
+
+def end_streams(app: object) -> int:
+    """End every console stream ``app`` (the WSGI app of a server that is stopping) serves,
+    and refuse new ones; how many there were. An app that is not the hub's: none."""
+    streams = getattr(app, "extensions", {}).get(STREAMS_KEY)
+    if not isinstance(streams, OpenStreams):
+        return 0
+    ended = streams.drain()
+    logger.info("stopping: ended %d console stream(s); the consoles reconnect", ended)
+    return ended
 
 
 def _last_event_id() -> str | None:
@@ -134,18 +203,21 @@ def _last_event_id() -> str | None:
     return request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or None
 
 
-def _event_stream(stream: PopStream, keepalive: float,
-                  still_open: Callable[[], bool]) -> Iterator[str]:
+def _event_stream(stream: PopStream, keepalive: float, still_open: Callable[[], bool],
+                  stopping: Callable[[], bool]) -> Iterator[str]:
     """``retry`` first, then each pop and call state as its event, with keep-alive comments.
 
     At least once a keep-alive interval (pops or none) the session is checked; once it has
-    ended, a ``signedout`` event ends the stream and no further pop is sent.
+    ended, a ``signedout`` event ends the stream and no further pop is sent. Once the server
+    is ``stopping`` the stream ends without a word, and the browser connects again.
     """
     try:
         yield "retry: 2000\n\n"
         check_at = time.monotonic() + keepalive
         while True:
             pop = stream.next(keepalive)
+            if pop is None and stopping():
+                return
             if time.monotonic() >= check_at:
                 if not still_open():
                     yield SIGNED_OUT

@@ -33,7 +33,11 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import gevent
@@ -65,8 +69,8 @@ worker_connections = 10_000
 # Kept-alive connections (a load balancer's) wait this long for their next request under
 # gthread, CAHUB_BODY_TIMEOUT_S under gevent; above 0 either way (see GeventWorker).
 keepalive = 5
-# On stop, what is in flight ends (a webhook takes its lookup deadline at most); open consoles,
-# which never end by themselves, are then cut, and reconnect.
+# On stop, open consoles, which never end by themselves, are ended at once (end_console_streams)
+# and reconnect; what else is in flight ends (a webhook takes its lookup deadline at most).
 graceful_timeout = 5
 accesslog = "-"
 
@@ -109,9 +113,14 @@ class ThreadWorker(GthreadWorker):  # type: ignore[misc]  # gunicorn ships no ty
         finally:
             conn.headers_watch.cancel()
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        threading.Thread(target=end_console_streams, args=(self.wsgi,), daemon=True).start()
+
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.headers_watch.cancel()  # the headers are in; the body's time is the app's
-        return super().handle_request(req, conn)
+        keep_alive = super().handle_request(req, conn)
+        return keep_alive and self.alive  # stopping: see end_console_streams
 
     def handle_http2(self, conn: Any) -> Any:
         conn.headers_watch.cancel()  # a long-lived connection of streams, which gunicorn bounds
@@ -129,11 +138,56 @@ class GeventWorker(GeventBase):  # type: ignore[misc]  # gunicorn ships no type 
 
     def init_process(self) -> None:
         self.headers_timeout_s = Settings().body_timeout_s
+        self.connections: dict[Any, Any] = {}  # greenlet -> its client's socket
+        self.waiting: set[Any] = set()  # the greenlets waiting for a request's headers
         raise_open_files_limit(self.worker_connections, self.log)
         super().init_process()  # monkey-patches, then runs the worker until it exits
 
-    def timeout_ctx(self) -> Any:
-        return gevent.Timeout(self.headers_timeout_s, False)  # silently: the connection closes
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        self.connections[gevent.getcurrent()] = client
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            self.connections.pop(gevent.getcurrent(), None)
+
+    @contextmanager
+    def timeout_ctx(self) -> Iterator[None]:
+        self.waiting.add(gevent.getcurrent())
+        try:
+            with gevent.Timeout(self.headers_timeout_s, False):  # silently: the connection closes
+                yield
+        finally:
+            self.waiting.discard(gevent.getcurrent())
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        gevent.spawn(self.stop_serving)  # out of the signal handler: it takes locks
+
+    def stop_serving(self) -> None:
+        """End the open console streams, and close the connections that wait for a next
+        request (kept alive): otherwise each holds the worker until its graceful timeout."""
+        end_console_streams(self.wsgi)
+        for greenlet in list(self.waiting):
+            client = self.connections.get(greenlet)
+            if client is not None:
+                with suppress(OSError):  # its read side shut: it reads no more, and closes
+                    client.shutdown(socket.SHUT_RD)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
+        super().handle_request(listener_name, req, sock, addr)
+        if not self.alive:  # stopping: see end_console_streams
+            raise StopIteration  # gunicorn's way to close the connection
+
+
+def end_console_streams(wsgi: Any) -> None:
+    """A worker told to stop (SIGTERM) ends its open console streams at once, rather than
+    hold them until ``graceful_timeout`` cuts them (``web.console.end_streams``). Their
+    connections, and any other that finishes a response while the worker stops, are then
+    closed rather than kept alive: the browser reconnects through the load balancer to a
+    server that stays, not over its idle connection to this one."""
+    from web.console import end_streams  # in the worker: the master never imports the app
+
+    end_streams(wsgi)
 
 
 class MaskedLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type information

@@ -51,8 +51,9 @@ class GunicornProcess(HubProcess):
         self._process = None
 
     def stop(self) -> None:
-        """Stop gunicorn if it runs: SIGTERM (open consoles are cut after its graceful timeout,
-        5 s), then ``kill -9`` of the master and its workers."""
+        """Stop gunicorn if it runs: SIGTERM (open consoles are ended at once, what is in
+        flight gets its graceful timeout, 5 s), then ``kill -9`` of the master and its
+        workers."""
         if self._process is None:
             return
         self._process.terminate()

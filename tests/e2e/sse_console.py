@@ -74,6 +74,7 @@ class EventStream:
         assert 200 == self._response.status, self._response.status
         self.events: list[Event] = []
         self.ended = False
+        self.cut = False  # ended without the response's end: a reset, or closed by the test
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._read, name="test-console", daemon=True)
         self._thread.start()
@@ -118,7 +119,7 @@ class EventStream:
                     block, buffer = buffer.split("\n\n", 1)
                     self._take(block)
         except (OSError, http.client.HTTPException, ValueError):
-            pass  # closed by the test, or by the server going away
+            self.cut = True  # closed by the test, or by the server going away
         finally:
             with self._changed:
                 self.ended = True

@@ -16,6 +16,7 @@ from hub.models import CallerKind, CallInfo, Summary
 from hub.settings import Agent, HubConfig
 from state.pops.memory import InProcessScreenPopBroker
 from tests.support import console_login, console_logout, make_settings
+from web.console import end_streams
 
 ADA = Agent(id="ada", name="Ada Agent", client="ada", token="ada-token-123")
 BOB = Agent(id="bob", name="Bob Agent", client="bob", token="bob-token-456")
@@ -249,6 +250,37 @@ def test_a_stream_closed_before_it_started_ends_the_subscription_too(ada, broker
     ada.get("/console/events").close()
 
     assert broker.listening("ada") == 0
+
+
+def test_a_stopping_server_ends_the_open_streams_and_their_subscriptions(
+        console_app, ada, broker):
+    response = ada.get("/console/events")
+    events = sse_events(response)
+    next(events)
+
+    ended = end_streams(console_app)
+
+    assert 1 == ended
+    assert [] == list(events)  # the response ends (the browser reconnects), no signedout
+    response.close()
+    assert broker.listening("ada") == 0
+
+
+def test_a_stopping_server_refuses_a_new_stream_with_503_and_keeps_no_subscription(
+        console_app, ada, broker):
+    end_streams(console_app)
+
+    response = ada.get("/console/events")
+
+    assert 503 == response.status_code
+    assert "1" == response.headers["Retry-After"]
+    assert "stopping" == response.json["error"]["code"]
+    assert broker.listening("ada") == 0
+
+
+def test_ending_the_streams_of_an_app_that_is_not_the_hubs_ends_none():
+    assert 0 == end_streams(Flask("other"))
+    assert 0 == end_streams(object())
 
 
 @pytest.mark.parametrize("asset", ["console.js", "console_login.js", "console.css"])
