@@ -120,7 +120,10 @@ class ThreadWorker(GthreadWorker):  # type: ignore[misc]  # gunicorn ships no ty
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.headers_watch.cancel()  # the headers are in; the body's time is the app's
         keep_alive = super().handle_request(req, conn)
-        return keep_alive and self.alive  # stopping: see end_console_streams
+        if keep_alive and not self.alive:  # stopping: closed, see end_console_streams
+            with suppress(OSError):  # the response is all sent, nothing more is read: gthread's
+                conn.sock.shutdown(socket.SHUT_RD)  # lingering close need not wait for the client
+        return keep_alive and self.alive
 
     def handle_http2(self, conn: Any) -> Any:
         conn.headers_watch.cancel()  # a long-lived connection of streams, which gunicorn bounds
