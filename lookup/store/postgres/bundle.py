@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -73,13 +74,14 @@ BUNDLED = ("person_id, shared, uid, attributes, identities, event_ids, stamps, t
 
 
 @lru_cache(maxsize=16)
-def statement(computed: tuple[ComputedAttribute, ...], limit: int) -> str:
-    """``BUNDLE`` reading up to ``limit`` events, and a column for each of ``computed``,
-    worked out once for the row it found; in psycopg's spelling of parameters, with what
-    is the same at every lookup (the limit, the definitions' constants) written in."""
-    text = BUNDLE if not computed else (
+def statement(computed: tuple[ComputedAttribute, ...], limit: int, base: str = BUNDLE) -> str:
+    """``base`` (``BUNDLE``, or SQL of the same columns) reading up to ``limit`` events,
+    and a column for each of ``computed``, worked out once for the row it found; in
+    psycopg's spelling of parameters, with what is the same at every lookup (the limit,
+    the definitions' constants) written in."""
+    text = base if not computed else (
         f"SELECT b.*, {person_columns(computed, 'b.person_id')}"  # noqa: S608 - the store's own SQL
-        f" FROM ({BUNDLE}) AS b({BUNDLED})")
+        f" FROM ({base}) AS b({BUNDLED})")
     (translated,) = translate(text)
     text = translated.text
     for name, value in (column_constants(computed) | {"limit": limit}).items():
@@ -106,8 +108,12 @@ def read_bundle(pools: PoolConnections, keys: Sequence[tuple[str, str]], since: 
         row = pools.read_one(statement(tuple(computed), limit), params, deadline)
     except psycopg.DataError:  # attributes jsonb refuses: read the usual way
         return UNANSWERED
-    if row is None:
-        return None
+    return None if row is None else bundle_of(row, computed)
+
+
+def bundle_of(row: Sequence[Any], computed: Sequence[ComputedAttribute] = ()
+              ) -> Bundle | Unanswered:
+    """The ``Bundle`` of a row of ``BUNDLE``'s columns, then one per ``computed``."""
     person, shared, uid, attributes, identities, *events, ids, names = row[:11]
     if shared:
         return UNANSWERED
