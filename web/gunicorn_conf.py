@@ -43,6 +43,7 @@ from typing import Any
 import gevent
 from gunicorn.glogging import Logger
 from gunicorn.workers.ggevent import GeventWorker as GeventBase
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER
 from gunicorn.workers.gthread import ThreadWorker as GthreadWorker
 
 from hub.privacy import mask_handlers
@@ -167,9 +168,12 @@ class GeventWorker(GeventBase):  # type: ignore[misc]  # gunicorn ships no type 
         gevent.spawn(self.stop_serving)  # out of the signal handler: it takes locks
 
     def stop_serving(self) -> None:
-        """End the open console streams, and close the connections that wait for a next
-        request (kept alive): otherwise each holds the worker until its graceful timeout."""
+        """End the open console streams at once; then, as gthread does, give the connections
+        kept alive ``STOP_KEEPALIVE_LINGER`` (2 s) to bring a request that raced the stop (a
+        load balancer's; it is answered, with ``Connection: close``), and close those still
+        idle: otherwise each would hold the worker until its graceful timeout."""
         end_console_streams(self.wsgi)
+        gevent.sleep(STOP_KEEPALIVE_LINGER)
         for greenlet in list(self.waiting):
             client = self.connections.get(greenlet)
             if client is not None:
