@@ -10,13 +10,14 @@ which is answered with ``Connection: close`` (``test_a_request_racing_the_stop_.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from tests.e2e.consoles import AGENT_TOKEN, demo_hub
 from tests.e2e.gunicorn_process import GunicornProcess
@@ -69,15 +70,20 @@ def test_a_stopping_server_ends_its_open_consoles_at_once_and_exits_before_its_t
 
 def test_a_request_racing_the_stop_on_a_kept_alive_connection_is_answered_and_closed(
         hub: GunicornProcess) -> None:
-    browser = requests.Session()  # a load balancer's connection, kept alive between requests
-    assert 200 == browser.get(f"{hub.base_url}/healthz", timeout=5).status_code
+    address = urlsplit(hub.base_url)  # a load balancer's connection, kept alive between requests
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=5)
+    connection.request("GET", "/healthz")
+    first = connection.getresponse()
+    first.read()
+    assert (200, "keep-alive") == (first.status, first.headers["Connection"])
 
     stopping = threading.Thread(target=hub.stop)
     stopping.start()
-    time.sleep(0.5)  # the worker has been told to stop, its listener is closed
-    raced = browser.get(f"{hub.base_url}/healthz", timeout=5)
+    time.sleep(0.5)  # the worker has been told to stop
+    connection.request("GET", "/healthz")  # on the same connection: http.client never reopens
+    raced = connection.getresponse()
+    raced.read()
     stopping.join(GRACEFUL_TIMEOUT_S * 3)
+    connection.close()
 
-    assert 200 == raced.status_code
-    assert "close" == raced.headers["Connection"]
-    browser.close()
+    assert (200, "close") == (raced.status, raced.headers["Connection"])
