@@ -55,17 +55,27 @@ class CooperativeConnection(sqlite3.Connection):
     def patiently(self, run: Callable[..., T], *args: Any) -> T:
         """``run(*args)``, tried again while the database is busy, for up to ``busy_s``; the
         slot's lock is held for each attempt (a caller in a transaction holds it throughout)."""
-        deadline, pause = time.monotonic() + self.busy_s, 0.001
-        while True:
-            try:
-                with self.slot_lock or nullcontext():
-                    return run(*args)
-            except sqlite3.OperationalError as exc:
-                left = deadline - time.monotonic()
-                if getattr(exc, "sqlite_errorcode", None) not in RETRIED or left <= 0:
-                    raise
-            time.sleep(min(pause, left))  # monkey-patched: other greenlets run meanwhile
-            pause = min(pause * 2, LONGEST_PAUSE_S)
+        return patiently(run, *args, busy_s=self.busy_s, lock=self.slot_lock)
+
+
+def patiently(run: Callable[..., T], *args: Any, busy_s: float, lock: Any = None) -> T:
+    """``run(*args)``, tried again after a pause (cooperative under gevent) while SQLite
+    answers busy, for up to ``busy_s``; ``lock``, if given, held for each attempt.
+
+    A plain connection's busy timeout does not cover every busy answer: where two
+    connections would wait for each other (both reading, both wanting to write, as when
+    several processes switch a new file to WAL at once), SQLite refuses one at once."""
+    deadline, pause = time.monotonic() + busy_s, 0.001
+    while True:
+        try:
+            with lock or nullcontext():
+                return run(*args)
+        except sqlite3.OperationalError as exc:
+            left = deadline - time.monotonic()
+            if getattr(exc, "sqlite_errorcode", None) not in RETRIED or left <= 0:
+                raise
+        time.sleep(min(pause, left))  # monkey-patched: other greenlets run meanwhile
+        pause = min(pause * 2, LONGEST_PAUSE_S)
 
 
 def connect(path: Path, busy_s: float, **options: Any) -> sqlite3.Connection:

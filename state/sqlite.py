@@ -25,7 +25,7 @@ from typing import Any
 
 from hub.ports import PermanentError, TransientError
 from hub.private_files import private_database, private_directory
-from hub.sqlite_slots import ConnectionSlots, connect, set_busy_timeout
+from hub.sqlite_slots import ConnectionSlots, connect, patiently, set_busy_timeout
 
 BUSY_TIMEOUT_S = 10.0
 PING_TIMEOUT_MS = 250
@@ -98,17 +98,18 @@ class ThreadLocalDatabase:
         if not self._ready:  # one OS thread at a time gets here before any is ready
             with self._preparing:
                 if not self._ready:
-                    self._prepare(conn)
+                    self._prepare(conn, busy_s)
                     self._ready = True
         return conn
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
+    def _prepare(self, conn: sqlite3.Connection, busy_s: float) -> None:
         """WAL, the schema and its upgrades, once per process, before any other connection.
 
         Switching a new file to WAL takes an exclusive lock that SQLite refuses at once (no
-        busy wait) when another connection is opening it too. WAL stays set in the file.
+        busy wait) when another connection, another process's, is opening it too: it is
+        tried again (``patiently``). WAL stays set in the file.
         """
-        conn.execute("PRAGMA journal_mode=WAL")
+        patiently(conn.execute, "PRAGMA journal_mode=WAL", busy_s=busy_s)
         (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.executescript(self._schema)
         if tables == 0:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from hub.private_files import private_database, private_directory
-from hub.sqlite_slots import ConnectionSlots, connect
+from hub.sqlite_slots import ConnectionSlots, connect, patiently
 
 SCHEMA_VERSION = 2
 BUSY_S = 5.0  # how long a statement waits for another's write lock
@@ -102,8 +102,8 @@ def _open(path: Path, busy_s: float) -> sqlite3.Connection:
     connection = connect(path, busy_s, isolation_level=None)
     private_database(path, new=new)  # owner-only, and so are the files SQLite adds
     try:
-        for pragma in PRAGMAS:
-            connection.execute(pragma)
+        for pragma in PRAGMAS:  # switching a new file to WAL: see sqlite_slots.patiently
+            patiently(connection.execute, pragma, busy_s=busy_s)
         _create_schema(connection)
     except BaseException:
         connection.close()
