@@ -50,6 +50,7 @@ from lookup.store.computed import (
 )
 from lookup.store.postgres.bundle import BUNDLED, bundle_of, statement
 from lookup.store.postgres.dialect import translate
+from lookup.store.postgres.schema import DEFAULT_SCHEMA
 from lookup.store.postgres.store import PostgresProfileStore
 from lookup.store.read import Bundle, Unanswered
 
@@ -118,7 +119,7 @@ class CardStore(PostgresProfileStore):
         else:
             text = statement(tuple(computed), EVENTS, CARD.format(kept=""))
             params |= column_params(datetime.now(UTC))
-        row = self._pools.read_one(text, params, time.monotonic() + DEADLINE_S)
+        row = self._pools.read_one(text, params, deadline)
         return None if row is None else bundle_of(row, computed)
 
 
@@ -129,7 +130,7 @@ def build_cards(url: str) -> float:
         "computed_now"]}
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True,
-                         options="-c search_path=profile_store") as connection:
+                         options=f"-c search_path={DEFAULT_SCHEMA}") as connection:
         connection.execute(build.text, params)  # type: ignore[arg-type]  # the store's own SQL
         connection.execute("ALTER TABLE lookup_cards ADD PRIMARY KEY (person_id)")
         connection.execute("VACUUM ANALYZE")

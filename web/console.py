@@ -44,7 +44,7 @@ from hub.desk import ConsoleEvent, event_name
 from hub.models import Summary
 from hub.ports import PopStream
 from hub.settings import Agent
-from web import sessions
+from web import json_error, sessions
 from web.desk import desk_config
 from web.limits import remember_browser, retry_after_s
 from web.softphone import BASE_POLICY, phone_for
@@ -128,11 +128,10 @@ def events() -> HttpResponse:
     stream = services().broker.subscribe(console.agent.id, _last_event_id())
     if not open_streams.add(stream):
         stream.close()
-        response = jsonify({"error": {"code": "stopping",
-                                      "message": "this server is stopping: connect again"}})
-        response.status_code = 503
-        response.headers["Retry-After"] = "1"
-        return response
+        refusal, status = json_error(503, "stopping", "this server is stopping: connect again")
+        refusal.status_code = status
+        refusal.headers["Retry-After"] = "1"
+        return refusal
     keepalive = float(current_app.config.get("CAHUB_SSE_KEEPALIVE", 15.0))
     response = Response(
         stream_with_context(_event_stream(
